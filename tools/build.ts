@@ -1,0 +1,61 @@
+/**
+ * @module Builds weft: the AssemblyScript core (`build/weft_core.wasm`, also copied to
+ * `dist/weft_core.wasm` as a standalone artifact) and the single executable `dist/weft`
+ * (`bun build --compile`). The executable needs no node_modules: etcd3's gRPC definitions, which
+ * it reads from .proto files at run time, are compiled to JSON here and inlined.
+ *
+ *   bun tools/build.ts [--no-wasm] [--no-exe]
+ */
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const args = new Set(process.argv.slice(2));
+mkdirSync(join(root, "build"), { recursive: true });
+mkdirSync(join(root, "dist"), { recursive: true });
+
+function run(cmd: string, argv: string[]): void {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`build: '${cmd} ${argv.join(" ")}' exited with ${r.status}`);
+}
+
+// 1. The Wasm core, when the AssemblyScript sources are there.
+if (!args.has("--no-wasm") && existsSync(join(root, "asm", "asconfig.json"))) {
+  run(join(root, "node_modules", ".bin", "asc"), ["--config", "asm/asconfig.json", "--target", "release"]);
+  copyFileSync(join(root, "build", "weft_core.wasm"), join(root, "dist", "weft_core.wasm"));
+}
+
+// 2. The executable.
+if (!args.has("--no-exe")) {
+  const require = createRequire(join(root, "node_modules", "etcd3", "lib", "index.js"));
+  const protobuf = require("protobufjs");
+  const protoDir = join(dirname(require.resolve("etcd3/package.json")), "proto");
+  const protoJson = JSON.stringify(protobuf.loadSync(join(protoDir, "rpc.proto")).toJSON());
+
+  const inlineEtcdProtos: import("bun").BunPlugin = {
+    name: "inline-etcd3-protos",
+    setup(b) {
+      b.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, async ({ path }) => {
+        const src = await Bun.file(path).text();
+        const call = "(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`,";
+        if (!src.includes(call)) throw new Error(`build: etcd3 changed; cannot inline protos in ${path}`);
+        return { contents: src.replace(call, `(0, proto_loader_1.fromJSON)(${protoJson},`), loader: "js" };
+      });
+    },
+  };
+
+  const result = await Bun.build({
+    entrypoints: [join(root, "src", "main.ts")],
+    compile: { outfile: join(root, "dist", "weft") },
+    minify: false,
+    sourcemap: "inline",
+    plugins: [inlineEtcdProtos],
+    define: { "process.env.WEFT_BUILD_TIME": JSON.stringify(new Date().toISOString()) },
+  } as Parameters<typeof Bun.build>[0]);
+  if (!result.success) {
+    for (const log of result.logs) console.error(log);
+    throw new Error("build: bun build --compile failed");
+  }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * @module Installs what weft's build, demo and tests need on a fresh Debian machine that has
+ * only Node/npm: the npm packages (when node_modules is missing or older than the lock file) and
+ * the Debian packages whose commands are missing. Idempotent and quiet when nothing is missing.
+ *
+ *   node tools/setup.mjs          npm packages and Debian packages
+ *   node tools/setup.mjs --npm    npm packages only
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const npmOnly = process.argv.includes("--npm");
+
+/** Debian package -> a file whose absence means the package is missing. */
+const DEBIAN = [
+  ["etcd-server", ["/usr/bin/etcd"]],
+  ["iproute2", ["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip"]],
+  ["iptables", ["/usr/sbin/iptables", "/sbin/iptables"]],
+  ["nftables", ["/usr/sbin/nft"]],
+  ["iperf3", ["/usr/bin/iperf3"]],
+  ["containernetworking-plugins", ["/usr/lib/cni/bridge"]],
+  ["chromium", ["/usr/bin/chromium"]],
+  ["ethtool", ["/usr/sbin/ethtool", "/sbin/ethtool"]],
+  ["procps", ["/usr/bin/ps"]],
+];
+
+function run(cmd, args, env = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit", env: { ...process.env, ...env } });
+  if (r.status !== 0) {
+    console.error(`setup: '${cmd} ${args.join(" ")}' failed with exit code ${r.status}`);
+    process.exit(1);
+  }
+}
+
+function mtime(p) {
+  try { return statSync(p).mtimeMs; } catch { return 0; }
+}
+
+// npm packages: install when node_modules is absent or the lock changed since the last install.
+const marker = join(root, "node_modules", ".package-lock.json");
+if (!existsSync(marker) || mtime(join(root, "package-lock.json")) > mtime(marker) ||
+    !existsSync(join(root, "node_modules", ".bin", "bun"))) {
+  console.error("setup: installing npm packages");
+  run("npm", [existsSync(join(root, "package-lock.json")) ? "ci" : "install", "--no-audit", "--no-fund"]);
+}
+
+if (!npmOnly) {
+  const missing = DEBIAN.filter(([, files]) => !files.some((f) => existsSync(f))).map(([p]) => p);
+  if (missing.length > 0) {
+    if (process.getuid?.() !== 0) {
+      console.error(`setup: missing Debian packages ${missing.join(", ")}; run as root or install them`);
+      process.exit(1);
+    }
+    console.error(`setup: installing Debian packages: ${missing.join(", ")}`);
+    const env = { DEBIAN_FRONTEND: "noninteractive" };
+    run("apt-get", ["update", "-qq"], env);
+    run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], env);
+  }
+}
