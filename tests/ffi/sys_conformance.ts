@@ -1,0 +1,63 @@
+/**
+ * @module The Sys conformance checks, run as a script under each runtime (`bun` or `deno run
+ * --allow-all`): prints one JSON object of observed results for sys_conformance.test.ts to
+ * compare. Touches no network state (reads /dev/zero, writes /dev/null, opens an unbound socket).
+ */
+import { check, loadSys, SysError } from "../../ffi/sys.ts";
+import {
+  AF_INET, F_GETFL, F_SETFL, ifreq, ifreqInt, MSG_DONTWAIT, MSGHDR_SIZE, O_NONBLOCK, O_RDONLY, O_WRONLY, POLLIN,
+  pollRevents, setIovec, setMsghdr, setPollfd, SIOCGIFMTU, SO_TYPE, SOCK_DGRAM, SOL_SOCKET, structBuffer,
+} from "../../ffi/linux.ts";
+
+const sys = await loadSys();
+const out: Record<string, unknown> = { runtime: sys.runtime };
+
+out.openMissing = sys.open("/nonexistent/weft", O_RDONLY);
+out.closeBad = sys.close(-1);
+try {
+  check(sys.open("/nonexistent/weft", O_RDONLY), "open /nonexistent/weft");
+} catch (e) {
+  out.checkThrows = e instanceof SysError ? `${e.errno} ${e.message}` : String(e);
+}
+
+const zero = check(sys.open("/dev/zero", O_RDONLY), "open /dev/zero");
+const buf = new Uint8Array(32).fill(0xff);
+out.readZero = sys.read(zero, buf.subarray(3), 16);
+out.readBytes = [buf[2], buf[3], buf[18], buf[19]];
+try {
+  sys.read(zero, buf, 33);
+} catch (e) {
+  out.readTooLong = (e as Error).message;
+}
+const fds = structBuffer(8);
+setPollfd(fds, 0, zero, POLLIN);
+out.poll = [sys.poll(fds, 1, 0), pollRevents(fds, 0)];
+sys.close(zero);
+
+const nul = check(sys.open("/dev/null", O_WRONLY), "open /dev/null");
+out.writeNull = sys.write(nul, buf, 20);
+sys.close(nul);
+
+const sock = check(sys.socket(AF_INET, SOCK_DGRAM, 0), "socket");
+const opt = structBuffer(8);
+out.soType = [sys.getsockopt(sock, SOL_SOCKET, SO_TYPE, opt), opt[0]];
+out.bindShort = sys.bind(sock, structBuffer(4));
+const req = ifreq("lo");
+out.loMtu = [sys.ioctl(sock, SIOCGIFMTU, req), ifreqInt(req)];
+out.ioctlIntBad = sys.ioctl(-1, SIOCGIFMTU, 0);
+const fl = sys.fcntl(sock, F_GETFL, 0);
+out.fcntl = [fl & 3, sys.fcntl(sock, F_SETFL, fl | O_NONBLOCK), (sys.fcntl(sock, F_GETFL, 0) & O_NONBLOCK) !== 0];
+out.recvfromEmpty = sys.recvfrom(sock, buf, 32, MSG_DONTWAIT, structBuffer(16));
+const iov = structBuffer(16), msg = structBuffer(MSGHDR_SIZE), data = structBuffer(64);
+setIovec(iov, 0, sys.addressOf(data), 64);
+setMsghdr(msg, 0, { iov: sys.addressOf(iov), iovLen: 1 });
+out.recvmsgEmpty = sys.recvmsg(sock, msg, MSG_DONTWAIT);
+out.recvmmsgEmpty = sys.recvmmsg(sock, structBuffer(64), 1, MSG_DONTWAIT);
+sys.close(sock);
+
+const whole = structBuffer(64);
+out.addressOfOffset = Number(sys.addressOf(whole.subarray(24)) - sys.addressOf(whole));
+out.ifIndex = [sys.ifNameToIndex("lo"), sys.ifNameToIndex("weft-none0")];
+out.getpid = sys.getpid() === process.pid;
+
+console.log(JSON.stringify(out));
