@@ -1,0 +1,280 @@
+/**
+ * @module The agent, one linear flow (compat §9 start-up order): status server → network config
+ * (waited for) → interface → backend network → lease → subnet.env (ready) → peer watch and lease
+ * renewal until the signal aborts → one shutdown path. Everything long-running takes the one
+ * AbortSignal and is awaited on the way out.
+ */
+import { type NetworkConfig, NetworkConfigError, parseNetworkConfig } from "./config/network.ts";
+import { getBackend } from "./backend/registry.ts";
+import type { Network } from "./backend/types.ts";
+import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs } from "./lease/lease.ts";
+import { LEASE_TTL_SECONDS, type OwnLease, acquireLease, renewLeaseLoop, sleep } from "./lease/manager.ts";
+import { LeaseWatcher } from "./lease/watch.ts";
+import type { Logger } from "./log.ts";
+import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
+import { type IPv4Net, type IPv6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, parseIPv4Net, parseIPv6Net } from "./net/ip.ts";
+import type { Registry, SubnetRecord } from "./registry/types.ts";
+import { type AgentView, createStatusApp } from "./status/app.ts";
+import { Metrics } from "./status/metrics.ts";
+import { type RunningServer, serve } from "./status/serve.ts";
+import { readSubnetEnv, writeSubnetEnv } from "./subnet_env.ts";
+
+export interface AgentOptions {
+  registry: Registry;
+  log: Logger;
+  iface: Omit<IfaceOptions, "enableIPv4" | "enableIPv6">;
+  /** Snapshot of the host's interfaces and routes (injectable for tests). */
+  hostNetwork: () => HostNetwork | Promise<HostNetwork>;
+  subnetFile: string;
+  renewMarginMinutes: number;
+  ipMasq: boolean;
+  healthzIP: string;
+  healthzPort: number;
+  /** Test-only: a short lease TTL (seconds) instead of flannel's 24 h. */
+  leaseTTLSeconds?: number;
+  /** Re-list interval of the lease watch, ms. */
+  resyncMs?: number;
+  /** Config wait: retry interval, ms (flannel: 1 s). */
+  configRetryMs?: number;
+  /** Extra routes on the status app (the dashboard). */
+  extendApp?: (app: ReturnType<typeof createStatusApp>, view: AgentView) => void;
+}
+
+/** Why the agent stopped: 0 on a clean shutdown, 1 on a fatal error. */
+export type ExitCode = 0 | 1;
+
+export class Agent implements AgentView {
+  ready = false;
+  lease?: OwnLease;
+  config?: NetworkConfig;
+  backendType?: string;
+  publicIP?: string;
+  etcdError?: string;
+  readonly metrics = new Metrics();
+  extIface?: ExternalInterface;
+  network?: Network;
+  server?: RunningServer;
+  #watcher?: LeaseWatcher;
+  #peerTTL = new Map<string, number | null>(); // etcd lease id -> expiry ms
+  #exitCode: ExitCode = 0;
+  readonly #stop = new AbortController();
+
+  constructor(readonly opts: AgentOptions) {}
+
+  get peers(): ReadonlyMap<string, Lease> {
+    return this.#watcher?.peers ?? new Map();
+  }
+
+  /** Stops the agent (as SIGTERM does). */
+  stop(code: ExitCode = 0): void {
+    if (code !== 0) this.#exitCode = code;
+    this.#stop.abort();
+  }
+
+  get signal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  peerExpiration(l: Lease): number | null | undefined {
+    if (l.etcdLease === undefined || l.etcdLease === "0") return null;
+    const known = this.#peerTTL.get(l.etcdLease);
+    if (known === undefined) {
+      this.#peerTTL.set(l.etcdLease, null);
+      this.opts.registry.leaseTimeToLive(l.etcdLease)
+        .then((ttl) => this.#peerTTL.set(l.etcdLease!, ttl >= 0 ? Date.now() + ttl * 1000 : null))
+        .catch(() => this.#peerTTL.delete(l.etcdLease!));
+      return undefined;
+    }
+    return known ?? undefined;
+  }
+
+  async dataPath(): Promise<Record<string, unknown>> {
+    return (await this.network?.describe?.()) ?? {};
+  }
+
+  /** Runs until stopped or a fatal error. Resolves with the exit code; never throws. */
+  async run(): Promise<ExitCode> {
+    const { log } = this.opts;
+    const signal = this.#stop.signal;
+    try {
+      await this.#startServer();
+      const config = await this.#waitForConfig();
+      if (!config) return this.#exitCode;
+      this.config = config;
+      this.backendType = config.backendType;
+
+      const host = await this.opts.hostNetwork();
+      const ext = selectInterface(host, { ...this.opts.iface, enableIPv4: config.enableIPv4, enableIPv6: config.enableIPv6 });
+      this.extIface = ext;
+      this.publicIP = formatIPv4(ext.extAddr);
+      log.info(`Using interface ${describeInterface(ext)}`);
+
+      const previous = this.#previousSubnets(config);
+      const backend = await getBackend(config.backendType);
+      const network = await backend.createNetwork({ config, extIface: ext, log, metrics: this.metrics, signal });
+      this.network = network;
+
+      const attrs: LeaseAttrs = { publicIP: ext.extAddr, publicIPv6: ext.extAddr6, ...network.leaseAttrs };
+      const lease = await acquireLease({ registry: this.opts.registry, config, attrs, previous, log, ttlSeconds: this.#ttl });
+      this.#setLease(lease);
+      await network.start(lease);
+      await this.#writeSubnetEnv(config, lease, network.mtu);
+      this.ready = true;
+      log.info(`Lease ${lease.key} held (${lease.expiration === null ? "reservation" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
+
+      this.#watcher = new LeaseWatcher({
+        registry: this.opts.registry, ownKey: lease.key, log, metrics: this.metrics, signal,
+        resyncMs: this.opts.resyncMs,
+        onSnapshot: (peers) => network.reconcile(peers),
+        onEvents: (events) => network.apply(events),
+        onOwnLease: (record) => this.#ownLeaseChanged(record),
+      });
+      await Promise.all([
+        this.#watcher.run(),
+        renewLeaseLoop({
+          registry: this.opts.registry, current: () => this.lease!, marginMs: this.opts.renewMarginMinutes * 60_000,
+          ttlSeconds: this.#ttl, log, metrics: this.metrics, signal,
+          retryMs: this.opts.leaseTTLSeconds ? 1000 : 60_000,
+          onRenewed: (l) => this.#setLease(l),
+        }),
+      ]);
+    } catch (e) {
+      if (!signal.aborted || !(e instanceof Error && e.name === "AbortError")) {
+        log.error(e instanceof NetworkConfigError ? e.message : `${(e as Error).message ?? e}`);
+        this.#exitCode = 1;
+      }
+    } finally {
+      await this.#shutdown();
+    }
+    return this.#exitCode;
+  }
+
+  get #ttl(): number {
+    return this.opts.leaseTTLSeconds ?? LEASE_TTL_SECONDS;
+  }
+
+  #setLease(l: OwnLease): void {
+    this.lease = l;
+    this.metrics.leaseExpirationSeconds = l.expiration === null ? 0 : Math.floor(l.expiration / 1000);
+  }
+
+  async #startServer(): Promise<void> {
+    if (this.opts.healthzPort <= 0) return;
+    const app = createStatusApp(this);
+    this.opts.extendApp?.(app, this);
+    this.server = await serve(app.fetch, this.opts.healthzIP, this.opts.healthzPort);
+    this.opts.log.info(`Status server listening on http://${this.opts.healthzIP}:${this.server.port}/`);
+  }
+
+  /** Reads `<prefix>/config`, waiting while it is absent or etcd is unreachable. */
+  async #waitForConfig(): Promise<NetworkConfig | undefined> {
+    const { registry, log } = this.opts;
+    const retry = this.opts.configRetryMs ?? 1000;
+    let said = "";
+    while (!this.#stop.signal.aborted) {
+      let text: string | undefined;
+      try {
+        text = await registry.getConfig();
+        this.etcdError = undefined;
+      } catch (e) {
+        this.etcdError = (e as Error).message;
+        this.metrics.error("etcd");
+        const msg = `cannot read the network config from etcd (retrying every ${retry} ms): ${this.etcdError}`;
+        if (msg !== said) log.warn((said = msg));
+      }
+      if (text !== undefined) return parseNetworkConfig(text); // invalid: throws, exit 1
+      if (this.etcdError === undefined && said !== "missing") {
+        log.warn("flannel config not found in etcd store. Did you create your config using etcdv3 API? (waiting for it)");
+        said = "missing";
+      }
+      await sleep(retry, this.#stop.signal);
+    }
+    return undefined;
+  }
+
+  /** The subnets of the previous subnet.env, masked, one entry each (compat §3 step 3). */
+  #previousSubnets(config: NetworkConfig): { subnet?: IPv4Net; ipv6Subnet?: IPv6Net } | undefined {
+    let env;
+    try {
+      env = readSubnetEnv(this.opts.subnetFile);
+    } catch (e) {
+      this.opts.log.warn(`${(e as Error).message}; not reusing the previous subnet`);
+      return undefined;
+    }
+    if (!env) return undefined;
+    const out: { subnet?: IPv4Net; ipv6Subnet?: IPv6Net } = {};
+    try {
+      if (config.enableIPv4 && env.subnet) out.subnet = parseIPv4Net(env.subnet.split(",")[0]!, "FLANNEL_SUBNET");
+      if (config.enableIPv6 && env.ipv6Subnet) out.ipv6Subnet = parseIPv6Net(env.ipv6Subnet.split(",")[0]!, "FLANNEL_IPV6_SUBNET");
+    } catch (e) {
+      this.opts.log.warn(`${this.opts.subnetFile}: ${(e as Error).message}; not reusing the previous subnet`);
+      return undefined;
+    }
+    return out.subnet || out.ipv6Subnet ? out : undefined;
+  }
+
+  /** Writes subnet.env; retried, then fatal (flanneld only warns and never gets ready: §12.14). */
+  async #writeSubnetEnv(config: NetworkConfig, lease: OwnLease, mtu: number): Promise<void> {
+    const env = {
+      network: config.network ? formatIPv4Net(config.network) : undefined,
+      subnet: lease.subnet ? `${formatIPv4(lease.subnet.ip + 1)}/${lease.subnet.len}` : undefined,
+      ipv6Network: config.ipv6Network ? formatIPv6Net(config.ipv6Network) : undefined,
+      ipv6Subnet: lease.ipv6Subnet ? `${formatIPv6(lease.ipv6Subnet.ip + 1n)}/${lease.ipv6Subnet.len}` : undefined,
+      mtu,
+      ipMasq: this.opts.ipMasq,
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        writeSubnetEnv(this.opts.subnetFile, env);
+        return;
+      } catch (e) {
+        this.metrics.error("subnet_file");
+        if (attempt >= 5) throw new Error(`cannot write subnet file ${this.opts.subnetFile}: ${(e as Error).message}`);
+        this.opts.log.warn(`writing subnet file ${this.opts.subnetFile} failed (attempt ${attempt}/5): ${(e as Error).message}`);
+        await sleep(200 * attempt, this.#stop.signal);
+      }
+    }
+  }
+
+  /**
+   * Our key changed under us. A re-put (ours, or an admin's) updates what we know; a delete or
+   * expiry is answered by taking the same subnet back, else by a non-zero exit so a supervisor
+   * restarts us (flanneld exits 0 and stays down: §12.12).
+   */
+  async #ownLeaseChanged(record: SubnetRecord | undefined): Promise<void> {
+    const lease = this.lease;
+    if (!lease) return;
+    const { log, registry } = this.opts;
+    if (record) {
+      try {
+        const attrs = decodeLeaseAttrs(record.key, record.value);
+        this.#setLease({ ...lease, attrs, etcdLease: record.lease, expiration: record.lease === "0" ? null : lease.expiration });
+      } catch { /* unreadable: our next renewal rewrites it */ }
+      return;
+    }
+    log.warn(`Lease ${lease.key} has been revoked; taking it back`);
+    try {
+      const created = lease.expiration === null
+        ? await registry.putSubnet(lease.key, encodeLeaseAttrs(lease.attrs), 0)
+        : await registry.createSubnet(lease.key, encodeLeaseAttrs(lease.attrs), this.#ttl);
+      if (created) {
+        this.#setLease({ ...lease, etcdLease: created.lease, expiration: lease.expiration === null ? null : Date.now() + this.#ttl * 1000 });
+        log.info(`Lease ${lease.key} re-acquired`);
+        return;
+      }
+      log.error(`Lease has been revoked and ${lease.key} is now held by another host. Shutting down daemon.`);
+    } catch (e) {
+      log.error(`Lease has been revoked and could not be re-acquired (${(e as Error).message}). Shutting down daemon.`);
+    }
+    this.stop(1);
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#stop.abort();
+    this.ready = false;
+    await this.network?.close().catch((e) => this.opts.log.warn(`closing the backend: ${e}`));
+    await this.server?.close().catch(() => {});
+    await this.opts.registry.close().catch(() => {});
+    if (this.#exitCode === 0) this.opts.log.info("Exiting cleanly...");
+  }
+}

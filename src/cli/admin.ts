@@ -1,0 +1,115 @@
+/**
+ * @module Admin subcommands, so users need no etcdctl: `weft config get|set FILE|-`,
+ * `weft leases list [--json]`, `weft leases reserve SUBNET PUBLIC-IP`, `weft leases release
+ * SUBNET`. They talk to the same Registry as the agent and validate before they write.
+ */
+import { readFileSync } from "node:fs";
+import { parseNetworkConfig } from "../config/network.ts";
+import { encodeLeaseAttrs, leaseBackendType, leaseKey, subnetKey } from "../lease/lease.ts";
+import { recordToLease } from "../lease/manager.ts";
+import { formatIPv4, formatIPv4Net, parseIPv4, parseIPv4Net } from "../net/ip.ts";
+import type { Registry } from "../registry/types.ts";
+import { UsageError } from "./go_flags.ts";
+
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  readStdin: () => string;
+}
+
+export const ADMIN_USAGE = `Usage:
+  weft config get                       print the network config
+  weft config set FILE|-                validate and store the network config
+  weft leases list [--json]             list subnet leases
+  weft leases reserve SUBNET PUBLIC-IP  reserve SUBNET (e.g. 10.5.34.0/24) for the host with PUBLIC-IP
+  weft leases release SUBNET            delete the lease or reservation of SUBNET
+  weft docker-opts [-f FILE] [-d FILE] [-i] [-c] [-m] [-k KEY]
+Each takes the agent's etcd flags (--etcd-endpoints, --etcd-prefix, TLS and auth).
+`;
+
+/** Runs one admin command; returns the exit code. */
+export async function runAdmin(registry: Registry, args: string[], io: Io): Promise<number> {
+  const [group, verb, ...rest] = args;
+  const want = (n: number, form: string) => {
+    if (rest.length !== n) throw new UsageError(`usage: weft ${group} ${verb} ${form}`);
+  };
+  if (group === "config" && verb === "get") {
+    want(0, "");
+    const text = await registry.getConfig();
+    if (text === undefined) { io.err("no network config is stored (use: weft config set FILE)\n"); return 1; }
+    io.out(text.endsWith("\n") ? text : `${text}\n`);
+    return 0;
+  }
+  if (group === "config" && verb === "set") {
+    want(1, "FILE|-");
+    const text = rest[0] === "-" ? io.readStdin() : readFileSync(rest[0]!, "utf8");
+    const cfg = parseNetworkConfig(text); // throws with the field, the value and the rule
+    await registry.putConfig(text.trim());
+    io.err(`network config stored: Network ${cfg.network ? formatIPv4Net(cfg.network) : "-"}, SubnetLen ${cfg.subnetLen}, backend ${cfg.backendType}\n`);
+    return 0;
+  }
+  if (group === "leases" && verb === "list") {
+    const json = rest.includes("--json");
+    if (rest.some((a) => a !== "--json")) throw new UsageError("usage: weft leases list [--json]");
+    const { records } = await registry.listSubnets();
+    const rows = [];
+    for (const r of records) {
+      const l = recordToLease(r, (key, why) => io.err(`skipping ${key}: ${why}\n`));
+      if (!l) continue;
+      const ttl = r.lease === "0" ? null : await registry.leaseTimeToLive(r.lease).catch(() => -1);
+      rows.push({
+        subnet: l.subnet ? formatIPv4Net(l.subnet) : null,
+        key: leaseKey(l),
+        publicIP: formatIPv4(l.attrs.publicIP),
+        backendType: leaseBackendType(l.attrs) || "udp/alloc",
+        expiration: ttl === null ? "never (reservation)" : ttl < 0 ? "expired" : new Date(Date.now() + ttl * 1000).toISOString(),
+        reservation: r.lease === "0",
+        value: JSON.parse(r.value),
+      });
+    }
+    if (json) {
+      io.out(`${JSON.stringify(rows, null, 2)}\n`);
+    } else {
+      const table = [["SUBNET", "PUBLIC IP", "BACKEND", "EXPIRES"], ...rows.map((r) => [r.subnet ?? r.key, r.publicIP, r.backendType, r.expiration])];
+      const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+      io.out(table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n");
+    }
+    return 0;
+  }
+  if (group === "leases" && verb === "reserve") {
+    want(2, "SUBNET PUBLIC-IP");
+    const subnet = parseIPv4Net(rest[0]!, "SUBNET", true);
+    const publicIP = parseIPv4(rest[1]!, "PUBLIC-IP");
+    const cfgText = await registry.getConfig();
+    if (cfgText !== undefined) {
+      const cfg = parseNetworkConfig(cfgText);
+      if (cfg.network && (subnet.len !== cfg.subnetLen || subnet.ip < cfg.subnetMin || subnet.ip > cfg.subnetMax)) {
+        throw new UsageError(`SUBNET ${rest[0]} does not fit the network config: it must be a /${cfg.subnetLen} between ${formatIPv4(cfg.subnetMin)} and ${formatIPv4(cfg.subnetMax)}`);
+      }
+    }
+    const key = subnetKey(subnet);
+    const existing = await registry.getSubnet(key);
+    let attrs = { publicIP } as Parameters<typeof encodeLeaseAttrs>[0];
+    if (existing) {
+      const l = recordToLease(existing, () => {});
+      if (l && l.attrs.publicIP !== publicIP) {
+        throw new UsageError(`SUBNET ${rest[0]} is leased to ${formatIPv4(l.attrs.publicIP)}, not ${rest[1]}: release it first`);
+      }
+      if (l) attrs = { ...l.attrs, publicIP };
+    }
+    await registry.putSubnet(key, encodeLeaseAttrs(attrs), 0);
+    io.err(`reserved ${formatIPv4Net(subnet)} for ${rest[1]}\n`);
+    return 0;
+  }
+  if (group === "leases" && verb === "release") {
+    want(1, "SUBNET");
+    const subnet = parseIPv4Net(rest[0]!, "SUBNET", true);
+    const { records } = await registry.listSubnets();
+    const match = records.filter((r) => r.key === subnetKey(subnet) || r.key.startsWith(`${subnetKey(subnet)}&`));
+    if (match.length === 0) { io.err(`no lease for ${formatIPv4Net(subnet)}\n`); return 1; }
+    for (const r of match) await registry.deleteSubnet(r.key);
+    io.err(`released ${formatIPv4Net(subnet)}\n`);
+    return 0;
+  }
+  throw new UsageError(`unknown command: weft ${args.join(" ")}\n${ADMIN_USAGE}`);
+}

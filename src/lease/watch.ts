@@ -1,0 +1,156 @@
+/**
+ * @module Watching the peer leases (compat §4): list, then watch from the list's revision + 1,
+ * handling EVERY event of every response in order (flanneld v0.20.2 handles only the first:
+ * §12.1). Reconnects with backoff (100 ms doubling to 5 s) from the next unseen revision; on
+ * compaction, and every few minutes, re-lists and diffs against the cache so nothing is missed
+ * and changed attributes become `added` events (§12.4). Malformed records are logged once and
+ * skipped; our own key is reported separately.
+ */
+import type { Logger } from "../log.ts";
+import { CompactedError, type Registry, type SubnetRecord, type WatchEvent } from "../registry/types.ts";
+import type { Metrics } from "../status/metrics.ts";
+import { diffLeases } from "./diff.ts";
+import { type Lease, type LeaseEvent, leaseKey, sameAttrs } from "./lease.ts";
+import { recordToLease, sleep } from "./manager.ts";
+
+export interface WatchOptions {
+  registry: Registry;
+  /** Our own lease key: its events go to `onOwnLease`, never to `onEvents`. */
+  ownKey: string;
+  log: Logger;
+  metrics: Metrics;
+  signal: AbortSignal;
+  /** Peer events in order; called once per watch response (or re-list) with all its events. */
+  onEvents: (events: LeaseEvent[], peers: ReadonlyMap<string, Lease>) => void | Promise<void>;
+  /** Called after the first listing has been applied (the snapshot: reconcile time). */
+  onSnapshot?: (peers: ReadonlyMap<string, Lease>) => void | Promise<void>;
+  /** Our own key was re-put (`record`) or deleted (undefined). */
+  onOwnLease?: (record: SubnetRecord | undefined) => void | Promise<void>;
+  /** Full re-list interval, ms (default 5 min). */
+  resyncMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** Keeps `peers` equal to the leases in the registry until the signal aborts. */
+export class LeaseWatcher {
+  /** The peer leases by key (our own excluded). */
+  readonly peers = new Map<string, Lease>();
+  /** Keys (with their value) already reported as malformed, so each is logged once. */
+  readonly #reported = new Set<string>();
+  #synced = false;
+
+  constructor(readonly opts: WatchOptions) {}
+
+  /** Runs until the signal aborts. Never throws for registry trouble: it logs and retries. */
+  async run(): Promise<void> {
+    const { registry, log, metrics, signal } = this.opts;
+    const minBackoff = this.opts.minBackoffMs ?? 100;
+    const maxBackoff = this.opts.maxBackoffMs ?? 5000;
+    const resyncMs = this.opts.resyncMs ?? 5 * 60_000;
+    let backoff = minBackoff;
+    let revision: bigint | undefined; // the next revision to watch from; undefined: re-list first
+    while (!signal.aborted) {
+      try {
+        if (revision === undefined) {
+          revision = (await this.#relist()) + 1n;
+          backoff = minBackoff;
+        }
+        // Watch until an error, or until the periodic resync is due.
+        const round = new AbortController();
+        const stop = () => round.abort();
+        signal.addEventListener("abort", stop, { once: true });
+        const timer = setTimeout(stop, resyncMs);
+        try {
+          for await (const batch of registry.watchSubnets(revision, round.signal)) {
+            await this.#apply(batch.events);
+            revision = batch.revision + 1n;
+            backoff = minBackoff;
+          }
+        } finally {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", stop);
+        }
+        if (!signal.aborted) revision = undefined; // resync due
+      } catch (e) {
+        if (signal.aborted) break;
+        if (e instanceof CompactedError) {
+          log.info(`lease watch: ${e.message}; re-listing`);
+          revision = undefined;
+          continue;
+        }
+        metrics.watchReconnects++;
+        metrics.error("etcd");
+        log.warn(`lease watch: ${(e as Error).message}; reconnecting in ${backoff} ms`);
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, maxBackoff);
+      }
+    }
+  }
+
+  /** Lists every lease, diffs against the cache and applies the difference. Returns the revision. */
+  async #relist(): Promise<bigint> {
+    const { records, revision } = await this.opts.registry.listSubnets();
+    const found: Lease[] = [];
+    let own: SubnetRecord | undefined;
+    for (const r of records) {
+      if (r.key === this.opts.ownKey) { own = r; continue; }
+      const l = recordToLease(r, (key, why) => this.#bad(key, r.value, why));
+      if (l) found.push(l);
+    }
+    const events = diffLeases(this.peers, found);
+    this.opts.metrics.watchResyncs++;
+    for (const e of events) this.#cache(e);
+    if (events.length > 0) await this.opts.onEvents(events, this.peers);
+    if (!this.#synced) {
+      this.#synced = true;
+      await this.opts.onSnapshot?.(this.peers);
+    } else if (!own) {
+      await this.opts.onOwnLease?.(undefined);
+    }
+    return revision;
+  }
+
+  async #apply(watchEvents: readonly WatchEvent[]): Promise<void> {
+    const events: LeaseEvent[] = [];
+    const emit = (e: LeaseEvent) => { events.push(e); this.#cache(e); };
+    for (const ev of watchEvents) {
+      this.opts.metrics.watchEvents++;
+      const key = ev.type === "put" ? ev.record.key : ev.key;
+      if (key === this.opts.ownKey) {
+        await this.opts.onOwnLease?.(ev.type === "put" ? ev.record : undefined);
+        continue;
+      }
+      const old = this.peers.get(key);
+      if (ev.type === "delete") {
+        if (old) emit({ type: "removed", lease: old });
+        continue;
+      }
+      const l = recordToLease(ev.record, (k, why) => this.#bad(k, ev.record.value, why));
+      if (!l) {
+        if (old) emit({ type: "removed", lease: old }); // overwritten with something unreadable
+      } else if (!old || !sameAttrs(old.attrs, l.attrs)) {
+        emit({ type: "added", lease: l });
+      } else {
+        this.peers.set(key, l); // a renewal: same attributes, new etcd lease
+      }
+    }
+    if (events.length > 0) await this.opts.onEvents(events, this.peers);
+  }
+
+  #cache(e: LeaseEvent): void {
+    const key = leaseKey(e.lease);
+    if (e.type === "added") this.peers.set(key, e.lease);
+    else this.peers.delete(key);
+    this.opts.metrics.peers = this.peers.size;
+  }
+
+  #bad(key: string, value: string, why: string): void {
+    const id = `${key}\0${value}`;
+    if (this.#reported.has(id)) return;
+    this.#reported.add(id);
+    this.opts.metrics.error("malformed_lease");
+    this.opts.log.warn(`ignoring malformed lease ${key}: ${why}`);
+  }
+}
+

@@ -1,0 +1,69 @@
+/**
+ * @module The status server (Hono): `/healthz` and `/readyz` as flanneld answers them (any
+ * method), `/status` as JSON, `/metrics` in Prometheus text. The app reads an `AgentView` and
+ * owns no state, so it is tested with `app.request()` and served by any runtime.
+ */
+import { Hono } from "hono";
+import type { NetworkConfig } from "../config/network.ts";
+import { type Lease, leaseBackendType, leaseKey } from "../lease/lease.ts";
+import type { OwnLease } from "../lease/manager.ts";
+import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../net/ip.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** What the status server can see of the agent. */
+export interface AgentView {
+  readonly ready: boolean;
+  readonly lease?: OwnLease;
+  readonly config?: NetworkConfig;
+  readonly backendType?: string;
+  readonly publicIP?: string;
+  readonly peers: ReadonlyMap<string, Lease>;
+  /** Last etcd error, cleared on success; shown by the dashboard. */
+  readonly etcdError?: string;
+  readonly metrics: Metrics;
+  /** Seconds left on a peer's etcd lease (cached by the agent), or undefined when unknown. */
+  peerExpiration?(lease: Lease): number | null | undefined;
+  /** The data path as the backend describes it. */
+  dataPath?(): Promise<Record<string, unknown>>;
+}
+
+function leaseJSON(l: Lease, expiration: number | null | undefined) {
+  return {
+    key: leaseKey(l),
+    subnet: l.subnet ? formatIPv4Net(l.subnet) : null,
+    ipv6Subnet: l.ipv6Subnet ? formatIPv6Net(l.ipv6Subnet) : null,
+    publicIP: formatIPv4(l.attrs.publicIP),
+    publicIPv6: l.attrs.publicIPv6 !== undefined ? formatIPv6(l.attrs.publicIPv6) : null,
+    backendType: leaseBackendType(l.attrs) || "udp",
+    backendData: l.attrs.backendData ?? null,
+    expiration: expiration === undefined ? null : expiration === null ? "never" : new Date(expiration).toISOString(),
+  };
+}
+
+/** Builds the app. `extra` lets the dashboard add its routes to the same app. */
+export function createStatusApp(view: AgentView): Hono {
+  const app = new Hono();
+  app.all("/healthz", (c) => c.text("flanneld is running"));
+  app.all("/readyz", (c) => (view.ready ? c.text("flanneld is ready") : c.text("flanneld is not ready yet", 503)));
+  app.get("/status", async (c) => {
+    const lease = view.lease;
+    const cfg = view.config;
+    const peers = [...view.peers.values()]
+      .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0))
+      .map((l) => leaseJSON(l, view.peerExpiration?.(l)));
+    return c.json({
+      ready: view.ready,
+      lease: lease ? { ...leaseJSON(lease, lease.expiration), reservation: lease.expiration === null } : null,
+      network: cfg?.network ? formatIPv4Net(cfg.network) : null,
+      ipv6Network: cfg?.ipv6Network ? formatIPv6Net(cfg.ipv6Network) : null,
+      subnetLen: cfg?.subnetLen ?? null,
+      backend: view.backendType ?? cfg?.backendType ?? null,
+      publicIP: view.publicIP ?? null,
+      etcd: { ok: !view.etcdError, error: view.etcdError ?? null },
+      peers,
+      dataPath: view.dataPath ? await view.dataPath().catch((e) => ({ error: String(e) })) : null,
+    });
+  });
+  app.get("/metrics", (c) => c.text(view.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+  return app;
+}
