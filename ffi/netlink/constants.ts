@@ -153,6 +153,8 @@ export const RTN_UNREACHABLE = 7;
 export const RTN_PROHIBIT = 8;
 
 export const RTNH_F_ONLINK = 0x4;
+/** rtm_flags of a cached clone (IPv6 exceptions, PMTU entries): `ip route show` hides these. */
+export const RTM_F_CLONED = 0x200;
 /** rtm_flags on RTM_GETROUTE: report the table the lookup matched in. */
 export const RTM_F_LOOKUP_TABLE = 0x1000;
 

@@ -50,6 +50,19 @@ export interface Neigh {
   readonly ip?: string;
 }
 
+/** A forwarding entry of a VXLAN device as `bridge fdb show` reports it. */
+export interface FdbEntry {
+  readonly index: number;
+  readonly mac: string;
+  /** Remote VTEP (NDA_DST); absent on entries without one. */
+  readonly dst?: string;
+  /** NTF_SELF: the device's own entry. */
+  readonly self: boolean;
+  readonly permanent: boolean;
+  readonly state: number;
+  readonly flags: number;
+}
+
 export type NeighOp = "replace" | "del";
 
 function ndmsg(family: number, index: number, state: number, flags: number): Uint8Array {
@@ -128,5 +141,14 @@ export function parseNeigh(msg: NetlinkMessage): Neigh {
     permanent: (state & NUD_PERMANENT) !== 0,
     ...(mac && mac.length > 0 ? { mac: bytesToMac(mac) } : {}),
     ...(dst ? { ip: bytesToIp(dst) } : {}),
+  };
+}
+
+/** Reads an AF_BRIDGE RTM_NEWNEIGH message as an FDB entry (NDA_DST is the remote VTEP). */
+export function parseFdb(msg: NetlinkMessage): FdbEntry {
+  const n = parseNeigh(msg);
+  return {
+    index: n.index, mac: n.mac ?? "", ...(n.ip !== undefined ? { dst: n.ip } : {}),
+    self: (n.flags & NTF_SELF) !== 0, permanent: n.permanent, state: n.state, flags: n.flags,
   };
 }
