@@ -8,7 +8,10 @@
  *   a negative result into a thrown `SysError` for the cold paths.
  * - Buffers are `Uint8Array`s passed by reference; a call reads/writes `buf.byteLength` bytes
  *   unless a length is given. Structures that hold pointers (iovec, msghdr, mmsghdr) are built by
- *   the caller with `addressOf()` of buffers it keeps alive and unmoved for the call's duration.
+ *   the caller with `addressOf()` of buffers it keeps alive and unmoved for the call's duration:
+ *   take them from `structBuffer()` (ffi/linux.ts: an explicit ArrayBuffer, which neither engine
+ *   moves) or a fixed-size WebAssembly.Memory, never from a small `new Uint8Array(n)`.
+ * - `ioctl`'s integer form passes the number itself as the argument (e.g. TUNSETOFFLOAD flags).
  * - Blocking calls block the calling thread: run packet loops in Workers.
  */
 
