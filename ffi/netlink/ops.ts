@@ -67,8 +67,11 @@ export function linkList(nl: NetlinkSocket): Link[] {
  * dstport PORT nolearning [gbp]`. Fails with EEXIST if NAME exists. Returns the new link.
  */
 export function linkAddVxlan(nl: NetlinkSocket, spec: VxlanLinkSpec): Link {
-  const summary = `${spec.name} type vxlan id ${spec.vni} local ${spec.local ?? spec.local6} dev ${spec.underlayIndex} ` +
-    `dstport ${spec.port}${spec.learning ? "" : " nolearning"}${spec.gbp ? " gbp" : ""}`;
+  const summary = [
+    spec.name, "type vxlan id", spec.vni, spec.local ?? spec.local6 ? `local ${spec.local ?? spec.local6}` : "",
+    spec.underlayIndex !== undefined ? `dev ${spec.underlayIndex}` : "", "dstport", spec.port,
+    spec.learning ? "" : "nolearning", spec.gbp ? "gbp" : "",
+  ].filter((x) => x !== "").join(" ");
   nl.ack({ msg: buildLinkAddVxlan(spec), op: "linkAddVxlan", summary });
   const link = linkByName(nl, spec.name);
   if (!link) throw new NetlinkError(ENODEV_ERRNO, "linkAddVxlan", `${summary} (created, then gone)`);

@@ -15,6 +15,7 @@ const SCRIPT = join(import.meta.dir, "netlink_kernel_script.ts");
 const DENO = join(ROOT, "node_modules/.bin/deno");
 const MAC_SELF = "0a:58:0a:f4:00:00";
 const MAC_PEER = "0a:58:0a:f4:01:00";
+const MAC_SELF6 = "0a:58:0a:f4:00:06";
 
 const isRoot = process.getuid?.() === 0 && spawnSync("ip", ["-V"]).status === 0;
 const namespaces: string[] = [];
@@ -32,6 +33,7 @@ function makeNamespace(tag: string): string {
   namespaces.push(ns);
   for (const cmd of [
     "ip link set lo up", "ip link add veth0 type veth peer name veth1", "ip addr add 10.0.0.1/24 dev veth0",
+    "ip addr add fd00::1/64 dev veth0 nodad",
     "ip link set veth0 up", "ip link set veth1 up",
   ]) sh(["ip", "-n", ns, ...cmd.split(" ").slice(1)]);
   return ns;
@@ -64,6 +66,10 @@ function kernelView(ns: string): Record<string, Json> {
     neigh: j("ip -j neigh show dev flannel.1"),
     fdb: j("bridge -j fdb show dev flannel.1"),
     route: j("ip -j route show table main"),
+    link6: j("ip -j -d link show flannel-v6.1"),
+    // Only permanent entries: MLD adds NOARP multicast ones (ff02::16) whenever it gets to it.
+    neigh6: j("ip -j -6 neigh show dev flannel-v6.1 nud permanent"),
+    route6: j("ip -j -6 route show dev flannel-v6.1"),
   };
 }
 
@@ -76,6 +82,10 @@ function programWithIp(ns: string): void {
     `ip neigh replace 10.244.1.0 lladdr ${MAC_PEER} dev flannel.1 nud permanent`,
     `bridge fdb replace ${MAC_PEER} dev flannel.1 dst 10.0.0.2 self permanent`,
     "ip route replace 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink",
+    `ip link add flannel-v6.1 mtu 1430 address ${MAC_SELF6} type vxlan id 1 local fd00::1 dev veth0 dstport 8472 nolearning`,
+    "ip link set flannel-v6.1 up",
+    `ip neigh replace fd10:0:0:1:: lladdr ${MAC_PEER} dev flannel-v6.1 nud permanent`,
+    "ip -6 route replace fd10:0:0:1::/64 via fd10:0:0:1:: dev flannel-v6.1 onlink",
     "ip route replace blackhole 10.244.9.0/24",
   ]) sh(["ip", "netns", "exec", ns, ...cmd.split(" ")]);
 }
@@ -104,6 +114,9 @@ describe.skipIf(!isRoot)("netlink against the kernel", () => {
         expect(c.fdb).toEqual([expect.objectContaining({ mac: MAC_PEER, dst: "10.0.0.2", self: true, permanent: true })]);
         expect(c.routesOnDev).toEqual([expect.objectContaining({ dst: "10.244.1.0/24", gw: "10.244.1.0", onlink: true })]);
         expect(c.routes.find((r: Json) => r.dst === "10.244.9.0/24").typeName).toBe("blackhole");
+        expect(c.link6).toMatchObject({ mtu: 1430, mac: MAC_SELF6, vxlan: { vni: 1, local6: "fd00::1", underlayIndex: c.veth0 } });
+        expect(c.neighs6.filter((n: Json) => n.permanent)).toEqual([expect.objectContaining({ ip: "fd10:0:0:1::", mac: MAC_PEER, permanent: true })]);
+        expect(c.routes6).toContainEqual(expect.objectContaining({ dst: "fd10:0:0:1::/64", gw: "fd10:0:0:1::", onlink: true }));
         expect(c.get.underlay).toMatchObject({ dev: c.veth0, src: "10.0.0.1" });
         expect(c.get.underlay.gw).toBeUndefined();
         expect(c.get.overlay).toMatchObject({ dev: c.link.index, gw: "10.244.1.0", src: "10.244.0.0" });

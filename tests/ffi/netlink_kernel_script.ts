@@ -17,6 +17,7 @@ import {
 
 const MAC_SELF = "0a:58:0a:f4:00:00";
 const MAC_PEER = "0a:58:0a:f4:01:00";
+const MAC_SELF6 = "0a:58:0a:f4:00:06";
 const phase = (globalThis as { Deno?: { args: string[] } }).Deno?.args[0] ?? process.argv[2];
 
 const sys = await loadSys();
@@ -46,6 +47,14 @@ function create(): unknown {
   fdbReplace(nl, { dev: "flannel.1", mac: MAC_PEER, dst: "10.0.0.2", self: true, permanent: true });
   routeReplace(nl, { dst: "10.244.1.0/24", gw: "10.244.1.0", dev: link.index, onlink: true });
   routeReplace(nl, { dst: "10.244.9.0/24", type: "blackhole" });
+  // IPv6 device, neighbour and onlink route (flannel-v6.N).
+  const link6 = linkAddVxlan(nl, {
+    name: "flannel-v6.1", vni: 1, local6: "fd00::1", underlayIndex: veth0.index, port: 8472, learning: false,
+    gbp: false, mtu: 1430, mac: MAC_SELF6,
+  });
+  linkSetUp(nl, link6.index);
+  neighReplace(nl, { dev: link6.index, ip: "fd10:0:0:1::", mac: MAC_PEER, permanent: true });
+  routeReplace(nl, { dst: "fd10:0:0:1::/64", gw: "fd10:0:0:1::", dev: link6.index, onlink: true });
   // Idempotent: the same replace again succeeds.
   routeReplace(nl, { dst: "10.244.1.0/24", gw: "10.244.1.0", dev: link.index, onlink: true });
 
@@ -64,6 +73,9 @@ function create(): unknown {
     fdb: fdbList(nl, link.index),
     routes: routeList(nl, { family: 4 }),
     routesOnDev: routeList(nl, { dev: "flannel.1" }),
+    link6: linkByName(nl, "flannel-v6.1"),
+    neighs6: neighList(nl, link6.index, 6),
+    routes6: routeList(nl, { family: 6, dev: link6.index }),
     get: { underlay: routeGet(nl, "10.0.0.2"), overlay: routeGet(nl, "10.244.1.5") },
     errors: {
       exists: failure(() => linkAddVxlan(nl, {
@@ -135,11 +147,12 @@ function del(): unknown {
     neigh: failure(() => neighDel(nl, { dev: link.index, ip: "10.244.1.0" })),
   };
   linkDel(nl, "flannel.1");
+  linkDel(nl, "flannel-v6.1");
   return { after, again, gone: linkByName(nl, "flannel.1") ?? null, delAgain: failure(() => linkDel(nl, link.index)) };
 }
 
 try {
-  const out = phase === "create" ? create() : phase === "batch" ? batch(1000) : phase === "delete" ? del() : undefined;
+  const out: unknown = phase === "create" ? create() : phase === "batch" ? batch(1000) : phase === "delete" ? del() : undefined;
   if (out === undefined) throw new Error(`netlink_kernel_script: phase ${JSON.stringify(phase)} is not create, batch or delete`);
   console.log(JSON.stringify({ runtime: sys.runtime, ...out as object }));
 } finally {
