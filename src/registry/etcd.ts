@@ -122,7 +122,10 @@ export class EtcdRegistry implements Registry {
       });
     });
     // A cancelled watch (compaction: etcd cancels it with compact_revision set) must be resynced.
-    watcher.on("error", (err: Error) => push(/compact/i.test(err.message) || /canceled/i.test(err.message) ? new CompactedError(fromRevision) : err));
+    // etcd has dropped a cancelled watcher already: cancelling it again would wait forever.
+    let cancelled = false;
+    watcher.on("end", () => { cancelled = true; });
+    watcher.on("error", (err: Error) => (cancelled = true) && push(/compact/i.test(err.message) || /canceled/i.test(err.message) ? new CompactedError(fromRevision) : err));
     watcher.on("disconnected", (err: Error) => push(new Error(`etcd watch disconnected: ${err?.message ?? err}`)));
     const onAbort = () => wake?.();
     signal.addEventListener("abort", onAbort);
@@ -141,7 +144,9 @@ export class EtcdRegistry implements Registry {
       signal.removeEventListener("abort", onAbort);
       watcher.removeAllListeners();
       watcher.on("error", () => {});
-      await watcher.cancel().catch(() => {});
+      if (!cancelled) {
+        await Promise.race([watcher.cancel().catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
+      }
     }
   }
 

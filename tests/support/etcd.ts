@@ -1,0 +1,127 @@
+/**
+ * @module A real etcd server for tests (Debian's etcd-server): started on free loopback ports (or
+ * on an address inside a network namespace), with its data in a temp dir; stop, restart, kill,
+ * compact. Every instance is registered so `stopAllEtcd()` leaves nothing running.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Etcd3 } from "etcd3";
+
+const running = new Set<EtcdServer>();
+
+/** A free TCP port on 127.0.0.1 (best effort: the port is released before use). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface EtcdOptions {
+  /** Run inside this network namespace, listening on `host`. */
+  netns?: string;
+  host?: string;
+}
+
+export class EtcdServer {
+  #proc?: ChildProcess;
+  #exited?: Promise<void>;
+  #client?: Etcd3;
+  log = "";
+
+  private constructor(readonly dataDir: string, readonly host: string, readonly clientPort: number, readonly peerPort: number, readonly netns?: string) {}
+
+  static async start(opts: EtcdOptions = {}): Promise<EtcdServer> {
+    const dataDir = mkdtempSync(join(tmpdir(), "weft-etcd-"));
+    const host = opts.host ?? "127.0.0.1";
+    const e = new EtcdServer(dataDir, host, await freePort(), await freePort(), opts.netns);
+    running.add(e);
+    await e.restart();
+    return e;
+  }
+
+  get endpoint(): string {
+    return `http://${this.host}:${this.clientPort}`;
+  }
+
+  /** Starts (again) with the same ports and data; resolves when it answers. */
+  async restart(): Promise<void> {
+    if (this.#proc) throw new Error("etcd is already running");
+    const peer = `http://${this.host}:${this.peerPort}`;
+    const args = [
+      "--name", "weft-test", "--data-dir", join(this.dataDir, "data"),
+      "--listen-client-urls", this.endpoint, "--advertise-client-urls", this.endpoint,
+      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+      "--initial-cluster", `weft-test=${peer}`, "--logger", "zap", "--log-level", "error",
+      "--max-txn-ops", "2048", "--auto-compaction-retention", "0",
+    ];
+    const cmd = this.netns ? ["ip", "netns", "exec", this.netns, "etcd", ...args] : ["etcd", ...args];
+    const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
+    proc.stderr!.on("data", (d) => { this.log = (this.log + d).slice(-20000); });
+    this.#proc = proc;
+    this.#exited = new Promise((r) => proc.once("exit", () => r()));
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        const c = new Etcd3({ hosts: this.endpoint, dialTimeout: 1000 });
+        await c.get("weft-probe").string();
+        c.close();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`etcd did not start: ${err}\n${this.log}`);
+        await Bun.sleep(100);
+      }
+    }
+  }
+
+  /** Stops the server (SIGTERM) and waits for it to exit; data is kept for restart(). */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const p = this.#proc;
+    if (!p) return;
+    p.kill(signal);
+    await this.#exited;
+    this.#proc = undefined;
+  }
+
+  /** A client for the test's own reads and writes (closed by destroy()). */
+  client(): Etcd3 {
+    this.#client ??= new Etcd3({ hosts: this.endpoint });
+    return this.#client;
+  }
+
+  /** Compacts the history up to the current revision. */
+  async compact(): Promise<bigint> {
+    const c = this.client();
+    const res = await c.kv.range({ key: Buffer.from("weft-probe") } as never);
+    const rev = res.header.revision;
+    await c.kv.compact({ revision: rev, physical: true } as never);
+    return BigInt(rev);
+  }
+
+  /** Stops the server and removes its data. */
+  async destroy(): Promise<void> {
+    this.#client?.close();
+    this.#client = undefined;
+    await this.stop("SIGKILL");
+    rmSync(this.dataDir, { recursive: true, force: true });
+    running.delete(this);
+  }
+}
+
+/** Destroys every server still running (afterAll / on failure). */
+export async function stopAllEtcd(): Promise<void> {
+  await Promise.all([...running].map((e) => e.destroy()));
+}
+
+process.on("exit", () => {
+  for (const e of running) {
+    try { e.stop("SIGKILL"); } catch { /* already gone */ }
+  }
+});
