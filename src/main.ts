@@ -1,4 +1,136 @@
-import { Etcd3 } from "etcd3";
-const c = new Etcd3({ hosts: process.argv[2] ?? "127.0.0.1:2379" });
-console.log(await c.get("x").string().catch((e) => String(e)));
-c.close();
+/**
+ * @module weft's entry point: the agent (flanneld's command line), the admin subcommands, and
+ * the CNI plugin when a container runtime invokes the executable (CNI_COMMAND set, or installed
+ * under the name `flannel`). Parses, dispatches, and owns the process: signals and exit codes.
+ */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { Agent } from "./agent.ts";
+import { ADMIN_USAGE, runAdmin } from "./cli/admin.ts";
+import { AGENT_FLAGS, type AgentFlags, parseAgentFlags } from "./cli/agent_flags.ts";
+import { redact, usage, UsageError } from "./cli/go_flags.ts";
+import { createLogger, setVerbosity } from "./log.ts";
+import { readHostNetwork } from "./net/iface.ts";
+import { EtcdRegistry } from "./registry/etcd.ts";
+import { VERSION } from "./version.ts";
+
+const ADMIN_COMMANDS = new Set(["config", "leases", "docker-opts"]);
+
+function registryFrom(f: AgentFlags): EtcdRegistry {
+  return new EtcdRegistry({
+    endpoints: f["etcd-endpoints"].split(",").map((s) => s.trim()).filter(Boolean),
+    prefix: f["etcd-prefix"],
+    keyFile: f["etcd-keyfile"] || undefined,
+    certFile: f["etcd-certfile"] || undefined,
+    caFile: f["etcd-cafile"] || undefined,
+    username: f["etcd-username"] || undefined,
+    password: f["etcd-password"] || undefined,
+  });
+}
+
+/** Moves `--etcd-…=value` flags written after a subcommand in front of it. */
+function hoistFlags(argv: string[]): string[] {
+  const i = argv.findIndex((a) => ADMIN_COMMANDS.has(a));
+  if (i < 0) return argv;
+  const tail = argv.slice(i);
+  const late = tail.filter((a) => /^--?etcd-[a-z]+=/.test(a));
+  return [...argv.slice(0, i), ...late, ...tail.filter((a) => !late.includes(a))];
+}
+
+async function main(argv: string[]): Promise<number> {
+  const log = createLogger();
+  if (process.env.CNI_COMMAND || basename(process.execPath) === "flannel") {
+    const { runCniPlugin } = await import("./cni/plugin.ts");
+    const stdin = process.env.CNI_COMMAND === "VERSION" ? "" : readFileSync(0, "utf8");
+    const r = await runCniPlugin(process.env, stdin);
+    if (r.stdout) process.stdout.write(r.stdout);
+    if (r.stderr) process.stderr.write(r.stderr);
+    return r.code;
+  }
+
+  let parsed;
+  try {
+    parsed = parseAgentFlags(hoistFlags(argv), process.env);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    return 1;
+  }
+  const f = parsed.values;
+  if (f.h || f.help) {
+    process.stdout.write(usage(basename(process.argv[1] ?? "weft"), AGENT_FLAGS));
+    process.stdout.write(`\nAdmin commands:\n${ADMIN_USAGE}`);
+    return 0;
+  }
+  if (f.version) {
+    process.stderr.write(`${VERSION}\n`);
+    return 0;
+  }
+  setVerbosity(f.v);
+
+  if (parsed.positionals.length > 0) {
+    const [cmd] = parsed.positionals;
+    if (cmd === "docker-opts") {
+      const { runDockerOpts } = await import("./docker_opts.ts");
+      return runDockerOpts(parsed.positionals.slice(1));
+    }
+    if (!ADMIN_COMMANDS.has(cmd!)) {
+      process.stderr.write(`unknown command or argument ${JSON.stringify(cmd)}\n${ADMIN_USAGE}`);
+      return 1;
+    }
+    const registry = registryFrom(f);
+    try {
+      return await runAdmin(registry, parsed.positionals, {
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+        readStdin: () => readFileSync(0, "utf8"),
+      });
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+      return 1;
+    } finally {
+      await registry.close();
+    }
+  }
+
+  if (f["kube-subnet-mgr"]) {
+    process.stderr.write("--kube-subnet-mgr: the Kubernetes subnet manager is not supported by weft; use etcd (--etcd-endpoints)\n");
+    return 1;
+  }
+  log.info(`weft ${VERSION} (flanneld-compatible) starting`);
+  log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
+
+  const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
+  const agent = new Agent({
+    registry: registryFrom(f),
+    log,
+    iface: {
+      iface: f.iface, ifaceRegex: f["iface-regex"], ifaceCanReach: f["iface-can-reach"],
+      publicIP: f["public-ip"], publicIPv6: f["public-ipv6"],
+    },
+    hostNetwork: readHostNetwork,
+    subnetFile: f["subnet-file"],
+    renewMarginMinutes: f["subnet-lease-renew-margin"],
+    ipMasq: f["ip-masq"],
+    healthzIP: f["healthz-ip"],
+    healthzPort: f["healthz-port"],
+    leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
+    resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
+  });
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    if (++signals > 1) {
+      log.warn(`second ${sig}: exiting now`);
+      process.exit(1);
+    }
+    log.info(`received ${sig}: shutting down`);
+    agent.stop(0);
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  return agent.run();
+}
+
+process.exitCode = await main(process.argv.slice(2));
+// Let stdio drain, then end even if a library left a handle open.
+setTimeout(() => process.exit(process.exitCode as number), 50).unref?.();

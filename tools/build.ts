@@ -32,7 +32,8 @@ if (!args.has("--no-exe")) {
   const require = createRequire(join(root, "node_modules", "etcd3", "lib", "index.js"));
   const protobuf = require("protobufjs");
   const protoDir = join(dirname(require.resolve("etcd3/package.json")), "proto");
-  const protoJson = JSON.stringify(protobuf.loadSync(join(protoDir, "rpc.proto")).toJSON());
+  // keepCase as etcd3 loads them: protobufjs would otherwise camel-case the field names.
+  const protoJson = JSON.stringify(new protobuf.Root().loadSync(join(protoDir, "rpc.proto"), { keepCase: true }).toJSON());
 
   const inlineEtcdProtos: import("bun").BunPlugin = {
     name: "inline-etcd3-protos",
