@@ -1,0 +1,78 @@
+/**
+ * @module The contract of a weft core: the exported functions (identical in the Wasm core and
+ * the TypeScript reference) and the typed views of its fixed memory regions. Memory layout and
+ * ring protocol: asm/index.ts and asm/layout.ts.
+ */
+
+/** The scalar functions; all return numbers (errors as negative ERR_* codes). */
+export interface CoreExports {
+  /** LAYOUT_VERSION of the implementation; also the trivial call used to measure call cost. */
+  layoutVersion(): number;
+  /** OPT_VNET_HDR: TUN reads and writes carry a 10-byte virtio_net_hdr. */
+  setOptions(flags: number): void;
+  /** Source address of ICMP unreachable replies (the lease's TUN address, as flanneld). */
+  setTunAddr4(addr: number): void;
+  /** Same for ICMPv6, from ARG[0..16]. */
+  setTunAddr6(): void;
+  /** Installs or replaces `prefix/len -> value` (value 0..ROUTE_VALUE_MAX, usually a peer id). */
+  route4Insert(prefix: number, len: number, value: number): number;
+  /** Removes `prefix/len` (ERR_NOT_FOUND when absent). */
+  route4Delete(prefix: number, len: number): number;
+  /** Longest-prefix match: the value, or NO_ROUTE (-1). */
+  route4Lookup(addr: number): number;
+  /** Looks up `count` u32 addresses at LOOKUP_IN into i32 LOOKUP_OUT; returns matches. */
+  route4LookupBatch(count: number): number;
+  /** route4Insert for the IPv6 prefix at ARG[0..16]. */
+  route6Insert(len: number, value: number): number;
+  route6Delete(len: number): number;
+  /** Lookup of the IPv6 address at ARG[0..16]. */
+  route6Lookup(): number;
+  /** Looks up `count` 16-byte addresses at LOOKUP_IN into LOOKUP_OUT; returns matches. */
+  route6LookupBatch(count: number): number;
+  /** Direct-index fast path for flannel's `network/networkLen` split into `/subnetLen` leases. */
+  setClusterNetwork(network: number, networkLen: number, subnetLen: number): number;
+  /** Removes every route; peers and options stay. */
+  routeClear(): void;
+  /** Sets peer `id` (< PEER_CAP): public `ip`:`port`, lease subnet `subnet4/len4`. */
+  peerSet(id: number, ip: number, port: number, subnet4: number, len4: number): number;
+  /** Sets peer `id`'s IPv6 subnet ARG[0..16]/len6. */
+  peerSetSubnet6(id: number, len6: number): number;
+  peerDelete(id: number): number;
+  /** TUN -> UDP over EG_IN_DESC[start, start+count); returns descriptors consumed. */
+  egress(start: number, count: number): number;
+  egressUdpCount(): number;
+  egressTunCount(): number;
+  /** UDP -> TUN over IN_IN_DESC[start, start+count); returns descriptors consumed. */
+  ingress(start: number, count: number): number;
+  ingressTunCount(): number;
+}
+
+/** Views of the fixed regions (they never detach: the memory never grows). */
+export interface CoreRegions {
+  arg: Uint8Array;
+  counters: Uint32Array;
+  lookupIn: Uint8Array;
+  lookupIn4: Uint32Array;
+  lookupOut: Int32Array;
+  egInDesc: Uint8Array;
+  egUdpDesc: Uint8Array;
+  egTunDesc: Uint8Array;
+  inInDesc: Uint8Array;
+  inTunDesc: Uint8Array;
+  peers: Uint8Array;
+  egIn: Uint8Array;
+  egOut: Uint8Array;
+  egTun: Uint8Array;
+  inIn: Uint8Array;
+  inOut: Uint8Array;
+}
+
+export interface Core extends CoreExports {
+  /** "wasm" or "reference". */
+  readonly kind: string;
+  /** The whole memory (MEMORY_BYTES), with byte and DataView access over it. */
+  readonly buffer: ArrayBuffer;
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  readonly regions: CoreRegions;
+}
