@@ -28,11 +28,12 @@ import {
   decodeJsonObject, goField, isJsonObject, parseFlannelNetConf, type FlannelNetConf, type JsonObject,
 } from "./netconf.ts";
 import { loadDelegateConfig, removeDelegateConfig, saveDelegateConfig } from "./scratch.ts";
+import { VERSION } from "../version.ts";
 
 /** The CNI spec versions the plugin accepts, as flannel's plugin (up to 1.0.0). */
 export const SUPPORTED_VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"] as const;
 const LATEST_VERSION = "1.0.0";
-const ABOUT = "CNI Plugin flannel (weft, a flanneld replacement)";
+const ABOUT = `CNI Plugin flannel version ${VERSION} (weft, linux/${process.arch})`;
 
 /** What the process should do: exit code, stdout (result or error JSON), stderr (log text). */
 export interface CniOutcome {
