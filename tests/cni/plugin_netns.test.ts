@@ -4,7 +4,8 @@
  * wires two "container" namespaces onto cni0 from a subnet.env, and the containers ping each
  * other; CHECK, DEL (IP freed, veth gone) and the error replies are checked on the real result.
  * Everything (namespaces, plugin dataDir, host-local store) lives in per-run names and a temp
- * dir, removed in afterAll.
+ * dir, removed in afterAll. Runs tests/cni/run_plugin.ts as the plugin, or the executable named
+ * by WEFT_CNI_PLUGIN (the compiled dist/weft).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -42,7 +43,7 @@ suite("flannel CNI plugin with the reference bridge/host-local in namespaces", (
     tmp = mkdtempSync(join(tmpdir(), "weft-cni-"));
     binDir = join(tmp, "bin");
     mkdirSync(binDir);
-    makeCniBinDir(binDir);
+    makeCniBinDir(binDir, process.env.WEFT_CNI_PLUGIN); // e.g. WEFT_CNI_PLUGIN=$PWD/dist/weft
     subnetFile = join(tmp, "run", "subnet.env");
     mkdirSync(join(tmp, "run"));
     writeFileSync(subnetFile, SUBNET_ENV);
