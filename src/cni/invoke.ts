@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { CniCode, CniError } from "./errors.ts";
-import { decodeJsonObject, isJsonObject } from "./netconf.ts";
+import { decodeJsonObject, isJsonObject, type JsonObject } from "./netconf.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -124,11 +124,11 @@ export async function delegate(command: "ADD" | "DEL" | "CHECK", type: string, c
   if (run.code !== 0) throw pluginError(run); // the delegate's own error, unwrapped
   if (command !== "ADD") return { stderr: run.stderr };
 
-  let result: ReturnType<typeof decodeJsonObject>;
+  let result: JsonObject;
   try {
-    result = decodeJsonObject(run.stdout, `the result of delegate plugin ${path}`);
+    result = decodeJsonObject(run.stdout, `failed to unmarshal raw result of ${path}`);
   } catch (e) {
-    throw failed(new Error(`failed to unmarshal raw result: ${(e as Error).message}`));
+    throw failed(e);
   }
   if (typeof result.cniVersion === "string" && result.cniVersion !== "") return { result: run.stdout, stderr: run.stderr };
   const version = (JSON.parse(config) as { cniVersion?: unknown }).cniVersion;

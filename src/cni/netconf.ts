@@ -70,18 +70,17 @@ function objectField(obj: JsonObject, key: string): JsonObject | undefined {
 }
 
 /**
- * Decodes a JSON document into an object or throws code 6 (decoding failure) naming `what`.
+ * Decodes a JSON document that must be an object, or throws code 6 (decoding failure) with
+ * `context: <reason>`, e.g. `error unmarshall network config: JSON Parse error: ...`.
  */
-export function decodeJsonObject(text: string, what: string): JsonObject {
+export function decodeJsonObject(text: string, context: string): JsonObject {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new CniError(CniCode.decodingFailure, `error decoding ${what}: ${(e as Error).message}`);
+    throw new CniError(CniCode.decodingFailure, `${context}: ${(e as Error).message}`);
   }
-  if (!isJsonObject(doc)) {
-    throw new CniError(CniCode.decodingFailure, `error decoding ${what}: expected a JSON object, got ${describe(doc)}`);
-  }
+  if (!isJsonObject(doc)) throw new CniError(CniCode.decodingFailure, `${context}: expected a JSON object, got ${describe(doc)}`);
   return doc;
 }
 
@@ -93,7 +92,7 @@ export function decodeJsonObject(text: string, what: string): JsonObject {
  * n.subnetFile === "/run/flannel/subnet.env"; n.delegate?.isDefaultGateway === true;
  */
 export function parseFlannelNetConf(text: string): FlannelNetConf {
-  const raw = decodeJsonObject(text, "network config");
+  const raw = decodeJsonObject(text, "failed to load netconf");
   const capabilities = objectField(raw, "capabilities");
   for (const [k, v] of Object.entries(capabilities ?? {})) {
     if (typeof v !== "boolean") throw invalid(`capabilities.${k}`, "a boolean", v);

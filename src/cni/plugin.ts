@@ -102,12 +102,7 @@ function readCmdArgs(env: Env, stdin: string): CmdArgs | undefined {
 
 /** skel `validateConfig`: the config decodes and has a usable network name. */
 function validateConfig(stdin: string): void {
-  let doc;
-  try {
-    doc = decodeJsonObject(stdin, "network config");
-  } catch (e) {
-    throw new CniError(CniCode.decodingFailure, `error unmarshall network config: ${(e as Error).message}`);
-  }
+  const doc = decodeJsonObject(stdin, "error unmarshall network config");
   const name = goField(doc, "name");
   if (name !== undefined && typeof name !== "string") {
     throw new CniError(CniCode.decodingFailure, `error unmarshall network config: "name" must be a string, got ${JSON.stringify(name)}`);
@@ -118,7 +113,7 @@ function validateConfig(stdin: string): void {
 
 /** libcni `ConfigDecoder.Decode`: the config's cniVersion, `0.1.0` when absent. */
 function configVersion(stdin: string): string {
-  const doc = decodeJsonObject(stdin, "network config");
+  const doc = decodeJsonObject(stdin, "decoding version from network config");
   const v = goField(doc, "cniVersion");
   if (v !== undefined && typeof v !== "string") {
     throw new CniError(CniCode.decodingFailure, `decoding version from network config: "cniVersion" must be a string, got ${JSON.stringify(v)}`);
@@ -250,7 +245,7 @@ async function cmdCheck(args: CmdArgs, log: string[]): Promise<void> {
     throw new CniError(CniCode.unknownContainer,
       `no delegate config saved for container "${args.containerId}" in ${netconf.dataDir}: was ADD run for it?`);
   }
-  const config = decodeJsonObject(saved, `the saved delegate config ${netconf.dataDir}/${args.containerId}`);
+  const config = decodeJsonObject(saved, `cannot decode the saved delegate config ${netconf.dataDir}/${args.containerId}`);
   if (netconf.cniVersion !== "") config.cniVersion = netconf.cniVersion;
   if (netconf.prevResult) {
     config.prevResult = config.type === "bridge" ? withRouteGateways(netconf.prevResult) : netconf.prevResult;
