@@ -8,18 +8,7 @@ import * as L from "../../src/core/layout.ts";
 import { loadCore } from "../../src/core/loader.ts";
 import { createReferenceCore } from "../../src/core/reference.ts";
 import type { Core } from "../../src/core/types.ts";
-
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "./packets.ts";
 
 const mask4 = (len: number) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0);
 
