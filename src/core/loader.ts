@@ -51,7 +51,7 @@ export async function readCoreWasm(url: URL = coreWasmUrl): Promise<Uint8Array> 
  */
 export async function loadCore(bytes?: Uint8Array | ArrayBuffer): Promise<Core> {
   const source = bytes ?? await readCoreWasm();
-  const { instance } = await WebAssembly.instantiate(source as BufferSource, {});
+  const { instance } = (await WebAssembly.instantiate(source as BufferSource, {})) as unknown as WebAssembly.WebAssemblyInstantiatedSource;
   const ex = instance.exports as Record<string, unknown>;
   const memory = ex.memory;
   if (!(memory instanceof WebAssembly.Memory)) throw new TypeError("weft core: the .wasm exports no memory");

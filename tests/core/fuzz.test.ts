@@ -137,6 +137,32 @@ test("Wasm core and reference agree on 1,000,000 random and mutated packets", as
   }
 
   let packets = 0, batches = 0, outputs = 0, resumed = 0;
+
+  /**
+   * Gives the reference the same input (arena bytes up to `end`, `count` descriptors), runs the
+   * direction on both cores call by call until all is consumed, comparing every call's outputs,
+   * then the verdicts and the in-place rewrites.
+   */
+  function lockstep(dir: "egress" | "ingress", arena: number, descs: number, end: number, count: number,
+    rings: { base: number; size: number; count: (c: Core) => number }[]) {
+    ref.bytes.set(wasm.bytes.subarray(arena, end), arena);
+    ref.bytes.set(wasm.bytes.subarray(descs, descs + count * L.IN_DESC_SIZE), descs);
+    let done = 0;
+    while (done < count) {
+      const a = wasm[dir](done, count - done), b = ref[dir](done, count - done);
+      expect(a).toBe(b);
+      expect(a).toBeGreaterThan(0);
+      for (const ring of rings) {
+        expect(ring.count(wasm)).toBe(ring.count(ref));
+        compareOutputs(ring.base, ring.size, ring.count(wasm), `${dir} ring 0x${ring.base.toString(16)}`);
+        outputs += ring.count(wasm);
+      }
+      done += a;
+      if (done < count) resumed++;
+    }
+    same(wasm.bytes, ref.bytes, descs, count * L.IN_DESC_SIZE, `${dir} verdicts`);
+    same(wasm.bytes, ref.bytes, arena, end - arena, `${dir} in-place rewrites`);
+  }
   const t0 = performance.now();
   while (packets < TARGET_PACKETS) {
     batches++;
@@ -178,23 +204,10 @@ test("Wasm core and reference agree on 1,000,000 random and mutated packets", as
         dv.setUint32(d + 4, len, true);
         off += len + 64 + int(4);
       }
-      ref.bytes.set(mem.subarray(L.EG_IN, off), L.EG_IN);
-      ref.bytes.set(mem.subarray(L.EG_IN_DESC, L.EG_IN_DESC + count * L.IN_DESC_SIZE), L.EG_IN_DESC);
-      let done = 0;
-      while (done < count) {
-        const a = wasm.egress(done, count - done), b = ref.egress(done, count - done);
-        expect(a).toBe(b);
-        expect(a).toBeGreaterThan(0);
-        expect(wasm.egressUdpCount()).toBe(ref.egressUdpCount());
-        expect(wasm.egressTunCount()).toBe(ref.egressTunCount());
-        compareOutputs(L.EG_UDP_DESC, L.UDP_DESC_SIZE, wasm.egressUdpCount(), "egress udp");
-        compareOutputs(L.EG_TUN_DESC, L.TUN_DESC_SIZE, wasm.egressTunCount(), "egress tun");
-        outputs += wasm.egressUdpCount() + wasm.egressTunCount();
-        done += a;
-        if (done < count) resumed++;
-      }
-      same(wasm.bytes, ref.bytes, L.EG_IN_DESC, count * L.IN_DESC_SIZE, "egress verdicts");
-      same(wasm.bytes, ref.bytes, L.EG_IN, off - L.EG_IN, "egress in-place rewrites");
+      lockstep("egress", L.EG_IN, L.EG_IN_DESC, off, count, [
+        { base: L.EG_UDP_DESC, size: L.UDP_DESC_SIZE, count: (c) => c.egressUdpCount() },
+        { base: L.EG_TUN_DESC, size: L.TUN_DESC_SIZE, count: (c) => c.egressTunCount() },
+      ]);
       packets += count;
     } else {
       // Ingress batch: single datagrams, flows (in order, sometimes shuffled), GRO buffers.
@@ -230,20 +243,9 @@ test("Wasm core and reference agree on 1,000,000 random and mutated packets", as
           put(p, rand() < 0.9 ? (192 << 24 | 168 << 16 | peer) >>> 0 : int(2 ** 32), 0);
         }
       }
-      ref.bytes.set(mem.subarray(L.IN_IN, off), L.IN_IN);
-      ref.bytes.set(mem.subarray(L.IN_IN_DESC, L.IN_IN_DESC + count * L.IN_DESC_SIZE), L.IN_IN_DESC);
-      let done = 0;
-      while (done < count) {
-        const a = wasm.ingress(done, count - done), b = ref.ingress(done, count - done);
-        expect(a).toBe(b);
-        expect(a).toBeGreaterThan(0);
-        expect(wasm.ingressTunCount()).toBe(ref.ingressTunCount());
-        compareOutputs(L.IN_TUN_DESC, L.TUN_DESC_SIZE, wasm.ingressTunCount(), "ingress tun");
-        outputs += wasm.ingressTunCount();
-        done += a;
-      }
-      same(wasm.bytes, ref.bytes, L.IN_IN_DESC, count * L.IN_DESC_SIZE, "ingress verdicts");
-      same(wasm.bytes, ref.bytes, L.IN_IN, off - L.IN_IN, "ingress in-place rewrites");
+      lockstep("ingress", L.IN_IN, L.IN_IN_DESC, off, count, [
+        { base: L.IN_TUN_DESC, size: L.TUN_DESC_SIZE, count: (c) => c.ingressTunCount() },
+      ]);
       packets += datagrams;
     }
     expect(Array.from(wasm.regions.counters)).toEqual(Array.from(ref.regions.counters));
