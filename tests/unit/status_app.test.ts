@@ -1,0 +1,57 @@
+import { expect, test } from "bun:test";
+import type { Lease } from "../../src/lease/lease.ts";
+import { parseNetworkConfig } from "../../src/config/network.ts";
+import { parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { type AgentView, createStatusApp } from "../../src/status/app.ts";
+import { Metrics } from "../../src/status/metrics.ts";
+
+const peer: Lease = {
+  subnet: parseIPv4Net("10.5.2.0/24"), expiration: 0, etcdLease: "77",
+  attrs: { publicIP: parseIPv4("192.168.0.2"), backendType: "vxlan", backendData: { VNI: 1, VtepMAC: "aa:bb:cc:dd:ee:ff" } },
+};
+function view(over: Partial<AgentView> = {}): AgentView {
+  return {
+    ready: true,
+    config: parseNetworkConfig(`{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}`),
+    backendType: "vxlan",
+    lease: { key: "10.5.1.0-24", subnet: parseIPv4Net("10.5.1.0/24"), attrs: { publicIP: parseIPv4("192.168.0.1") }, expiration: Date.UTC(2030, 0, 1), etcdLease: "5" },
+    peers: new Map([["10.5.2.0-24", peer]]),
+    metrics: new Metrics(),
+    peerExpiration: () => Date.UTC(2030, 0, 2),
+    ...over,
+  };
+}
+
+test("/healthz answers flanneld's text for any method", async () => {
+  const app = createStatusApp(view());
+  for (const method of ["GET", "POST", "HEAD"]) expect((await app.request("/healthz", { method })).status).toBe(200);
+  expect(await (await app.request("/healthz")).text()).toBe("flanneld is running");
+});
+
+test("/readyz is 503 until ready", async () => {
+  expect((await createStatusApp(view({ ready: false })).request("/readyz")).status).toBe(503);
+  expect(await (await createStatusApp(view()).request("/readyz")).text()).toBe("flanneld is ready");
+});
+
+test("/status gives the lease, the network, the backend and the peers", async () => {
+  const body = await (await createStatusApp(view()).request("/status")).json();
+  expect(body).toMatchObject({
+    lease: { subnet: "10.5.1.0/24", publicIP: "192.168.0.1", expiration: "2030-01-01T00:00:00.000Z", reservation: false },
+    network: "10.5.0.0/16",
+    backend: "vxlan",
+    peers: [{ subnet: "10.5.2.0/24", publicIP: "192.168.0.2", backendType: "vxlan", expiration: "2030-01-02T00:00:00.000Z", backendData: { VNI: 1, VtepMAC: "aa:bb:cc:dd:ee:ff" } }],
+  });
+});
+
+test("/metrics is Prometheus text", async () => {
+  const m = new Metrics();
+  m.peers = 3;
+  m.watchEvents = 7;
+  m.error("etcd");
+  const r = await createStatusApp(view({ metrics: m })).request("/metrics");
+  expect(r.headers.get("content-type")).toContain("text/plain; version=0.0.4");
+  const text = await r.text();
+  expect(text).toContain("# TYPE weft_peers gauge\nweft_peers 3\n");
+  expect(text).toContain("weft_watch_events_total 7\n");
+  expect(text).toContain('weft_errors_total{kind="etcd"} 1\n');
+});
