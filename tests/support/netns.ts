@@ -1,0 +1,625 @@
+/**
+ * @module A cluster of hosts made of network namespaces, for the multi-host tests, the demo and
+ * the benches. One underlay namespace holds a bridge (`br0`, 192.168.77.254/24) and a real etcd;
+ * each host is a namespace joined to it by a veth (`eth0`, 192.168.77.10+i/24, default route via
+ * the underlay) running a weft agent as a child process; each host has a `cni0` bridge built from
+ * its subnet.env (the .1 of FLANNEL_SUBNET, FLANNEL_MTU) and container namespaces (.2, .3, …)
+ * routed through it. The root namespace is never touched: the test process reaches etcd and the
+ * agents' status pages through forwarders (tools/netns_forward.ts).
+ *
+ * Names are `wf-<pid base36>-<rand>-<role>`; every namespace, process and temp dir is registered
+ * and removed by `destroy()`, on SIGINT/SIGTERM and at exit; `cleanupStale()` removes what runs
+ * of this harness left behind, only when their owner process is gone.
+ *
+ * @example
+ *   const c = await Cluster.create({ hosts: 3, backend: "vxlan" });
+ *   try {
+ *     const [a, b] = c.hosts;
+ *     const r = await ping(a!.containers[0]!.ns, b!.containers[0]!.ip, { count: 3 });
+ *   } finally {
+ *     await c.destroy();
+ *   }
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { formatIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { readSubnetEnv } from "../../src/subnet_env.ts";
+import { type NetnsForward, forwardIntoNetns } from "../../tools/netns_forward.ts";
+import { NsEtcd } from "./ns_etcd.ts";
+
+export const ROOT = join(import.meta.dir, "..", "..");
+const PROBE = join(import.meta.dir, "ns_probe.ts");
+const BUN = process.execPath;
+
+/** How the agent runs: the compiled `dist/weft`, `bun src/main.ts` or `deno run -A src/main.ts`. */
+export type Runtime = "binary" | "bun" | "deno";
+
+/** The agent's status port inside each host namespace. */
+export const STATUS_PORT = 8471;
+
+// ------------------------------------------------------------------ processes and commands
+
+/** What a command printed and how it exited. */
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runSync(argv: string[], stdin = ""): Run {
+  const r = spawnSync(argv[0]!, argv.slice(1), { input: stdin, encoding: "utf8", maxBuffer: 64 << 20 });
+  if (r.error) throw new Error(`cannot run '${argv.join(" ")}': ${r.error.message}`);
+  return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs `argv` in the root namespace and throws with its stderr unless it exits 0. */
+export function sh(argv: string[], stdin = ""): string {
+  const r = runSync(argv, stdin);
+  if (r.code !== 0) throw new Error(`'${argv.join(" ")}' exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Runs `argv` inside namespace `ns` (`ip netns exec <ns> argv…`) to completion. */
+export function exec(ns: string, argv: string[], stdin = ""): Run {
+  return runSync(["ip", "netns", "exec", ns, ...argv], stdin);
+}
+
+/** `ip -n <ns> <args>`; throws unless it succeeds. Returns stdout. */
+export function ip(ns: string, ...args: string[]): string {
+  return sh(["ip", "-n", ns, ...args]);
+}
+
+/** `ip -n <ns> -j <args>` parsed. */
+export function ipJson<T = Record<string, unknown>[]>(ns: string, ...args: string[]): T {
+  const out = sh(["ip", "-n", ns, "-j", ...args]).trim();
+  return JSON.parse(out === "" ? "[]" : out) as T;
+}
+
+/** Polls `pred` every `everyMs` until it returns a truthy value (returned) or `timeoutMs` passes. */
+export async function waitFor<T>(pred: () => T | Promise<T>, timeoutMs = 10_000, what = "condition", everyMs = 20): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await pred();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(everyMs);
+  }
+}
+
+/** Wall-clock milliseconds with sub-ms precision (comparable across processes). */
+export function wallMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+// ------------------------------------------------------------------ cleanup registry
+
+const PREFIX_RE = /^wf-([0-9a-z]+)-([0-9a-z]+)(-|$)/;
+const live = { namespaces: new Set<string>(), procs: new Set<ChildProcess>(), dirs: new Set<string>() };
+let handlersInstalled = false;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Kills every process inside `ns`, then deletes it (`ip netns pids`, `ip netns del`). */
+function removeNetns(ns: string): void {
+  const pids = runSync(["ip", "netns", "pids", ns]).stdout.split(/\s+/).filter(Boolean).map(Number);
+  for (const pid of pids) {
+    try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+  }
+  runSync(["ip", "netns", "del", ns]);
+}
+
+/** Synchronous teardown of everything registered: processes, namespaces, temp dirs. */
+function cleanupAllSync(): void {
+  for (const p of live.procs) {
+    if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  }
+  live.procs.clear();
+  for (const ns of live.namespaces) removeNetns(ns);
+  live.namespaces.clear();
+  for (const d of live.dirs) rmSync(d, { recursive: true, force: true });
+  live.dirs.clear();
+}
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on("exit", cleanupAllSync);
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.on(sig, () => {
+      cleanupAllSync();
+      process.exit(sig === "SIGINT" ? 130 : 143);
+    });
+  }
+}
+
+function trackProc(p: ChildProcess): ChildProcess {
+  live.procs.add(p);
+  p.once("exit", () => live.procs.delete(p));
+  return p;
+}
+
+/**
+ * Removes namespaces and temp dirs named by this harness (`wf-<pid36>-…`) whose owner process
+ * is dead: the leftovers of crashed runs. Returns what it removed.
+ */
+export function cleanupStale(): string[] {
+  const removed: string[] = [];
+  const stale = (name: string) => {
+    const m = PREFIX_RE.exec(name);
+    return m !== null && !pidAlive(parseInt(m[1]!, 36));
+  };
+  const names = runSync(["ip", "netns", "list"]).stdout.split("\n").map((l) => l.split(" ")[0]!).filter(Boolean);
+  for (const ns of names) {
+    if (stale(ns)) { removeNetns(ns); removed.push(ns); }
+  }
+  for (const d of readdirSync(tmpdir())) {
+    if (stale(d)) { rmSync(join(tmpdir(), d), { recursive: true, force: true }); removed.push(join(tmpdir(), d)); }
+  }
+  return removed;
+}
+
+function addNetns(name: string): string {
+  installHandlers();
+  live.namespaces.add(name);
+  sh(["ip", "netns", "add", name]);
+  ip(name, "link", "set", "lo", "up");
+  return name;
+}
+
+// ------------------------------------------------------------------ probes
+
+/** One ping target's outcome. */
+export interface PingResult {
+  ip: string;
+  sent: number;
+  received: number;
+  /** Round-trip times in ms, in order. */
+  rtts: number[];
+}
+
+/** A line from ns_probe's ping mode. */
+export interface PingEvent {
+  ip: string;
+  seq: number;
+  rtt?: number;
+  lost?: true;
+  /** Wall-clock ms. */
+  t: number;
+}
+
+function summarize(events: PingEvent[], targets: string[]): Map<string, PingResult> {
+  const out = new Map<string, PingResult>(targets.map((t) => [t, { ip: t, sent: 0, received: 0, rtts: [] }]));
+  for (const e of events) {
+    const r = out.get(e.ip) ?? { ip: e.ip, sent: 0, received: 0, rtts: [] };
+    out.set(e.ip, r);
+    r.sent++;
+    if (e.rtt !== undefined) { r.received++; r.rtts.push(e.rtt); }
+  }
+  return out;
+}
+
+/**
+ * ICMP echo from namespace `from` to each of `targets` (`count` rounds, `intervalMs` apart);
+ * equivalent to `ip netns exec <from> ping -c <count> <ip>` for each target.
+ */
+export async function ping(from: string, targets: string | string[], opts: { count?: number; intervalMs?: number; timeoutMs?: number } = {}): Promise<Map<string, PingResult>> {
+  const list = Array.isArray(targets) ? targets : [targets];
+  const r = exec(from, [BUN, PROBE, "ping", "--count", String(opts.count ?? 1), "--interval", String(opts.intervalMs ?? 100), "--timeout", String(opts.timeoutMs ?? 1000), ...list]);
+  if (r.code !== 0) throw new Error(`ping from ${from} failed (${r.code}): ${r.stderr.trim()}`);
+  return summarize(r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as PingEvent), list);
+}
+
+/** A ping running in the background; `stop()` ends it and returns every reply and loss. */
+export interface Pinger {
+  readonly events: PingEvent[];
+  /** Adds a target (pinged from the next round on). */
+  add(ip: string): void;
+  stop(): Promise<{ events: PingEvent[]; byTarget: Map<string, PingResult> }>;
+}
+
+/** Starts pinging `targets` from namespace `from` every `intervalMs` until `stop()`. */
+export function startPinger(from: string, targets: string[], intervalMs = 20, timeoutMs = 1000): Pinger {
+  const p = trackProc(spawn("ip", ["netns", "exec", from, BUN, PROBE, "ping", "--count", "0", "--stdin", "--interval", String(intervalMs), "--timeout", String(timeoutMs), ...targets], { stdio: ["pipe", "pipe", "pipe"] }));
+  const events: PingEvent[] = [];
+  const all = new Set(targets);
+  let rest = "", err = "";
+  p.stdout!.on("data", (d: Buffer) => {
+    const lines = (rest + d).split("\n");
+    rest = lines.pop()!;
+    for (const l of lines) if (l) events.push(JSON.parse(l) as PingEvent);
+  });
+  p.stderr!.on("data", (d) => (err += d));
+  const exited = new Promise<number>((r) => p.on("close", (c) => r(c ?? -1)));
+  return {
+    events,
+    add(ip) { all.add(ip); p.stdin!.write(`${ip}\n`); },
+    async stop() {
+      p.stdin!.end();
+      const code = await exited;
+      if (code !== 0) throw new Error(`pinger in ${from} exited ${code}: ${err.trim()}`);
+      return { events, byTarget: summarize(events, [...all]) };
+    },
+  };
+}
+
+/** A TCP echo server in a namespace (`ns_probe serve`), listening on 0.0.0.0:port. */
+export async function startEchoServer(ns: string, port: number): Promise<{ stop(): void }> {
+  const p = trackProc(spawn("ip", ["netns", "exec", ns, BUN, PROBE, "serve", String(port)], { stdio: ["ignore", "pipe", "pipe"] }));
+  await new Promise<void>((resolve, reject) => {
+    let err = "";
+    p.stderr!.on("data", (d) => (err += d));
+    p.stdout!.once("data", () => resolve());
+    p.once("exit", (c) => reject(new Error(`echo server in ${ns} exited ${c}: ${err}`)));
+  });
+  return { stop: () => { p.kill("SIGKILL"); } };
+}
+
+/** One TCP connection attempt's outcome. */
+export interface ConnectResult {
+  target: string;
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+
+/**
+ * Opens a TCP connection from namespace `from` to each `ip:port` and checks a line echoes back
+ * (an echo server must listen there: `startEchoServer`).
+ */
+export function tcpConnect(from: string, targets: string | string[], port?: number): ConnectResult[] {
+  const list = (Array.isArray(targets) ? targets : [targets]).map((t) => (port === undefined ? t : `${t}:${port}`));
+  const r = exec(from, [BUN, PROBE, "connect", ...list]);
+  if (r.code !== 0) throw new Error(`tcp connect from ${from} failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as ConnectResult);
+}
+
+/** `ip monitor` running in a namespace; `lines` fills as events arrive. */
+export interface IpMonitor {
+  readonly lines: string[];
+  stop(): Promise<string[]>;
+}
+
+const MARKER = "198.51.100.254";
+
+/**
+ * Starts `ip -n <ns> -o -ts monitor <objects…>` and resolves once it is subscribed (a marker
+ * blackhole route is added and deleted and seen; its lines are left out of `lines`).
+ */
+export async function ipMonitor(ns: string, objects: string[] = ["route", "neigh"]): Promise<IpMonitor> {
+  const p = trackProc(spawn("ip", ["-n", ns, "-o", "-ts", "monitor", ...objects], { stdio: ["ignore", "pipe", "pipe"] }));
+  const lines: string[] = [];
+  let rest = "", seen = false;
+  p.stdout!.on("data", (d: Buffer) => {
+    const parts = (rest + d).split("\n");
+    rest = parts.pop()!;
+    for (const l of parts) {
+      if (l.includes(MARKER)) seen = true;
+      else if (l.trim()) lines.push(l);
+    }
+  });
+  const exited = new Promise<void>((r) => p.on("close", () => r()));
+  const withRoutes = objects.includes("route") || objects.length === 0;
+  if (withRoutes) {
+    await waitFor(() => {
+      runSync(["ip", "-n", ns, "route", "replace", "blackhole", `${MARKER}/32`]);
+      return seen;
+    }, 5000, `ip monitor in ${ns} to start`, 30);
+    runSync(["ip", "-n", ns, "route", "del", "blackhole", `${MARKER}/32`]);
+    await Bun.sleep(20);
+  } else {
+    await Bun.sleep(300);
+  }
+  return {
+    lines,
+    async stop() {
+      p.kill("SIGTERM");
+      await exited;
+      return lines;
+    },
+  };
+}
+
+// ------------------------------------------------------------------ the cluster
+
+export type BackendName = "vxlan" | "host-gw" | "alloc";
+
+export interface ClusterOptions {
+  /** Hosts to create and start (default 3). */
+  hosts?: number;
+  /** Containers per host (default 1). */
+  containersPerHost?: number;
+  /** Backend.Type (default vxlan). */
+  backend?: BackendName;
+  /** Extra Backend keys, e.g. `{ VNI: 2 }`. */
+  backendOptions?: Record<string, unknown>;
+  /** The cluster network (default 10.244.0.0/16), and SubnetLen if not the default. */
+  network?: string;
+  subnetLen?: number;
+  runtime?: Runtime;
+  /** Extra agent flags and environment. */
+  agentArgs?: string[];
+  agentEnv?: Record<string, string>;
+  /** Start agents (and containers) right away (default true). */
+  start?: boolean;
+}
+
+/** A container namespace on a host. */
+export interface Container {
+  readonly ns: string;
+  readonly ip: string;
+  readonly host: Host;
+}
+
+/** A host namespace and its agent. */
+export class Host {
+  agent?: ChildProcess;
+  /** Agent stdout+stderr (last 64 KiB). */
+  log = "";
+  runtime: Runtime;
+  readonly containers: Container[] = [];
+  forward?: NetnsForward;
+
+  constructor(readonly name: string, readonly ns: string, readonly ip: string, readonly dir: string, runtime: Runtime) {
+    this.runtime = runtime;
+  }
+
+  get subnetFile(): string {
+    return join(this.dir, "subnet.env");
+  }
+
+  /** subnet.env as written by the agent (undefined before the first start). */
+  get env(): ReturnType<typeof readSubnetEnv> {
+    return readSubnetEnv(this.subnetFile);
+  }
+
+  /** The lease's network, e.g. `10.244.7.0/24` (from subnet.env). */
+  get subnet(): string {
+    const s = this.env?.subnet;
+    if (!s) throw new Error(`host ${this.name} has no subnet.env yet (${this.subnetFile})`);
+    const n = parseIPv4Net(s);
+    return `${formatIPv4(n.ip)}/${n.len}`;
+  }
+
+  get running(): boolean {
+    return this.agent !== undefined && this.agent.exitCode === null && this.agent.signalCode === null;
+  }
+}
+
+/** The argv that runs weft under `runtime`. */
+export function weftArgv(runtime: Runtime, args: string[]): string[] {
+  switch (runtime) {
+    case "binary": return [join(ROOT, "dist", "weft"), ...args];
+    case "bun": return [BUN, join(ROOT, "src", "main.ts"), ...args];
+    case "deno": return [join(ROOT, "node_modules", ".bin", "deno"), "run", "-A", "--quiet", join(ROOT, "src", "main.ts"), ...args];
+  }
+}
+
+export class Cluster {
+  readonly hosts: Host[] = [];
+  private constructor(
+    readonly id: string,
+    readonly dir: string,
+    readonly underlay: string,
+    readonly etcd: NsEtcd,
+    readonly opts: Required<Pick<ClusterOptions, "backend" | "network" | "runtime" | "containersPerHost">> & ClusterOptions,
+  ) {}
+
+  /** Underlay prefix; hosts are .10+i, etcd .254. */
+  static readonly UNDERLAY = "192.168.77";
+
+  /** Builds the underlay, etcd and config, then `hosts` hosts (agents started unless start=false). */
+  static async create(options: ClusterOptions = {}): Promise<Cluster> {
+    installHandlers();
+    const opts = { backend: "vxlan" as const, network: "10.244.0.0/16", runtime: "binary" as const, containersPerHost: 1, ...options };
+    const id = `wf-${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+    const dir = mkdtempSync(join(tmpdir(), `${id}-`));
+    live.dirs.add(dir);
+    const underlay = addNetns(`${id}-u`);
+    ip(underlay, "link", "add", "br0", "type", "bridge");
+    ip(underlay, "addr", "add", `${Cluster.UNDERLAY}.254/24`, "dev", "br0");
+    ip(underlay, "link", "set", "br0", "up");
+    const etcd = await NsEtcd.start(underlay, `${Cluster.UNDERLAY}.254`, join(dir, "etcd"));
+    const c = new Cluster(id, dir, underlay, etcd, opts);
+    try {
+      c.setConfig();
+      const n = opts.hosts ?? 3;
+      for (let i = 0; i < n; i++) c.addHostNamespace();
+      if (opts.start !== false) {
+        await Promise.all(c.hosts.map((h) => c.startAgent(h)));
+        for (const h of c.hosts) c.addContainers(h, opts.containersPerHost);
+      }
+    } catch (e) {
+      await c.destroy();
+      throw e;
+    }
+    return c;
+  }
+
+  /** The network config JSON stored in etcd. */
+  get config(): string {
+    const cfg: Record<string, unknown> = { Network: this.opts.network, Backend: { Type: this.opts.backend, ...this.opts.backendOptions } };
+    if (this.opts.subnetLen !== undefined) cfg.SubnetLen = this.opts.subnetLen;
+    return JSON.stringify(cfg);
+  }
+
+  /** Stores the network config (`weft config set -`), from inside the underlay namespace. */
+  setConfig(json = this.config): void {
+    this.weft(["config", "set", "-"], json);
+  }
+
+  /** Runs an admin command (`dist/weft --etcd-endpoints=… ARGS`) in the underlay; throws on failure. */
+  weft(args: string[], stdin = ""): string {
+    const r = exec(this.underlay, weftArgv("binary", [`--etcd-endpoints=${this.etcd.endpoint}`, ...args]), stdin);
+    if (r.code !== 0) throw new Error(`weft ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** Creates the next host's namespace and underlay link (no agent). */
+  addHostNamespace(): Host {
+    const i = this.hosts.length + 1;
+    if (i > 200) throw new RangeError(`Cluster: host ${i} exceeds the underlay's 200 host addresses`);
+    const name = `h${i}`;
+    const ns = addNetns(`${this.id}-${name}`);
+    const addr = `${Cluster.UNDERLAY}.${9 + i}`;
+    // The veth is created in the underlay with its peer straight in the host namespace.
+    ip(this.underlay, "link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", ns);
+    ip(this.underlay, "link", "set", name, "master", "br0", "up");
+    ip(ns, "addr", "add", `${addr}/24`, "dev", "eth0");
+    ip(ns, "link", "set", "eth0", "up");
+    ip(ns, "route", "add", "default", "via", `${Cluster.UNDERLAY}.254`);
+    exec(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    const dir = join(this.dir, name);
+    mkdirSync(dir, { recursive: true });
+    const h = new Host(name, ns, addr, dir, this.opts.runtime);
+    this.hosts.push(h);
+    return h;
+  }
+
+  /** Adds a host: namespace, agent (ready), and its containers. */
+  async addHost(opts: { containers?: number; runtime?: Runtime } = {}): Promise<Host> {
+    const h = this.addHostNamespace();
+    await this.startAgent(h, opts.runtime);
+    this.addContainers(h, opts.containers ?? this.opts.containersPerHost);
+    return h;
+  }
+
+  host(name: string): Host {
+    const h = this.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no host ${JSON.stringify(name)} in cluster ${this.id} (hosts: ${this.hosts.map((x) => x.name).join(", ")})`);
+    return h;
+  }
+
+  /** Every container of every host. */
+  get containers(): Container[] {
+    return this.hosts.flatMap((h) => h.containers);
+  }
+
+  /**
+   * Starts the agent of `h` in its namespace and waits until it is ready (its subnet.env
+   * rewritten after the start).
+   */
+  async startAgent(h: Host, runtime: Runtime = h.runtime, timeoutMs = 30_000): Promise<void> {
+    if (h.running) throw new Error(`agent of ${h.name} is already running`);
+    h.runtime = runtime;
+    const args = [
+      `--etcd-endpoints=${this.etcd.endpoint}`, `--subnet-file=${h.subnetFile}`,
+      `--healthz-ip=${h.ip}`, `--healthz-port=${STATUS_PORT}`, ...(this.opts.agentArgs ?? []),
+    ];
+    const started = Date.now();
+    const p = trackProc(spawn("ip", ["netns", "exec", h.ns, ...weftArgv(runtime, args)], {
+      stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.opts.agentEnv },
+    }));
+    h.agent = p;
+    const append = (d: Buffer) => { h.log = (h.log + d).slice(-65536); };
+    p.stdout!.on("data", append);
+    p.stderr!.on("data", append);
+    await waitFor(() => {
+      if (p.exitCode !== null || p.signalCode !== null) throw new Error(`agent of ${h.name} exited (${p.exitCode ?? p.signalCode}) before ready:\n${h.log}`);
+      try {
+        return statSync(h.subnetFile).mtimeMs >= started - 10;
+      } catch {
+        return false;
+      }
+    }, timeoutMs, `agent of ${h.name} to be ready`).catch((e) => {
+      throw new Error(`${(e as Error).message}\n--- agent log ---\n${h.log}`);
+    });
+  }
+
+  /** Stops the agent of `h` (SIGTERM, as systemd does) and waits for it; returns its exit code. */
+  async stopAgent(h: Host, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+    const p = h.agent;
+    if (!p) return null;
+    if (p.exitCode === null && p.signalCode === null) {
+      const done = new Promise<void>((r) => p.once("exit", () => r()));
+      p.kill(signal);
+      const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
+      await done;
+      clearTimeout(t);
+    }
+    h.agent = undefined;
+    return p.exitCode;
+  }
+
+  /** Kills the agent of `h` (SIGKILL: no shutdown path runs, as on a power loss). */
+  killAgent(h: Host): Promise<number | null> {
+    return this.stopAgent(h, "SIGKILL");
+  }
+
+  /**
+   * Creates `cni0` on `h` from its subnet.env if missing and `n` more containers on it, each a
+   * namespace with `eth0` (.2, .3, …), the bridge as default gateway and FLANNEL_MTU.
+   */
+  addContainers(h: Host, n = 1): Container[] {
+    const env = h.env;
+    if (!env?.subnet || !env.mtu) throw new Error(`host ${h.name}: subnet.env has no FLANNEL_SUBNET/FLANNEL_MTU: ${JSON.stringify(env?.raw)}`);
+    const net = parseIPv4Net(env.subnet); // masked: the lease's network address
+    const gw = formatIPv4((net.ip + 1) >>> 0);
+    const mtu = String(env.mtu);
+    if (!ipJson(h.ns, "link", "show").some((l) => l.ifname === "cni0")) {
+      ip(h.ns, "link", "add", "cni0", "type", "bridge");
+      ip(h.ns, "addr", "add", env.subnet, "dev", "cni0");
+      ip(h.ns, "link", "set", "cni0", "mtu", mtu, "up");
+    }
+    const made: Container[] = [];
+    for (let k = 0; k < n; k++) {
+      const j = h.containers.length + 1;
+      const ns = addNetns(`${h.ns}c${j}`);
+      const addr = formatIPv4((net.ip + 1 + j) >>> 0);
+      const veth = `vc${j}`;
+      ip(h.ns, "link", "add", veth, "mtu", mtu, "type", "veth", "peer", "name", "eth0", "mtu", mtu, "netns", ns);
+      ip(h.ns, "link", "set", veth, "master", "cni0", "up");
+      ip(ns, "addr", "add", `${addr}/${net.len}`, "dev", "eth0");
+      ip(ns, "link", "set", "eth0", "up");
+      ip(ns, "route", "add", "default", "via", gw);
+      const c: Container = { ns, ip: addr, host: h };
+      h.containers.push(c);
+      made.push(c);
+    }
+    return made;
+  }
+
+  /** GET `path` on the agent's status server (through a forwarder into the host namespace). */
+  async fetch(h: Host, path: string): Promise<Response> {
+    h.forward ??= await forwardIntoNetns(h.ns, h.ip, STATUS_PORT);
+    return fetch(`${h.forward.url}${path}`, { signal: AbortSignal.timeout(5000) });
+  }
+
+  /** The agent's `/status` JSON. */
+  async status(h: Host): Promise<any> {
+    const r = await this.fetch(h, "/status");
+    if (!r.ok) throw new Error(`GET /status on ${h.name}: HTTP ${r.status}`);
+    return r.json();
+  }
+
+  /** Peers' subnets routed on `h` (any route inside the cluster network but its own subnet). */
+  peerRoutes(h: Host): Record<string, unknown>[] {
+    const net = parseIPv4Net(this.opts.network);
+    const own = h.env?.subnet ? h.subnet : "";
+    return ipJson(h.ns, "route", "show").filter((r) => {
+      const dst = String(r.dst);
+      if (!dst.includes("/") || dst === own) return false;
+      const n = parseIPv4Net(dst);
+      return n.len >= net.len && ((n.ip ^ net.ip) >>> (32 - net.len)) === 0;
+    });
+  }
+
+  /** Removes every namespace, process, forwarder and file of this cluster. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => this.stopAgent(h, "SIGKILL")));
+    for (const h of this.hosts) await h.forward?.close();
+    await this.etcd.destroy();
+    const mine = [...live.namespaces].filter((n) => n.startsWith(`${this.id}-`));
+    for (const ns of mine) { removeNetns(ns); live.namespaces.delete(ns); }
+    rmSync(this.dir, { recursive: true, force: true });
+    live.dirs.delete(this.dir);
+  }
+}
