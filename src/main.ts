@@ -5,18 +5,17 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { Agent } from "./agent.ts";
-import { ADMIN_USAGE, runAdmin } from "./cli/admin.ts";
-import { AGENT_FLAGS, type AgentFlags, parseAgentFlags } from "./cli/agent_flags.ts";
-import { redact, usage, UsageError } from "./cli/go_flags.ts";
-import { createLogger, setVerbosity } from "./log.ts";
-import { readHostNetwork } from "./net/iface.ts";
-import { EtcdRegistry } from "./registry/etcd.ts";
+import type { AgentFlags } from "./cli/agent_flags.ts";
+import type { EtcdRegistry } from "./registry/etcd.ts";
 import { VERSION } from "./version.ts";
+
+// Modules are imported where they are needed: a CNI call (one per pod ADD/DEL) must not pay for
+// loading etcd, gRPC and the agent.
 
 const ADMIN_COMMANDS = new Set(["config", "leases", "docker-opts"]);
 
-function registryFrom(f: AgentFlags): EtcdRegistry {
+async function registryFrom(f: AgentFlags): Promise<EtcdRegistry> {
+  const { EtcdRegistry } = await import("./registry/etcd.ts");
   return new EtcdRegistry({
     endpoints: f["etcd-endpoints"].split(",").map((s) => s.trim()).filter(Boolean),
     prefix: f["etcd-prefix"],
@@ -38,7 +37,6 @@ function hoistFlags(argv: string[]): string[] {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const log = createLogger();
   if (process.env.CNI_COMMAND || basename(process.execPath) === "flannel") {
     const { runCniPlugin } = await import("./cni/plugin.ts");
     const stdin = process.env.CNI_COMMAND === "VERSION" ? "" : readFileSync(0, "utf8");
@@ -48,6 +46,9 @@ async function main(argv: string[]): Promise<number> {
     return r.code;
   }
 
+  const { AGENT_FLAGS, parseAgentFlags } = await import("./cli/agent_flags.ts");
+  const { redact, usage, UsageError } = await import("./cli/go_flags.ts");
+  const { ADMIN_USAGE, runAdmin } = await import("./cli/admin.ts");
   let parsed;
   try {
     parsed = parseAgentFlags(hoistFlags(argv), process.env);
@@ -66,7 +67,9 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${VERSION}\n`);
     return 0;
   }
+  const { createLogger, setVerbosity } = await import("./log.ts");
   setVerbosity(f.v);
+  const log = createLogger();
 
   if (parsed.positionals.length > 0) {
     const [cmd] = parsed.positionals;
@@ -78,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command or argument ${JSON.stringify(cmd)}\n${ADMIN_USAGE}`);
       return 1;
     }
-    const registry = registryFrom(f);
+    const registry = await registryFrom(f);
     try {
       return await runAdmin(registry, parsed.positionals, {
         out: (t) => process.stdout.write(t),
@@ -100,9 +103,11 @@ async function main(argv: string[]): Promise<number> {
   log.info(`weft ${VERSION} (flanneld-compatible) starting`);
   log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
 
+  const { Agent } = await import("./agent.ts");
+  const { readHostNetwork } = await import("./net/iface.ts");
   const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
   const agent = new Agent({
-    registry: registryFrom(f),
+    registry: await registryFrom(f),
     log,
     iface: {
       iface: f.iface, ifaceRegex: f["iface-regex"], ifaceCanReach: f["iface-can-reach"],
