@@ -8,7 +8,7 @@ import { type NetworkConfig, NetworkConfigError, parseNetworkConfig } from "./co
 import { getBackend } from "./backend/registry.ts";
 import type { Network } from "./backend/types.ts";
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs } from "./lease/lease.ts";
-import { LEASE_TTL_SECONDS, type OwnLease, acquireLease, renewLeaseLoop, sleep } from "./lease/manager.ts";
+import { LEASE_TTL_SECONDS, type OwnLease, acquireLease, recordsToLeases, renewLeaseLoop, sleep } from "./lease/manager.ts";
 import { LeaseWatcher } from "./lease/watch.ts";
 import type { Logger } from "./log.ts";
 import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
@@ -111,7 +111,8 @@ export class Agent implements AgentView {
 
       const previous = this.#previousSubnets(config);
       const backend = await getBackend(config.backendType);
-      const network = await backend.createNetwork({ config, extIface: ext, log, metrics: this.metrics, signal });
+      const previousLease = await this.#previousLease(ext);
+      const network = await backend.createNetwork({ config, extIface: ext, log, metrics: this.metrics, signal, previousLease });
       this.network = network;
 
       const attrs: LeaseAttrs = { publicIP: ext.extAddr, publicIPv6: ext.extAddr6, ...network.leaseAttrs };
@@ -128,6 +129,7 @@ export class Agent implements AgentView {
         onSnapshot: (peers) => network.reconcile(peers),
         onEvents: (events) => network.apply(events),
         onOwnLease: (record) => this.#ownLeaseChanged(record),
+        onHealth: (error) => { this.etcdError = error; },
       });
       await Promise.all([
         this.#watcher.run(),
@@ -190,6 +192,17 @@ export class Agent implements AgentView {
       await sleep(retry, this.#stop.signal);
     }
     return undefined;
+  }
+
+  /** Our lease from before a restart (same public IP), so a backend can keep e.g. its VTEP MAC. */
+  async #previousLease(ext: ExternalInterface): Promise<Lease | undefined> {
+    try {
+      const { records } = await this.opts.registry.listSubnets();
+      return recordsToLeases(records, () => {}).find((l) =>
+        ext.extAddr ? l.attrs.publicIP === ext.extAddr : l.attrs.publicIPv6 === ext.extAddr6);
+    } catch {
+      return undefined; // acquisition will report etcd trouble
+    }
   }
 
   /** The subnets of the previous subnet.env, masked, one entry each (compat §3 step 3). */

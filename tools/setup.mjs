@@ -25,6 +25,7 @@ const DEBIAN = [
   ["containernetworking-plugins", ["/usr/lib/cni/bridge"]],
   ["chromium", ["/usr/bin/chromium"]],
   ["ethtool", ["/usr/sbin/ethtool", "/sbin/ethtool"]],
+  ["iputils-ping", ["/usr/bin/ping", "/bin/ping"]],
   ["procps", ["/usr/bin/ps"]],
 ];
 

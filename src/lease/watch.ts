@@ -26,6 +26,8 @@ export interface WatchOptions {
   onSnapshot?: (peers: ReadonlyMap<string, Lease>) => void | Promise<void>;
   /** Our own key was re-put (`record`) or deleted (undefined). */
   onOwnLease?: (record: SubnetRecord | undefined) => void | Promise<void>;
+  /** Whether etcd answers: false with the error while the watch is down, true once it is back. */
+  onHealth?: (error: string | undefined) => void;
   /** Full re-list interval, ms (default 5 min). */
   resyncMs?: number;
   minBackoffMs?: number;
@@ -54,6 +56,7 @@ export class LeaseWatcher {
       try {
         if (revision === undefined) {
           revision = (await this.#relist()) + 1n;
+          this.opts.onHealth?.(undefined);
           backoff = minBackoff;
         }
         // Watch until an error, or until the periodic resync is due.
@@ -63,6 +66,7 @@ export class LeaseWatcher {
         const timer = setTimeout(stop, resyncMs);
         try {
           for await (const batch of registry.watchSubnets(revision, round.signal)) {
+            this.opts.onHealth?.(undefined);
             await this.#apply(batch.events);
             revision = batch.revision + 1n;
             backoff = minBackoff;
@@ -81,6 +85,7 @@ export class LeaseWatcher {
         }
         metrics.watchReconnects++;
         metrics.error("etcd");
+        this.opts.onHealth?.((e as Error).message);
         log.warn(`lease watch: ${(e as Error).message}; reconnecting in ${backoff} ms`);
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, maxBackoff);

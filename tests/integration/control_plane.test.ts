@@ -176,7 +176,7 @@ describe("control plane against a real etcd", () => {
       a.proc.kill("SIGCONT");
     }
     await waitFor(async () => {
-      const p = await peerSubnets(a).catch(() => []);
+      const p = await peerSubnets(a).catch(() => [] as string[]);
       return p.includes("10.5.21.0/24") && !p.includes("10.5.20.0/24");
     }, "catch-up after compaction", 30_000);
     expect(a.log).toMatch(/re-listing/);
