@@ -21,7 +21,7 @@
  *   }
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatIPv4, parseIPv4Net } from "../../src/net/ip.ts";
@@ -326,6 +326,73 @@ export async function ipMonitor(ns: string, objects: string[] = ["route", "neigh
       return lines;
     },
   };
+}
+
+/** A kernel event seen by netlink_watch.ts (wall-clock `t` in ms). */
+export interface KernelEvent {
+  t: number;
+  k: "route" | "neigh" | "fdb" | "overrun";
+  a?: "new" | "del";
+  dst?: string;
+  table?: number;
+  ip?: string;
+  mac?: string;
+}
+
+/** A netlink watch running in a namespace; `events` fills as they arrive. */
+export interface NetlinkWatch {
+  readonly events: KernelEvent[];
+  /** Resolves with the first event (already seen or future) that `pred` accepts. */
+  until(pred: (e: KernelEvent) => boolean, timeoutMs?: number): Promise<KernelEvent>;
+  stop(): Promise<KernelEvent[]>;
+}
+
+/** Starts tests/support/netlink_watch.ts in `ns`; resolves once it is subscribed. */
+export async function startNetlinkWatch(ns: string): Promise<NetlinkWatch> {
+  const p = trackProc(spawn("ip", ["netns", "exec", ns, BUN, join(import.meta.dir, "netlink_watch.ts")], { stdio: ["pipe", "pipe", "pipe"] }));
+  const events: KernelEvent[] = [];
+  const waiters = new Set<{ pred: (e: KernelEvent) => boolean; resolve: (e: KernelEvent) => void }>();
+  let rest = "", err = "";
+  let onReady!: () => void;
+  const ready = new Promise<void>((r) => (onReady = r));
+  p.stdout!.on("data", (d: Buffer) => {
+    const lines = (rest + d).split("\n");
+    rest = lines.pop()!;
+    for (const l of lines) {
+      if (!l) continue;
+      const e = JSON.parse(l) as KernelEvent & { ready?: true };
+      if (e.ready) { onReady(); continue; }
+      events.push(e);
+      for (const w of waiters) if (w.pred(e)) { waiters.delete(w); w.resolve(e); }
+    }
+  });
+  p.stderr!.on("data", (d) => (err += d));
+  const exited = new Promise<void>((r) => p.on("close", () => r()));
+  await Promise.race([ready, exited.then(() => { throw new Error(`netlink_watch in ${ns} exited: ${err}`); })]);
+  return {
+    events,
+    until(pred, timeoutMs = 10_000) {
+      const seen = events.find(pred);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const w = { pred, resolve: (e: KernelEvent) => { clearTimeout(t); resolve(e); } };
+        const t = setTimeout(() => { waiters.delete(w); reject(new Error(`netlink_watch in ${ns}: no matching event within ${timeoutMs} ms`)); }, timeoutMs);
+        waiters.add(w);
+      });
+    },
+    async stop() {
+      p.stdin!.end();
+      await exited;
+      return events;
+    },
+  };
+}
+
+/** The agent's resident set size in KiB (`VmRSS` of /proc/PID/status). */
+export function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]);
 }
 
 // ------------------------------------------------------------------ the cluster
