@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Etcd3, type IOptions, type IKeyValue, type IWatchResponse } from "etcd3";
+import { EventQueue } from "./event_queue.ts";
 import { CompactedError, type Registry, type SubnetRecord, type WatchBatch } from "./types.ts";
 
 export interface EtcdRegistryOptions {
@@ -105,9 +106,8 @@ export class EtcdRegistry implements Registry {
 
   async *watchSubnets(fromRevision: bigint, signal: AbortSignal): AsyncIterable<WatchBatch> {
     const watcher = this.#client.watch().prefix(this.#subnetPrefix).startRevision(fromRevision.toString()).watcher();
-    const queue: (WatchBatch | Error)[] = [];
-    let wake: (() => void) | undefined;
-    const push = (x: WatchBatch | Error) => { queue.push(x); wake?.(); };
+    const queue = new EventQueue<WatchBatch>();
+    const push = (x: WatchBatch | Error) => queue.push(x);
     watcher.on("data", (res: IWatchResponse) => {
       if (res.compact_revision && res.compact_revision !== "0") {
         push(new CompactedError(fromRevision, BigInt(res.compact_revision)));
@@ -127,21 +127,9 @@ export class EtcdRegistry implements Registry {
     watcher.on("end", () => { cancelled = true; });
     watcher.on("error", (err: Error) => (cancelled = true) && push(/compact/i.test(err.message) || /canceled/i.test(err.message) ? new CompactedError(fromRevision) : err));
     watcher.on("disconnected", (err: Error) => push(new Error(`etcd watch disconnected: ${err?.message ?? err}`)));
-    const onAbort = () => wake?.();
-    signal.addEventListener("abort", onAbort);
     try {
-      while (!signal.aborted) {
-        const next = queue.shift();
-        if (next === undefined) {
-          await new Promise<void>((r) => (wake = r));
-          wake = undefined;
-          continue;
-        }
-        if (next instanceof Error) throw next;
-        yield next;
-      }
+      yield* queue.drain(signal);
     } finally {
-      signal.removeEventListener("abort", onAbort);
       watcher.removeAllListeners();
       watcher.on("error", () => {});
       if (!cancelled) {

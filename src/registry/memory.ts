@@ -4,6 +4,7 @@
  * that watches replay from any revision, and compaction. For fast tests of lease policy; the
  * same conformance suite runs it and the etcd registry.
  */
+import { EventQueue } from "./event_queue.ts";
 import { CompactedError, type Registry, type SubnetRecord, type WatchBatch, type WatchEvent } from "./types.ts";
 
 interface Entry { value: string; lease: string; modRevision: bigint }
@@ -72,28 +73,15 @@ export class MemoryRegistry implements Registry {
 
   async *watchSubnets(fromRevision: bigint, signal: AbortSignal): AsyncIterable<WatchBatch> {
     if (fromRevision > 0n && fromRevision <= this.#compacted) throw new CompactedError(fromRevision, this.#compacted);
-    const queue: (WatchBatch | Error)[] = [];
-    let wake: (() => void) | undefined;
-    const listener = (b: WatchBatch | Error) => { queue.push(b); wake?.(); };
+    const queue = new EventQueue<WatchBatch>();
+    const listener = (b: WatchBatch | Error) => queue.push(b);
     const past = this.#history.filter((h) => h.revision >= fromRevision);
     if (past.length > 0) queue.push({ revision: this.#revision, events: past.map((h) => h.event) });
     this.#listeners.add(listener);
-    const onAbort = () => wake?.();
-    signal.addEventListener("abort", onAbort);
     try {
-      while (!signal.aborted) {
-        const next = queue.shift();
-        if (next === undefined) {
-          await new Promise<void>((r) => (wake = r));
-          wake = undefined;
-          continue;
-        }
-        if (next instanceof Error) throw next;
-        yield next;
-      }
+      yield* queue.drain(signal);
     } finally {
       this.#listeners.delete(listener);
-      signal.removeEventListener("abort", onAbort);
     }
   }
 
