@@ -590,7 +590,7 @@ export class Cluster {
     p.stdout!.on("data", append);
     p.stderr!.on("data", append);
     await waitFor(() => {
-      if (p.exitCode !== null || p.signalCode !== null) throw new Error(`agent of ${h.name} exited (${p.exitCode ?? p.signalCode}) before ready:\n${h.log}`);
+      if (p.exitCode !== null || p.signalCode !== null) throw new Error(`agent of ${h.name} exited (${p.exitCode ?? p.signalCode}) before ready`);
       try {
         return statSync(h.subnetFile).mtimeMs >= started - 10;
       } catch {

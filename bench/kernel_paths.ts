@@ -1,0 +1,174 @@
+/**
+ * @module Data-path figures for the kernel backends: one TCP stream (iperf3, 3 s) and ping RTT
+ * between two containers on two hosts, for each path, all in one run (absolute numbers drift
+ * between machines and runs; the ratios are the figures):
+ *
+ *   underlay        host namespace to host namespace over the underlay (the ceiling)
+ *   host-gw by hand routes added with `ip route add <peer subnet> via <peer ip> dev eth0`
+ *   host-gw weft    the same, programmed by weft's host-gw backend
+ *   vxlan by hand   flannel.1 built with `ip link add … type vxlan id 1 … dstport 8472 nolearning`,
+ *                   `ip neigh`/`bridge fdb`/`ip route … onlink` per peer, MTU 1450
+ *   vxlan weft      the same, programmed by weft's vxlan backend
+ *
+ * Each path is its own 2-host cluster (tests/support/netns.ts: veth into an underlay bridge,
+ * cni0 and one container per host); the clusters exist side by side and the paths are measured
+ * interleaved, `--rounds` times (default 2), reporting the median. Prints figures, asserts
+ * nothing. Ping RTT is ns_probe's ICMP echo (a Bun process on a raw socket), 20 echoes 50 ms
+ * apart, median.
+ *
+ *   bun bench/kernel_paths.ts [--rounds N] [--seconds S]
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeSubnetEnv } from "../src/subnet_env.ts";
+import { Cluster, type Host, exec, ip, ping, waitFor } from "../tests/support/netns.ts";
+import { figure, fmt, median, printTable } from "./lib/figures.ts";
+import { randomMac } from "./lib/peer_leases.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: number) => { const i = args.indexOf(name); return i >= 0 ? Number(args[i + 1]) : dflt; };
+const ROUNDS = opt("--rounds", 2);
+const SECONDS = opt("--seconds", 3);
+const NETWORK = "10.244.0.0/16";
+
+interface PathEnds { from: string; to: string; toIP: string }
+interface Path { name: string; ends?: PathEnds; why?: string; gbit: number[]; rtt: number[] }
+
+/** Writes subnet.env for host i (10.244.i.0/24) as an agent would, then builds its container. */
+function handSubnet(c: Cluster, h: Host, i: number, mtu: number): void {
+  writeSubnetEnv(h.subnetFile, { network: NETWORK, subnet: `10.244.${i}.1/24`, mtu, ipMasq: false });
+  c.addContainers(h, 1);
+}
+
+/** Two hosts with routes to each other's subnet via the peer's underlay address. */
+async function byHandHostGw(): Promise<Cluster> {
+  const c = await Cluster.create({ hosts: 2, backend: "alloc", network: NETWORK, start: false });
+  const [a, b] = c.hosts as [Host, Host];
+  handSubnet(c, a, 1, 1500);
+  handSubnet(c, b, 2, 1500);
+  ip(a.ns, "route", "add", "10.244.2.0/24", "via", b.ip, "dev", "eth0");
+  ip(b.ns, "route", "add", "10.244.1.0/24", "via", a.ip, "dev", "eth0");
+  return c;
+}
+
+/** Two hosts with flannel.1 as flanneld builds it, and each other as the one peer. */
+async function byHandVxlan(): Promise<Cluster> {
+  const c = await Cluster.create({ hosts: 2, backend: "alloc", network: NETWORK, start: false });
+  const hosts = c.hosts as [Host, Host];
+  const macs = [randomMac(), randomMac()];
+  hosts.forEach((h, k) => {
+    handSubnet(c, h, k + 1, 1450);
+    ip(h.ns, "link", "add", "flannel.1", "type", "vxlan", "id", "1", "local", h.ip, "dev", "eth0", "dstport", "8472", "nolearning");
+    ip(h.ns, "link", "set", "flannel.1", "mtu", "1450", "address", macs[k]!);
+    ip(h.ns, "addr", "add", `10.244.${k + 1}.0/32`, "dev", "flannel.1");
+    ip(h.ns, "link", "set", "flannel.1", "up");
+  });
+  hosts.forEach((h, k) => {
+    const p = 1 - k;
+    ip(h.ns, "neigh", "replace", `10.244.${p + 1}.0`, "lladdr", macs[p]!, "dev", "flannel.1", "nud", "permanent");
+    const r = exec(h.ns, ["bridge", "fdb", "replace", macs[p]!, "dev", "flannel.1", "dst", hosts[p]!.ip, "self", "permanent"]);
+    if (r.code !== 0) throw new Error(`bridge fdb replace in ${h.ns}: ${r.stderr}`);
+    ip(h.ns, "route", "replace", `10.244.${p + 1}.0/24`, "via", `10.244.${p + 1}.0`, "dev", "flannel.1", "onlink");
+  });
+  return c;
+}
+
+/** Two hosts running weft with `backend`; resolves when each has the other's route. */
+async function viaWeft(backend: "vxlan" | "host-gw"): Promise<Cluster> {
+  const c = await Cluster.create({ hosts: 2, backend, network: NETWORK });
+  await waitFor(() => c.hosts.every((h) => c.peerRoutes(h).length === 1), 10_000, `${backend} peer routes`);
+  return c;
+}
+
+function containerEnds(c: Cluster): PathEnds {
+  const [a, b] = c.hosts as [Host, Host];
+  return { from: a.containers[0]!.ns, to: b.containers[0]!.ns, toIP: b.containers[0]!.ip };
+}
+
+/** One iperf3 run (TCP, 1 stream) from `from` to an iperf3 server in `to`; Gbit/s received. */
+async function iperf(e: PathEnds): Promise<number> {
+  const server: ChildProcess = spawn("ip", ["netns", "exec", e.to, "iperf3", "-s", "-1", "-p", "5201", "--forceflush"], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.stdout!.on("data", (d) => { if (String(d).includes("listening")) resolve(); });
+      server.once("exit", (code) => reject(new Error(`iperf3 server in ${e.to} exited ${code}`)));
+    });
+    const r = exec(e.from, ["iperf3", "-c", e.toIP, "-p", "5201", "-t", String(SECONDS), "-J"]);
+    const out = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second: number } }; error?: string };
+    if (!out.end?.sum_received) throw new Error(`iperf3 ${e.from} -> ${e.toIP}: ${out.error ?? r.stderr}`);
+    return out.end.sum_received.bits_per_second / 1e9;
+  } finally {
+    if (server.exitCode === null) server.kill("SIGKILL");
+  }
+}
+
+async function rtt(e: PathEnds): Promise<number> {
+  const r = (await ping(e.from, e.toIP, { count: 20, intervalMs: 50 })).get(e.toIP)!;
+  if (r.received === 0) throw new Error(`no ping replies ${e.from} -> ${e.toIP}`);
+  return median(r.rtts);
+}
+
+const clusters: Cluster[] = [];
+const paths: Path[] = [];
+async function addPath(name: string, build: () => Promise<Cluster>, ends: (c: Cluster) => PathEnds = containerEnds): Promise<Cluster | undefined> {
+  try {
+    const c = await build();
+    clusters.push(c);
+    paths.push({ name, ends: ends(c), gbit: [], rtt: [] });
+    return c;
+  } catch (err) {
+    const lines = String((err as Error).message).split("\n").filter((l) => l.trim() && !l.startsWith("---"));
+    paths.push({ name, why: `${lines[0]}: ${lines.at(-1)?.slice(0, 120)}`, gbit: [], rtt: [] });
+    return undefined;
+  }
+}
+
+try {
+  const hand = await addPath("host-gw by hand", byHandHostGw);
+  if (hand) {
+    const [a, b] = hand.hosts as [Host, Host];
+    paths.unshift({ name: "underlay (host to host)", ends: { from: a.ns, to: b.ns, toIP: b.ip }, gbit: [], rtt: [] });
+  }
+  await addPath("host-gw weft", () => viaWeft("host-gw"));
+  await addPath("vxlan by hand", byHandVxlan);
+  await addPath("vxlan weft", () => viaWeft("vxlan"));
+
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const p of paths) {
+      if (!p.ends) continue;
+      try {
+        p.gbit.push(await iperf(p.ends));
+        p.rtt.push(await rtt(p.ends));
+      } catch (err) {
+        p.why = (err as Error).message.split("\n")[0];
+        p.ends = undefined;
+      }
+    }
+  }
+
+  const g = (name: string) => median(paths.find((p) => p.name === name)?.gbit ?? []);
+  const base = g("underlay (host to host)");
+  console.log(`kernel data paths, 2 hosts, iperf3 TCP 1 stream ${SECONDS} s, median of ${ROUNDS} rounds`);
+  printTable([
+    ["path", "TCP Gbit/s", "vs underlay", "ping RTT ms", "weft / by hand"],
+    ...paths.map((p) => {
+      if (p.gbit.length === 0) return [p.name, "n/a", "", "", p.why ?? ""];
+      const hand = p.name.endsWith(" weft") ? g(p.name.replace(" weft", " by hand")) : NaN;
+      return [
+        p.name, fmt(median(p.gbit)), `${fmt(median(p.gbit) / base)}`, fmt(median(p.rtt)),
+        Number.isNaN(hand) ? "" : `${fmt(median(p.gbit) / hand)}`,
+      ];
+    }),
+  ]);
+  for (const p of paths) {
+    if (p.gbit.length === 0) continue;
+    const id = p.name.replace(/[^a-z]+/g, "_").replace(/_$/, "");
+    figure("kernel_paths", `${id}_gbit`, median(p.gbit), "Gbit/s");
+    figure("kernel_paths", `${id}_rtt`, median(p.rtt), "ms");
+  }
+  for (const b of ["host-gw", "vxlan"]) {
+    const ratio = g(`${b} weft`) / g(`${b} by hand`);
+    if (Number.isFinite(ratio)) figure("kernel_paths", `${b.replace("-", "")}_weft_vs_hand`, ratio, "x");
+  }
+} finally {
+  for (const c of clusters) await c.destroy();
+}
