@@ -6,6 +6,8 @@ import type { Backend } from "./types.ts";
 
 const BACKENDS = new Map<string, () => Promise<Backend>>([
   ["alloc", async () => allocBackend],
+  ["vxlan", async () => (await import("./vxlan/index.ts")).vxlanBackend],
+  ["host-gw", async () => (await import("./hostgw/index.ts")).hostgwBackend],
 ]);
 
 /** Types flanneld has that weft does not implement (this machine cannot test them). */

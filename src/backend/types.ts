@@ -21,6 +21,8 @@ export interface BackendContext {
   signal: AbortSignal;
   /** The lease this host held before, from etcd or subnet.env (e.g. to keep the VTEP MAC). */
   previousLease?: Lease;
+  /** Period of the backends' kernel-state check (missing routes re-added), ms; default 10 000. */
+  checkIntervalMs?: number;
 }
 
 /** A live data path for one network. */
