@@ -17,7 +17,8 @@ import type { Registry, SubnetRecord } from "./registry/types.ts";
 import { type AgentView, createStatusApp } from "./status/app.ts";
 import { Metrics } from "./status/metrics.ts";
 import { type RunningServer, serve } from "./status/serve.ts";
-import { readSubnetEnv, writeSubnetEnv } from "./subnet_env.ts";
+import { readSubnetEnv, type SubnetEnv, writeSubnetEnv } from "./subnet_env.ts";
+import type { TrafficManager } from "./traffic/index.ts";
 
 export interface AgentOptions {
   registry: Registry;
@@ -28,6 +29,10 @@ export interface AgentOptions {
   subnetFile: string;
   renewMarginMinutes: number;
   ipMasq: boolean;
+  /** --iptables-forward-rules, --ip-masq-fully-random-disable, --iptables-resync (seconds). */
+  forwardRules: boolean;
+  randomFullyDisabled: boolean;
+  iptablesResyncSeconds: number;
   healthzIP: string;
   healthzPort: number;
   /** Test-only: a short lease TTL (seconds) instead of flannel's 24 h. */
@@ -53,6 +58,7 @@ export class Agent implements AgentView {
   readonly metrics = new Metrics();
   extIface?: ExternalInterface;
   network?: Network;
+  traffic?: TrafficManager;
   server?: RunningServer;
   #watcher?: LeaseWatcher;
   #peerTTL = new Map<string, number | null>(); // etcd lease id -> expiry ms
@@ -89,7 +95,8 @@ export class Agent implements AgentView {
   }
 
   async dataPath(): Promise<Record<string, unknown>> {
-    return (await this.network?.describe?.()) ?? {};
+    const path = (await this.network?.describe?.()) ?? {};
+    return this.traffic ? { ...path, rules: this.traffic.describe() } : path;
   }
 
   /** Runs until stopped or a fatal error. Resolves with the exit code; never throws. */
@@ -109,7 +116,8 @@ export class Agent implements AgentView {
       this.publicIP = formatIPv4(ext.extAddr);
       log.info(`Using interface ${describeInterface(ext)}`);
 
-      const previous = this.#previousSubnets(config);
+      const previousEnv = this.#readPreviousEnv();
+      const previous = this.#previousSubnets(config, previousEnv);
       const backend = await getBackend(config.backendType);
       const previousLease = await this.#previousLease(ext);
       const network = await backend.createNetwork({ config, extIface: ext, log, metrics: this.metrics, signal, previousLease });
@@ -119,6 +127,16 @@ export class Agent implements AgentView {
       const lease = await acquireLease({ registry: this.opts.registry, config, attrs, previous, log, ttlSeconds: this.#ttl });
       this.#setLease(lease);
       await network.start(lease);
+      // Masquerade and forward rules after the lease, before subnet.env (compat §9). With both
+      // off, flanneld touches no firewall, and neither does weft.
+      if (this.opts.ipMasq || this.opts.forwardRules) {
+        const { setupTrafficRules } = await import("./traffic/index.ts");
+        this.traffic = await setupTrafficRules({
+          config, lease, ipMasq: this.opts.ipMasq, forwardRules: this.opts.forwardRules,
+          randomFullyDisabled: this.opts.randomFullyDisabled, resyncSeconds: this.opts.iptablesResyncSeconds,
+          previous: previousEnv, log, metrics: this.metrics, signal,
+        });
+      }
       await this.#writeSubnetEnv(config, lease, network.mtu);
       this.ready = true;
       log.info(`Lease ${lease.key} held (${lease.expiration === null ? "reservation" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
@@ -133,6 +151,7 @@ export class Agent implements AgentView {
       });
       await Promise.all([
         this.#watcher.run(),
+        this.traffic?.run(),
         renewLeaseLoop({
           registry: this.opts.registry, current: () => this.lease!, marginMs: this.opts.renewMarginMinutes * 60_000,
           ttlSeconds: this.#ttl, log, metrics: this.metrics, signal,
@@ -205,15 +224,18 @@ export class Agent implements AgentView {
     }
   }
 
-  /** The subnets of the previous subnet.env, masked, one entry each (compat §3 step 3). */
-  #previousSubnets(config: NetworkConfig): { subnet?: IPv4Net; ipv6Subnet?: IPv6Net } | undefined {
-    let env;
+  /** The subnet.env of the previous run, if readable. */
+  #readPreviousEnv(): SubnetEnv | undefined {
     try {
-      env = readSubnetEnv(this.opts.subnetFile);
+      return readSubnetEnv(this.opts.subnetFile);
     } catch (e) {
       this.opts.log.warn(`${(e as Error).message}; not reusing the previous subnet`);
       return undefined;
     }
+  }
+
+  /** The subnets of the previous subnet.env, masked, one entry each (compat §3 step 3). */
+  #previousSubnets(config: NetworkConfig, env: SubnetEnv | undefined): { subnet?: IPv4Net; ipv6Subnet?: IPv6Net } | undefined {
     if (!env) return undefined;
     const out: { subnet?: IPv4Net; ipv6Subnet?: IPv6Net } = {};
     try {

@@ -67,7 +67,9 @@ export class AgentProcess {
     const host = o.healthzIP ?? "127.0.0.1";
     const args = [
       `--etcd-endpoints=${o.etcd}`, `--subnet-file=${o.subnetFile}`, `--healthz-ip=${host}`, `--healthz-port=${port}`,
-      ...(o.iface === "" ? [] : [`--iface=${o.iface ?? "lo"}`]), ...(o.publicIP ? [`--public-ip=${o.publicIP}`] : []), ...(o.extraArgs ?? []),
+      ...(o.iface === "" ? [] : [`--iface=${o.iface ?? "lo"}`]),
+      // Outside a test namespace the agent must not touch the root namespace's firewall.
+      ...(o.wrap ? [] : ["--iptables-forward-rules=false"]), ...(o.publicIP ? [`--public-ip=${o.publicIP}`] : []), ...(o.extraArgs ?? []),
     ];
     const [cmd, ...argv] = [...(o.wrap ?? []), ...weftCommand(o.runtime ?? "binary", args)];
     const proc = spawn(cmd!, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...o.env } });

@@ -20,7 +20,7 @@ test("Agent: waits for the config, leases, writes subnet.env, follows peers, sto
   const agent = new Agent({
     registry, log: createLogger((t) => (log += t)), hostNetwork: () => host,
     iface: { iface: [], ifaceRegex: [], ifaceCanReach: "", publicIP: "", publicIPv6: "" },
-    subnetFile: join(dir, "subnet.env"), renewMarginMinutes: 60, ipMasq: true, healthzIP: "127.0.0.1", healthzPort: 0,
+    subnetFile: join(dir, "subnet.env"), renewMarginMinutes: 60, ipMasq: false, forwardRules: false, randomFullyDisabled: false, iptablesResyncSeconds: 5, healthzIP: "127.0.0.1", healthzPort: 0,
     configRetryMs: 20,
   });
   try {
@@ -30,7 +30,7 @@ test("Agent: waits for the config, leases, writes subnet.env, follows peers, sto
     while (!agent.ready) await Bun.sleep(5);
     const subnet = agent.lease!.subnet!;
     const env = readFileSync(join(dir, "subnet.env"), "utf8");
-    expect(env).toMatch(/^FLANNEL_NETWORK=10\.7\.0\.0\/16\nFLANNEL_SUBNET=10\.7\.\d+\.1\/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n$/);
+    expect(env).toMatch(/^FLANNEL_NETWORK=10\.7\.0\.0\/16\nFLANNEL_SUBNET=10\.7\.\d+\.1\/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n$/);
     expect(subnet.len).toBe(24);
     await registry.putSubnet("10.7.200.0-24", `{"PublicIP":"192.168.9.10","PublicIPv6":null}`, 0);
     while (agent.peers.size < 1) await Bun.sleep(5);
