@@ -310,7 +310,9 @@ export async function ipMonitor(ns: string, objects: string[] = ["route", "neigh
   const withRoutes = objects.includes("route") || objects.length === 0;
   if (withRoutes) {
     await waitFor(() => {
-      runSync(["ip", "-n", ns, "route", "replace", "blackhole", `${MARKER}/32`]);
+      // An identical replace makes no event: delete and add so every try makes some.
+      runSync(["ip", "-n", ns, "route", "del", "blackhole", `${MARKER}/32`]);
+      runSync(["ip", "-n", ns, "route", "add", "blackhole", `${MARKER}/32`]);
       return seen;
     }, 5000, `ip monitor in ${ns} to start`, 30);
     runSync(["ip", "-n", ns, "route", "del", "blackhole", `${MARKER}/32`]);
@@ -339,19 +341,23 @@ export interface KernelEvent {
   mac?: string;
 }
 
-/** A netlink watch running in a namespace; `events` fills as they arrive. */
-export interface NetlinkWatch {
-  readonly events: KernelEvent[];
+/** A JSON-lines event source running in a namespace; `events` fills as they arrive. */
+export interface EventStream<T> {
+  readonly events: T[];
   /** Resolves with the first event (already seen or future) that `pred` accepts. */
-  until(pred: (e: KernelEvent) => boolean, timeoutMs?: number): Promise<KernelEvent>;
-  stop(): Promise<KernelEvent[]>;
+  until(pred: (e: T) => boolean, timeoutMs?: number): Promise<T>;
+  /** Closes its stdin (the script exits) and returns every event. */
+  stop(): Promise<T[]>;
 }
 
-/** Starts tests/support/netlink_watch.ts in `ns`; resolves once it is subscribed. */
-export async function startNetlinkWatch(ns: string): Promise<NetlinkWatch> {
-  const p = trackProc(spawn("ip", ["netns", "exec", ns, BUN, join(import.meta.dir, "netlink_watch.ts")], { stdio: ["pipe", "pipe", "pipe"] }));
-  const events: KernelEvent[] = [];
-  const waiters = new Set<{ pred: (e: KernelEvent) => boolean; resolve: (e: KernelEvent) => void }>();
+/**
+ * Runs `argv` in `ns`, a script that prints `{"ready":true}` and then one JSON event per line
+ * until its stdin closes; resolves once it is ready.
+ */
+export async function startEventStream<T>(ns: string, argv: string[]): Promise<EventStream<T>> {
+  const p = trackProc(spawn("ip", ["netns", "exec", ns, ...argv], { stdio: ["pipe", "pipe", "pipe"] }));
+  const events: T[] = [];
+  const waiters = new Set<{ pred: (e: T) => boolean; resolve: (e: T) => void }>();
   let rest = "", err = "";
   let onReady!: () => void;
   const ready = new Promise<void>((r) => (onReady = r));
@@ -360,7 +366,7 @@ export async function startNetlinkWatch(ns: string): Promise<NetlinkWatch> {
     rest = lines.pop()!;
     for (const l of lines) {
       if (!l) continue;
-      const e = JSON.parse(l) as KernelEvent & { ready?: true };
+      const e = JSON.parse(l) as T & { ready?: true };
       if (e.ready) { onReady(); continue; }
       events.push(e);
       for (const w of waiters) if (w.pred(e)) { waiters.delete(w); w.resolve(e); }
@@ -368,15 +374,15 @@ export async function startNetlinkWatch(ns: string): Promise<NetlinkWatch> {
   });
   p.stderr!.on("data", (d) => (err += d));
   const exited = new Promise<void>((r) => p.on("close", () => r()));
-  await Promise.race([ready, exited.then(() => { throw new Error(`netlink_watch in ${ns} exited: ${err}`); })]);
+  await Promise.race([ready, exited.then(() => { throw new Error(`'${argv.join(" ")}' in ${ns} exited: ${err}`); })]);
   return {
     events,
     until(pred, timeoutMs = 10_000) {
       const seen = events.find(pred);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const w = { pred, resolve: (e: KernelEvent) => { clearTimeout(t); resolve(e); } };
-        const t = setTimeout(() => { waiters.delete(w); reject(new Error(`netlink_watch in ${ns}: no matching event within ${timeoutMs} ms`)); }, timeoutMs);
+        const w = { pred, resolve: (e: T) => { clearTimeout(t); resolve(e); } };
+        const t = setTimeout(() => { waiters.delete(w); reject(new Error(`${argv.at(-1)} in ${ns}: no matching event within ${timeoutMs} ms`)); }, timeoutMs);
         waiters.add(w);
       });
     },
@@ -386,6 +392,18 @@ export async function startNetlinkWatch(ns: string): Promise<NetlinkWatch> {
       return events;
     },
   };
+}
+
+/** Route and neighbour/FDB changes in `ns` with timestamps (tests/support/netlink_watch.ts). */
+export function startNetlinkWatch(ns: string): Promise<EventStream<KernelEvent>> {
+  return startEventStream<KernelEvent>(ns, [BUN, join(import.meta.dir, "netlink_watch.ts")]);
+}
+
+/** An etcd event seen by etcd_watch.ts (wall-clock `t` in ms). */
+export interface EtcdEvent {
+  t: number;
+  type: "put" | "delete";
+  key: string;
 }
 
 /** The agent's resident set size in KiB (`VmRSS` of /proc/PID/status). */
@@ -518,6 +536,11 @@ export class Cluster {
     return JSON.stringify(cfg);
   }
 
+  /** Watches `prefix` from inside the underlay (as close to etcd as the agents are). */
+  watchEtcd(prefix = "/coreos.com/network/subnets/"): Promise<EventStream<EtcdEvent>> {
+    return startEventStream<EtcdEvent>(this.underlay, [BUN, join(import.meta.dir, "etcd_watch.ts"), this.etcd.endpoint, prefix]);
+  }
+
   /** Stores the network config (`weft config set -`), from inside the underlay namespace. */
   setConfig(json = this.config): void {
     this.weft(["config", "set", "-"], json);
@@ -557,6 +580,14 @@ export class Cluster {
     await this.startAgent(h, opts.runtime);
     this.addContainers(h, opts.containers ?? this.opts.containersPerHost);
     return h;
+  }
+
+  /** Takes `h` out of the cluster: kills its agent, removes its namespaces and containers. */
+  async removeHost(h: Host): Promise<void> {
+    await this.killAgent(h);
+    await h.forward?.close();
+    for (const ns of [...h.containers.map((c) => c.ns), h.ns]) { removeNetns(ns); live.namespaces.delete(ns); }
+    this.hosts.splice(this.hosts.indexOf(h), 1);
   }
 
   host(name: string): Host {
