@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { ScriptInput } from "./backend_ns_script.ts";
 
 const SCRIPT = join(import.meta.dir, "backend_ns_script.ts");
+const DENO = join(import.meta.dir, "../../node_modules/.bin/deno");
 
 export const isRoot = process.getuid?.() === 0 && spawnSync("ip", ["-V"]).status === 0;
 
@@ -51,14 +52,19 @@ export class TestNetns {
     return text ? JSON.parse(text) : [];
   }
 
-  /** Runs backend_ns_script.ts inside with `input`; returns its JSON. */
-  run(input: ScriptInput, timeoutMs = 60_000): any {
-    const r = spawnSync("ip", ["netns", "exec", this.name, process.execPath, SCRIPT, JSON.stringify(input)], { encoding: "utf8", timeout: timeoutMs });
+  /** Runs backend_ns_script.ts inside with `input` (under Bun, or Deno); returns its JSON. */
+  run(input: ScriptInput, runtime: "bun" | "deno" = "bun", timeoutMs = 60_000): any {
+    const cmd = runtime === "bun" ? [process.execPath] : [DENO, "run", "--allow-all", "--unstable-ffi"];
+    const r = spawnSync("ip", ["netns", "exec", this.name, ...cmd, SCRIPT, JSON.stringify(input)], { encoding: "utf8", timeout: timeoutMs });
     if (r.status !== 0) throw new Error(`backend_ns_script in ${this.name} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
     return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
   }
 
-  /** Starts `ip monitor OBJECTS…` in the namespace; `stop()` returns the lines it printed. */
+  /**
+   * Starts `ip monitor OBJECTS…` in the namespace; `stop()` returns the lines it printed, minus
+   * the kernel's own IPv6 link-local autoconfiguration (fe80::/ff02:: routes and neighbours,
+   * which appear when DAD completes on a device made a moment earlier: not weft's doing).
+   */
   async monitor(objects: string[]): Promise<{ stop(): Promise<string[]> }> {
     const child: ChildProcess = spawn("ip", ["-n", this.name, "monitor", ...objects], { stdio: ["ignore", "pipe", "ignore"] });
     let text = "";
@@ -69,7 +75,7 @@ export class TestNetns {
         await new Promise((r) => setTimeout(r, 300));
         child.kill();
         await new Promise((r) => child.once("exit", r));
-        return text.split("\n").filter((l) => l.trim() !== "");
+        return text.split("\n").filter((l) => l.trim() !== "" && !/\b(fe80|ff0[0-9a-f]):/.test(l));
       },
     };
   }

@@ -162,6 +162,19 @@ describe.skipIf(!isRoot)("vxlan backend in a namespace", () => {
     expect(ns.json("bridge -j fdb show dev flannel.7").map((f: any) => f.dst)).toEqual(["10.99.0.6"]);
   }, 60_000);
 
+  test("under Deno: programs, recreates a deleted device, and a restart under Bun changes nothing", async () => {
+    const ns = netns();
+    const r = ns.run(input([
+      { op: "apply", added: [P1, P2] }, { op: "deleteDevice", name: "flannel.1" }, { op: "wait", ms: 1500 },
+    ], { checkIntervalMs: 500 }), "deno");
+    expect(r.error).toBeUndefined();
+    expect(mac(ns)).toBe(r.leaseAttrs.backendData.VtepMAC);
+    expect(ns.json("ip -j -4 route show dev flannel.1").map((x: any) => x.dst)).toEqual(["10.244.1.0/24", "10.244.2.0/24"]);
+    const mon = await ns.monitor(["route", "neigh"]);
+    expect(ns.run(input([{ op: "reconcile", peers: [P1, P2] }])).error).toBeUndefined();
+    expect(await mon.stop()).toEqual([]);
+  }, 60_000);
+
   test("DisableTxChecksumOffload turns tx-checksum-ip-generic off", () => {
     const ns = netns();
     const r = ns.run(input([], { config: { ...NETWORK, Backend: { Type: "vxlan", DisableTxChecksumOffload: true } } }));

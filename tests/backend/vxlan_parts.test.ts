@@ -106,10 +106,11 @@ describe("host-gw", () => {
 
 describe("the vxlan device", () => {
   const want = { vni: 1, local: "192.168.0.1", underlayIndex: 2, port: 8472, learning: false, gbp: false };
-  const link = (over: Partial<Link> & { vxlan?: Partial<typeof want> } = {}): Link => ({
+  type LinkChange = Omit<Partial<Link>, "vxlan"> & { vxlan?: Partial<typeof want> };
+  const link = (over: LinkChange = {}): Link => ({
     index: 4, name: "flannel.1", hwType: 1, flags: 0, up: true, lowerUp: true, kind: "vxlan", ...over,
     vxlan: { ...want, ...over.vxlan },
-  } as Link);
+  });
 
   test("flannel.<VNI>", () => expect(vxlanDeviceName(4096)).toBe("flannel.4096"));
 
@@ -117,8 +118,8 @@ describe("the vxlan device", () => {
     expect(vxlanIncompatibility(link({ mac: "0e:00:00:00:00:01", mtu: 1400 }), want)).toBeUndefined();
   });
 
-  const cases: [string, Partial<Link> & { vxlan?: object }, string][] = [
-    ["not vxlan", { kind: "veth", vxlan: undefined }, "it is a veth link, not vxlan"],
+  const cases: [string, LinkChange, string][] = [
+    ["not vxlan", { kind: "veth" }, "it is a veth link, not vxlan"],
     ["VNI", { vxlan: { vni: 2 } }, "its VNI is 2, want 1"],
     ["underlay", { vxlan: { underlayIndex: 3 } }, "its underlay is interface 3, want 2"],
     ["local", { vxlan: { local: "192.168.0.9" } }, "its local address is 192.168.0.9, want 192.168.0.1"],
@@ -127,7 +128,7 @@ describe("the vxlan device", () => {
   ];
   for (const [name, over, why] of cases) {
     test(`incompatible: ${name}`, () => {
-      const l = over.kind === "veth" ? { ...link(), kind: "veth", vxlan: undefined } as Link : link(over);
+      const l: Link = over.kind === "veth" ? { ...link(), kind: "veth", vxlan: undefined } : link(over);
       expect(vxlanIncompatibility(l, want)).toBe(why);
     });
   }
