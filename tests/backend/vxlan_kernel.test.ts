@@ -33,8 +33,9 @@ function view(ns: TestNetns) {
   return {
     link,
     addr: ns.json("ip -j -4 addr show dev flannel.1").map((a: any) => a.addr_info),
-    neigh: ns.json("ip -j -4 neigh show dev flannel.1"),
-    fdb: ns.json("bridge -j fdb show dev flannel.1"),
+    // Neighbour and FDB dumps come in hash order: compare as sets.
+    neigh: ns.json("ip -j -4 neigh show dev flannel.1").sort((a: any, b: any) => a.dst.localeCompare(b.dst)),
+    fdb: ns.json("bridge -j fdb show dev flannel.1").sort((a: any, b: any) => a.mac.localeCompare(b.mac)),
     routes: ns.json("ip -j -4 route show"),
   };
 }

@@ -43,6 +43,9 @@ export class VxlanNetwork implements Network {
   #lease?: Lease;
   #sync?: PeerSync;
   #stops: (() => void)[] = [];
+  /** Recreating the device failed: no new attempt before this time (1 s doubling to 30 s, as flanneld). */
+  #retryAt = 0;
+  #retryMs = 0;
 
   private constructor(
     private readonly ctx: BackendContext, readonly cfg: VxlanConfig, private readonly sys: Sys,
@@ -197,7 +200,15 @@ export class VxlanNetwork implements Network {
     const spec = VxlanNetwork.#spec(this.cfg, this.ctx, this.mtu);
     const why = !link ? "was deleted" : vxlanIncompatibility(link, spec) ? `was changed (${vxlanIncompatibility(link, spec)})` : undefined;
     if (why) {
-      this.#link = ensureVxlanDevice(this.nl, spec, this.vtepMAC, this.ctx.log);
+      if (Date.now() < this.#retryAt) return;
+      try {
+        this.#link = ensureVxlanDevice(this.nl, spec, this.vtepMAC, this.ctx.log);
+      } catch (e) {
+        this.#retryMs = Math.min(30_000, Math.max(1_000, this.#retryMs * 2));
+        this.#retryAt = Date.now() + this.#retryMs;
+        throw new Error(`${this.device} ${why}; recreating it failed (next attempt in ${this.#retryMs / 1000} s): ${(e as Error).message}`);
+      }
+      this.#retryMs = 0;
       this.#applyTxChecksum();
       this.#ensureAddressAndUp();
       const r = this.#sync!.reprogram();
