@@ -39,6 +39,8 @@ export interface AgentOptions {
   leaseTTLSeconds?: number;
   /** Re-list interval of the lease watch, ms. */
   resyncMs?: number;
+  /** Backends' periodic kernel check, ms (default 10 s; tests shorten it). */
+  checkIntervalMs?: number;
   /** Config wait: retry interval, ms (flannel: 1 s). */
   configRetryMs?: number;
   /** Extra routes on the status app (the dashboard). */
@@ -120,7 +122,7 @@ export class Agent implements AgentView {
       const previous = this.#previousSubnets(config, previousEnv);
       const backend = await getBackend(config.backendType);
       const previousLease = await this.#previousLease(ext);
-      const network = await backend.createNetwork({ config, extIface: ext, log, metrics: this.metrics, signal, previousLease });
+      const network = await backend.createNetwork({ config, extIface: ext, log, metrics: this.metrics, signal, previousLease, checkIntervalMs: this.opts.checkIntervalMs });
       this.network = network;
 
       const attrs: LeaseAttrs = { publicIP: ext.extAddr, publicIPv6: ext.extAddr6, ...network.leaseAttrs };

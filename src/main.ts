@@ -124,6 +124,7 @@ async function main(argv: string[]): Promise<number> {
     healthzPort: f["healthz-port"],
     leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
     resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
+    checkIntervalMs: Number(process.env.WEFT_ROUTE_CHECK_MS ?? 0) || undefined,
   });
   let signals = 0;
   const onSignal = (sig: string) => {
