@@ -1,9 +1,11 @@
 /**
  * @module Synthetic peer leases for the control-plane benches: keys and values exactly as
- * flanneld writes them (compat §2.3), put straight into etcd with the etcd3 client, bound to one
- * etcd lease, many per transaction (a burst in one revision, as a cluster restart produces).
+ * flanneld writes them (compat §2.3), put straight into etcd with the etcd3 client by a helper
+ * process next to etcd (lease_putter.ts), bound to one etcd lease, many per transaction (a burst
+ * in one revision, as a cluster restart produces).
  */
-import type { Etcd3 } from "etcd3";
+import { join } from "node:path";
+import { type Cluster, startEventStream } from "../../tests/support/netns.ts";
 
 export const PREFIX = "/coreos.com/network";
 
@@ -23,48 +25,39 @@ export interface PeerLease {
 }
 
 /**
- * The peer lease for `subnet` (`a.b.c.0/24`), advertising `publicIP`: with vxlan BackendData
- * (VNI 1, random VtepMAC) when `vxlan`, else as alloc/udp leases look (no BackendType).
+ * The peer lease for `subnet` (`a.b.c.0/24`), advertising `publicIP`, as a host of `type` writes
+ * it: vxlan with BackendData (VNI 1, a random VtepMAC), host-gw with its type only, alloc (and
+ * udp) with no BackendType.
  */
-export function peerLease(subnet: string, publicIP: string, vxlan: boolean): PeerLease {
+export function peerLease(subnet: string, publicIP: string, type: "vxlan" | "host-gw" | "alloc"): PeerLease {
   const [net, len] = subnet.split("/");
-  const attrs = vxlan
-    ? `{"PublicIP":"${publicIP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${randomMac()}"}}`
-    : `{"PublicIP":"${publicIP}","PublicIPv6":null}`;
-  return { subnet, key: `${PREFIX}/subnets/${net}-${len}`, value: attrs };
+  const tail = type === "vxlan" ? `,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${randomMac()}"}`
+    : type === "host-gw" ? ',"BackendType":"host-gw"' : "";
+  return { subnet, key: `${PREFIX}/subnets/${net}-${len}`, value: `{"PublicIP":"${publicIP}","PublicIPv6":null${tail}}` };
 }
 
-/** Grants one etcd lease of `ttlSeconds` for the peers to share; returns its id. */
-export async function grantLease(client: Etcd3, ttlSeconds = 3600): Promise<string> {
-  const res = await client.leaseClient.leaseGrant({ TTL: ttlSeconds });
-  return String(res.ID);
+/** Puts and deletes leases through bench/lib/lease_putter.ts, one transaction at a time. */
+export interface LeasePutter {
+  /** Puts `leases` in one transaction; resolves with the wall-clock ms it committed at. */
+  put(leases: readonly PeerLease[]): Promise<number>;
+  /** Deletes `leases` in one transaction; resolves with the commit time. */
+  del(leases: readonly PeerLease[]): Promise<number>;
+  stop(): Promise<void>;
 }
 
-/**
- * Puts `leases` bound to etcd lease `leaseId`, up to 1000 per transaction; resolves when the
- * last transaction has committed, with the wall-clock time of that moment.
- */
-export async function putLeases(client: Etcd3, leases: readonly PeerLease[], leaseId: string): Promise<number> {
-  const enc = new TextEncoder();
-  for (let i = 0; i < leases.length; i += 1000) {
-    const chunk = leases.slice(i, i + 1000);
-    await client.kv.txn({
-      compare: [],
-      success: chunk.map((l) => ({ request_put: { key: enc.encode(l.key), value: enc.encode(l.value), lease: leaseId } })),
-      failure: [],
-    } as never);
-  }
-  return performance.timeOrigin + performance.now();
-}
-
-/** Deletes `leases` (one transaction per 1000). */
-export async function deleteLeases(client: Etcd3, leases: readonly PeerLease[]): Promise<void> {
-  const enc = new TextEncoder();
-  for (let i = 0; i < leases.length; i += 1000) {
-    await client.kv.txn({
-      compare: [],
-      success: leases.slice(i, i + 1000).map((l) => ({ request_delete_range: { key: enc.encode(l.key) } })),
-      failure: [],
-    } as never);
-  }
+/** Starts a lease putter inside the cluster's underlay namespace, next to etcd. */
+export async function startLeasePutter(c: Cluster): Promise<LeasePutter> {
+  const s = await startEventStream<{ t: number; n: number }>(c.underlay, [process.execPath, join(import.meta.dir, "lease_putter.ts"), c.etcd.endpoint]);
+  let done = 0;
+  const txn = async (cmd: object) => {
+    const k = done++;
+    s.send(JSON.stringify(cmd));
+    await s.until(() => s.events.length > k, 60_000);
+    return s.events[k]!.t;
+  };
+  return {
+    put: (leases) => txn({ put: leases.map((l) => ({ key: l.key, value: l.value })) }),
+    del: (leases) => txn({ del: leases.map((l) => l.key) }),
+    async stop() { await s.stop(); },
+  };
 }

@@ -346,6 +346,8 @@ export interface EventStream<T> {
   readonly events: T[];
   /** Resolves with the first event (already seen or future) that `pred` accepts. */
   until(pred: (e: T) => boolean, timeoutMs?: number): Promise<T>;
+  /** Writes a line to its stdin. */
+  send(line: string): void;
   /** Closes its stdin (the script exits) and returns every event. */
   stop(): Promise<T[]>;
 }
@@ -385,6 +387,9 @@ export async function startEventStream<T>(ns: string, argv: string[]): Promise<E
         const t = setTimeout(() => { waiters.delete(w); reject(new Error(`${argv.at(-1)} in ${ns}: no matching event within ${timeoutMs} ms`)); }, timeoutMs);
         waiters.add(w);
       });
+    },
+    send(line) {
+      p.stdin!.write(`${line}\n`);
     },
     async stop() {
       p.stdin!.end();
