@@ -6,6 +6,7 @@ import type { Backend } from "./types.ts";
 
 const BACKENDS = new Map<string, () => Promise<Backend>>([
   ["alloc", async () => allocBackend],
+  ["udp", async () => (await import("./udp/udp_backend.ts")).udpBackend],
   ["vxlan", async () => (await import("./vxlan/index.ts")).vxlanBackend],
   ["host-gw", async () => (await import("./hostgw/index.ts")).hostgwBackend],
 ]);

@@ -1,0 +1,309 @@
+/**
+ * @module The `udp` backend (compat §6.3): flanneld's userspace overlay, interoperable with it on
+ * the wire, built for throughput (docs/perf.md).
+ *
+ * What it programs:
+ * - TUN `flannel0` (IFF_TUN|IFF_NO_PI, plus IFF_VNET_HDR and TSO/USO offloads when the kernel
+ *   takes them, IFF_MULTI_QUEUE with several workers), MTU = iface MTU − 28, address
+ *   `<lease net>/32`, up, and `ip route replace <Network> dev flannel0`. The TUN is not
+ *   persistent: closing its fds at exit removes it and its route, as with flanneld.
+ * - A UDP socket per worker on IfaceAddr:Port (default 8285; SO_REUSEPORT when several),
+ *   7 MiB buffers, UDP GSO/GRO when available. A datagram's payload is one bare inner IPv4
+ *   packet, sent to `<peer PublicIP>:<our Port>`; GSO sends runs of them in one call, but each
+ *   is still its own datagram on the wire, so flanneld's udp backend interoperates.
+ * - No other kernel state: peers live in the packet cores' route and peer tables.
+ *
+ * Threads: the main thread decides (PeerTable: which leases, which peer ids) and appends core
+ * operations to a shared ControlLog; each packet worker (worker.ts) owns one Wasm core, one TUN
+ * queue and one socket and replays the log before handling packets. Counters flow back through
+ * a shared stats buffer (worker_stats.ts) into `describe()` and `/metrics`.
+ *
+ * Peers: every lease without a BackendType is programmed (flanneld's udp filters nothing);
+ * a lease advertising another backend (vxlan, host-gw, …) is refused with one error per peer,
+ * since that host would drop our datagrams (peer_table.ts). Datagrams from an address that is
+ * no peer, or whose inner source lies outside the sender's lease, are dropped and counted.
+ */
+import {
+  EINVAL, TUN_F_TSO4, TUN_F_USO4, enableTunOffloads, enableUdpGro, loadSys, openTun, openUdpSocket, probeUdpGso,
+  setBuffers, type Sys, SysError,
+} from "../../../ffi/index.ts";
+import { NetlinkSocket, addrDel, addrReplace, linkSetMtu, linkSetUp, routeReplace } from "../../../ffi/netlink/index.ts";
+import { type Lease, type LeaseEvent, leaseKey } from "../../lease/lease.ts";
+import { type IPv4Net, formatIPv4, formatIPv4Net } from "../../net/ip.ts";
+import type { Backend, BackendContext, Network } from "../types.ts";
+import { type ControlOp, ControlLog } from "./control_log.ts";
+import { coreWasmBytes } from "./core_wasm.ts";
+import type { PacketLoopOptions } from "./packet_loop.ts";
+import { PeerTable, type PeerPlan } from "./peer_table.ts";
+import { type UdpOptions, udpOptions } from "./udp_options.ts";
+import type { WorkerInit, WorkerReport } from "./worker.ts";
+import { type UdpStats, createStatsBuffer, sumStats, udpGauges } from "./worker_stats.ts";
+
+/** The TUN device's name, as flanneld's. */
+export const UDP_DEVICE = "flannel0";
+/** IPv4 (20) + UDP (8) headers around each inner packet. */
+export const UDP_OVERHEAD = 28;
+const WORKER_START_MS = 10_000;
+const WORKER_STOP_MS = 2_000;
+
+/** What the data path ended up with after probing the kernel. */
+export interface UdpDataPath {
+  vnetHdr: boolean;
+  /** TUN_F_* offloads in force (TSO when vnetHdr, USO on Linux ≥ 6.2). */
+  tunOffloads: number;
+  udpGso: boolean;
+  udpGro: boolean;
+  multiQueue: boolean;
+  workers: number;
+}
+
+/** Opens the TUN queues, falling back from vnet_hdr and multi-queue when refused. */
+function openQueues(sys: Sys, opts: UdpOptions): { fds: number[]; vnetHdr: boolean; multiQueue: boolean } {
+  const attempts: { vnetHdr: boolean; multiQueue: boolean }[] = [];
+  for (const multiQueue of opts.workers > 1 ? [true, false] : [false]) {
+    if (opts.vnetHdr) attempts.push({ vnetHdr: true, multiQueue });
+    attempts.push({ vnetHdr: false, multiQueue });
+  }
+  let last: unknown;
+  for (const a of attempts) {
+    const fds: number[] = [];
+    try {
+      for (let q = 0; q < (a.multiQueue ? opts.workers : 1); q++) {
+        fds.push(openTun(sys, { name: UDP_DEVICE, multiQueue: a.multiQueue, vnetHdr: a.vnetHdr, nonBlocking: true }).fd);
+      }
+      return { fds, ...a };
+    } catch (e) {
+      for (const fd of fds) sys.close(fd);
+      if (!(e instanceof SysError && e.errno === EINVAL)) throw e;
+      last = e;
+    }
+  }
+  throw last;
+}
+
+function describeOffloads(d: UdpDataPath): string {
+  const on = (b: boolean) => (b ? "on" : "off");
+  return `vnet_hdr ${on(d.vnetHdr)} (TSO ${on((d.tunOffloads & TUN_F_TSO4) !== 0)}, USO ${on((d.tunOffloads & TUN_F_USO4) !== 0)}), ` +
+    `UDP GSO ${on(d.udpGso)}, UDP GRO ${on(d.udpGro)}, multi-queue ${on(d.multiQueue)}, ${d.workers} worker${d.workers === 1 ? "" : "s"}`;
+}
+
+/**
+ * The source address of the ICMP net-unreachable replies the cores write into flannel0.
+ * flanneld uses the TUN's own address, but the kernel drops a packet arriving with a local
+ * source as a martian, so those replies never reach the sender. The cluster network's own
+ * address is routed through flannel0 (passes rp_filter) and is no host's lease (flannel skips
+ * the first subnet); when SubnetMin made it ours, fall back to flanneld's choice.
+ */
+export function icmpSource(network: IPv4Net, own: IPv4Net): number {
+  const inOwn = ((network.ip ^ own.ip) >>> (32 - own.len)) === 0;
+  return inOwn ? own.ip : network.ip;
+}
+
+/** A running worker thread and what it reported. */
+interface WorkerHandle {
+  worker: Worker;
+  state: "starting" | "running" | "stopped" | "failed";
+  done: Promise<void>;
+}
+
+class UdpNetwork implements Network {
+  readonly leaseAttrs = {}; // flanneld writes no BackendType for udp: {"PublicIP":…,"PublicIPv6":null}
+  readonly mtu: number;
+  #peers: PeerTable;
+  #address?: string;
+  #closed = false;
+  #statsCache?: { at: number; stats: UdpStats };
+
+  private constructor(
+    private readonly ctx: BackendContext,
+    private readonly sys: Sys,
+    private readonly nl: NetlinkSocket,
+    private readonly opts: UdpOptions,
+    private readonly network: IPv4Net,
+    private readonly tunFds: number[],
+    private readonly udpFds: number[],
+    readonly dataPath: UdpDataPath,
+    private readonly control: ControlLog,
+    private readonly stats: SharedArrayBuffer,
+    private readonly workers: WorkerHandle[],
+  ) {
+    this.mtu = ctx.extIface.mtu - UDP_OVERHEAD;
+    this.#peers = new PeerTable(opts.port);
+  }
+
+  static async create(ctx: BackendContext): Promise<UdpNetwork> {
+    const { config, extIface: ext, log } = ctx;
+    const opts = udpOptions(config.backend, process.env);
+    if (!config.network) throw new Error("udp backend: the network config has no IPv4 Network, and udp carries IPv4 only (set Network, EnableIPv4)");
+    if (ext.ifaceAddr === 0) throw new Error(`udp backend: interface ${ext.name} has no IPv4 address to bind UDP port ${opts.port} to`);
+    const mtu = ext.mtu - UDP_OVERHEAD;
+    if (mtu < 576) throw new RangeError(`udp backend: interface ${ext.name} MTU ${ext.mtu} leaves ${mtu} for ${UDP_DEVICE}; at least ${576 + UDP_OVERHEAD} is needed`);
+    const sys = await loadSys();
+    const opened: { tun: number[]; udp: number[]; nl?: NetlinkSocket; owner?: UdpNetwork } = { tun: [], udp: [] };
+    try {
+      const q = openQueues(sys, opts);
+      opened.tun = q.fds;
+      const tunOffloads = q.vnetHdr ? enableTunOffloads(sys, q.fds[0]!) : 0;
+      const workers = q.fds.length;
+      let udpGso = opts.gso, udpGro = opts.gro;
+      for (let i = 0; i < workers; i++) {
+        const fd = openUdpSocket(sys, { ip: formatIPv4(ext.ifaceAddr), port: opts.port, reuse: workers > 1 });
+        opened.udp.push(fd);
+        setBuffers(sys, fd);
+        udpGso &&= probeUdpGso(sys, fd);
+        udpGro &&= enableUdpGro(sys, fd);
+      }
+      opened.nl = NetlinkSocket.open(sys);
+      linkSetMtu(opened.nl, UDP_DEVICE, mtu);
+      const dataPath: UdpDataPath = { vnetHdr: q.vnetHdr, tunOffloads, udpGso, udpGro, multiQueue: q.multiQueue, workers };
+      log.info(`udp backend: ${UDP_DEVICE} mtu ${mtu}, UDP ${formatIPv4(ext.ifaceAddr)}:${opts.port}; ${describeOffloads(dataPath)}`);
+
+      const control = new ControlLog(workers);
+      const stats = createStatsBuffer(workers);
+      const wasm = await coreWasmBytes();
+      const handles: WorkerHandle[] = [];
+      const net = new UdpNetwork(ctx, sys, opened.nl, opts, config.network, opened.tun, opened.udp, dataPath, control, stats, handles);
+      opened.owner = net;
+      for (let i = 0; i < workers; i++) {
+        handles.push(net.#spawn(i, wasm, { tunFd: opened.tun[i]!, udpFd: opened.udp[i]!, vnetHdr: q.vnetHdr, gso: udpGso, gro: udpGro, ifaceMtu: ext.mtu }));
+      }
+      await Promise.all(handles.map((h, i) => net.#waitRunning(h, i)));
+      for (const [name, gauge] of udpGauges(() => net.#stats())) ctx.metrics.gauges.set(name, gauge);
+      return net;
+    } catch (e) {
+      if (opened.owner) {
+        await opened.owner.close();
+      } else {
+        opened.nl?.close();
+        for (const fd of [...opened.tun, ...opened.udp]) sys.close(fd);
+      }
+      throw e;
+    }
+  }
+
+  #spawn(index: number, wasm: Uint8Array, options: PacketLoopOptions): WorkerHandle {
+    const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+    let settle!: () => void;
+    const h: WorkerHandle = { worker, state: "starting", done: new Promise<void>((r) => (settle = r)) };
+    const fail = (message: string) => {
+      if (h.state === "stopped" || h.state === "failed") return;
+      const wasRunning = h.state === "running";
+      h.state = "failed";
+      settle();
+      if (this.#closed && wasRunning) return;
+      this.ctx.metrics.error("udp_worker");
+      this.ctx.log.error(`udp backend: packet worker ${index} failed; ${UDP_DEVICE} traffic on its queue stops: ${message}`);
+    };
+    worker.onmessage = (e: MessageEvent) => {
+      const m = e.data as WorkerReport;
+      if (m.type === "ready") h.state = "running";
+      else if (m.type === "stopped") { h.state = "stopped"; settle(); }
+      else if (m.type === "error") fail(m.message);
+    };
+    worker.onerror = (e: ErrorEvent) => { fail(e.message ?? String(e)); };
+    const copy = wasm.slice().buffer;
+    const init: WorkerInit = { type: "init", index, wasm: copy, control: this.control.buffer, stats: this.stats, options };
+    worker.postMessage(init, [copy]);
+    return h;
+  }
+
+  async #waitRunning(h: WorkerHandle, index: number): Promise<void> {
+    const end = Date.now() + WORKER_START_MS;
+    while (h.state === "starting") {
+      if (Date.now() > end) throw new Error(`udp backend: packet worker ${index} did not start within ${WORKER_START_MS} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (h.state !== "running") throw new Error(`udp backend: packet worker ${index} failed to start (see the error above)`);
+  }
+
+  #stats(): UdpStats {
+    const now = Date.now();
+    if (!this.#statsCache || now - this.#statsCache.at > 100) this.#statsCache = { at: now, stats: sumStats(this.stats, this.workers.length) };
+    return this.#statsCache.stats;
+  }
+
+  async #push(ops: readonly ControlOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    const n = await this.control.append(ops, () => this.workers.every((w) => w.state === "running"));
+    if (n < ops.length) this.ctx.log.error(`udp backend: ${ops.length - n} peer table changes not delivered: a packet worker is down`);
+  }
+
+  #report(plan: PeerPlan): void {
+    for (const r of plan.refused) {
+      if (r.error) {
+        this.ctx.log.error(`udp backend: peer lease ${r.key} ${r.reason}`);
+        this.ctx.metrics.error("udp_peer_refused");
+      } else {
+        this.ctx.log.warn(`udp backend: peer lease ${r.key} ${r.reason}`);
+      }
+    }
+  }
+
+  /** Equivalent to: `ip addr replace <lease net>/32 dev flannel0; ip link set flannel0 up; ip route replace <Network> dev flannel0`. */
+  async start(lease: Lease): Promise<void> {
+    if (!lease.subnet) throw new Error(`udp backend: our lease ${leaseKey(lease)} has no IPv4 subnet`);
+    const address = `${formatIPv4(lease.subnet.ip)}/32`;
+    if (this.#address && this.#address !== address) {
+      try { addrDel(this.nl, UDP_DEVICE, this.#address); } catch { /* already gone */ }
+    }
+    addrReplace(this.nl, UDP_DEVICE, address);
+    this.#address = address;
+    linkSetUp(this.nl, UDP_DEVICE);
+    routeReplace(this.nl, { dst: formatIPv4Net(this.network), dev: UDP_DEVICE });
+    this.#peers = new PeerTable(this.opts.port, leaseKey(lease));
+    await this.#push([
+      { op: "cluster", network: this.network.ip, networkLen: this.network.len, subnetLen: this.ctx.config.subnetLen },
+      { op: "tunAddr", addr: icmpSource(this.network, lease.subnet) },
+    ]);
+  }
+
+  async reconcile(peers: ReadonlyMap<string, Lease>): Promise<void> {
+    const plan = this.#peers.reconcile(peers);
+    this.#report(plan);
+    await this.#push(plan.ops);
+  }
+
+  async apply(events: readonly LeaseEvent[]): Promise<void> {
+    const plan = this.#peers.apply(events);
+    this.#report(plan);
+    await this.#push(plan.ops);
+  }
+
+  async describe(): Promise<Record<string, unknown>> {
+    const s = sumStats(this.stats, this.workers.length);
+    return {
+      backend: "udp",
+      device: UDP_DEVICE,
+      mtu: this.mtu,
+      listen: `${formatIPv4(this.ctx.extIface.ifaceAddr)}:${this.opts.port}`,
+      offloads: describeOffloads({ ...this.dataPath, udpGso: this.dataPath.udpGso && s.gsoWorkers > 0 }),
+      workers: this.workers.map((w) => w.state),
+      peers: [...this.#peers.programmed].map(([key, p]) => ({ key, id: p.id, publicIP: formatIPv4(p.lease.attrs.publicIP) })),
+      refused: Object.fromEntries(this.#peers.refused),
+      controlLag: this.workers.map((_, i) => this.control.head - this.control.tail(i)),
+      counters: s,
+    };
+  }
+
+  /** Stops the workers, then closes the TUN queues (flannel0 disappears) and the sockets. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.control.stop();
+    await Promise.all(this.workers.map(async (h) => {
+      if (h.state === "starting" || h.state === "running") {
+        await Promise.race([h.done, new Promise((r) => setTimeout(r, WORKER_STOP_MS))]);
+      }
+      h.worker.terminate();
+    }));
+    for (const name of this.ctx.metrics.gauges.keys()) if (name.startsWith("weft_udp_")) this.ctx.metrics.gauges.delete(name);
+    for (const fd of [...this.tunFds, ...this.udpFds]) this.sys.close(fd);
+    this.nl.close();
+  }
+}
+
+/** The `udp` backend (registered as "udp"). */
+export const udpBackend: Backend = {
+  type: "udp",
+  createNetwork: (ctx) => UdpNetwork.create(ctx),
+};

@@ -1,0 +1,66 @@
+/**
+ * @module The udp backend's settings: `Backend.Port` from the network config (compat §2.2,
+ * default 8285) and the data-path switches read from the environment, which exist to measure
+ * what each offload contributes and to turn one off on a kernel that misbehaves:
+ *
+ *   WEFT_UDP_NO_VNET=1   no IFF_VNET_HDR on flannel0 (so no TSO/USO super-packets either)
+ *   WEFT_UDP_NO_GSO=1    no UDP_SEGMENT on send (one datagram per message)
+ *   WEFT_UDP_NO_GRO=1    no UDP_GRO on receive
+ *   WEFT_UDP_WORKERS=N   packet workers, 1..8 (N > 1 opens flannel0 with IFF_MULTI_QUEUE)
+ */
+import { getCI } from "../../config/json_ci.ts";
+
+/** flanneld's default udp port. */
+export const UDP_DEFAULT_PORT = 8285;
+export const UDP_MAX_WORKERS = 8;
+
+export interface UdpOptions {
+  /** UDP port of every host (we send to `<peer PublicIP>:<our Port>`, as flanneld). */
+  port: number;
+  /** Try IFF_VNET_HDR and TUN offloads. */
+  vnetHdr: boolean;
+  /** Try UDP GSO (UDP_SEGMENT) when sending. */
+  gso: boolean;
+  /** Try UDP GRO when receiving. */
+  gro: boolean;
+  /** Packet workers (one TUN queue and one socket each). */
+  workers: number;
+}
+
+function envFlag(env: Record<string, string | undefined>, name: string): boolean {
+  const v = env[name];
+  return v !== undefined && v !== "" && v !== "0" && v.toLowerCase() !== "false";
+}
+
+/**
+ * Reads `Backend.Port` (case-insensitive) and the WEFT_UDP_* switches. Throws a RangeError
+ * naming the key and value when either is out of range.
+ *
+ * @example
+ *   udpOptions({ Type: "udp", Port: 7890 }, {}).port; // 7890
+ */
+export function udpOptions(backend: Record<string, unknown>, env: Record<string, string | undefined>): UdpOptions {
+  const rawPort = getCI(backend, "Port");
+  let port = UDP_DEFAULT_PORT;
+  if (rawPort !== undefined && rawPort !== null && rawPort !== 0) {
+    if (typeof rawPort !== "number" || !Number.isInteger(rawPort) || rawPort < 1 || rawPort > 65535) {
+      throw new RangeError(`udp backend: Backend.Port ${JSON.stringify(rawPort)} must be an integer port 1..65535 (0 or absent: ${UDP_DEFAULT_PORT})`);
+    }
+    port = rawPort;
+  }
+  let workers = 1;
+  const w = env.WEFT_UDP_WORKERS;
+  if (w !== undefined && w !== "") {
+    workers = Number(w);
+    if (!Number.isInteger(workers) || workers < 1 || workers > UDP_MAX_WORKERS) {
+      throw new RangeError(`udp backend: WEFT_UDP_WORKERS=${JSON.stringify(w)} must be an integer 1..${UDP_MAX_WORKERS}`);
+    }
+  }
+  return {
+    port,
+    vnetHdr: !envFlag(env, "WEFT_UDP_NO_VNET"),
+    gso: !envFlag(env, "WEFT_UDP_NO_GSO"),
+    gro: !envFlag(env, "WEFT_UDP_NO_GRO"),
+    workers,
+  };
+}
