@@ -8,6 +8,7 @@ import type { NetworkConfig } from "../config/network.ts";
 import { type Lease, leaseBackendType, leaseKey } from "../lease/lease.ts";
 import type { OwnLease } from "../lease/manager.ts";
 import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../net/ip.ts";
+import { addDashboard } from "./dashboard/index.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** What the status server can see of the agent. */
@@ -65,5 +66,6 @@ export function createStatusApp(view: AgentView): Hono {
     });
   });
   app.get("/metrics", (c) => c.text(view.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+  addDashboard(app);
   return app;
 }

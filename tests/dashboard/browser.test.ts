@@ -1,0 +1,197 @@
+/**
+ * The dashboard in a real browser (Debian's chromium, driven by playwright-core):
+ * 1. against real agents: a cluster of three hosts in network namespaces (tests/support/netns.ts,
+ *    `alloc` backend, a real etcd in the underlay), the page of host 1 opened through a forwarder
+ *    into its namespace. A fourth host joins, etcd stops and restarts, the agent stops and
+ *    restarts: the page follows without a reload.
+ * 2. against an in-process status app whose view describes a vxlan-like data path (routes,
+ *    growing counters), for the data-path rendering and rates, in light and dark.
+ * Screenshots go to tests/artifacts/ (gitignored).
+ *
+ * WEFT_DASHBOARD_RUNTIME=bun|deno runs the agents from the sources instead of dist/weft.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, type Page, chromium } from "playwright-core";
+import { parseNetworkConfig } from "../../src/config/network.ts";
+import type { Lease } from "../../src/lease/lease.ts";
+import { parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { type AgentView, createStatusApp } from "../../src/status/app.ts";
+import { Metrics } from "../../src/status/metrics.ts";
+import { serve } from "../../src/status/serve.ts";
+import { forwardIntoNetns } from "../../tools/netns_forward.ts";
+import { Cluster, type Host, ROOT, type Runtime, STATUS_PORT } from "../support/netns.ts";
+
+const ARTIFACTS = join(ROOT, "tests", "artifacts");
+const RUNTIME = (process.env.WEFT_DASHBOARD_RUNTIME ?? "binary") as Runtime;
+const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+let browser: Browser;
+
+beforeAll(async () => {
+  if (RUNTIME === "binary") {
+    const sources = join(ROOT, "src", "status", "dashboard");
+    const newest = Math.max(...readdirSync(sources).map((f) => statSync(join(sources, f)).mtimeMs));
+    if (statSync(join(ROOT, "dist", "weft")).mtimeMs < newest) throw new Error("dist/weft is older than src/status/dashboard/: run 'bun tools/build.ts --no-wasm'");
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** A page that fails the test on any script error or CSP violation. */
+async function open(url: string, colorScheme: "light" | "dark" = "light"): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 }, colorScheme });
+  const problems: string[] = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error" && !/Failed to load resource|ERR_CONNECTION|ERR_EMPTY_RESPONSE/.test(m.text())) problems.push(`console: ${m.text()}`); });
+  const r = await page.goto(url);
+  if (r?.status() !== 200) throw new Error(`GET ${url}: HTTP ${r?.status()} (is dist/weft older than the dashboard? run 'bun tools/build.ts --no-wasm')`);
+  return { page, problems };
+}
+
+const hostIPs = (page: Page) => page.$$eval("#hosts tbody tr", (rows) => rows.map((r) => (r as HTMLElement).dataset.publicIp!));
+const waitRows = (page: Page, n: number, timeout = 10_000) =>
+  page.waitForFunction((n) => document.querySelectorAll("#hosts tbody tr").length === n, n, { timeout, polling: 50 });
+const visible = (page: Page, selector: string, timeout = 10_000) => page.waitForSelector(selector, { state: "visible", timeout });
+const gone = (page: Page, selector: string, timeout = 10_000) => page.waitForSelector(selector, { state: "detached", timeout });
+
+describe("the dashboard of a real cluster", () => {
+  let c: Cluster;
+  let h1: Host;
+
+  beforeAll(async () => {
+    // The agent learns that etcd is back from the lease watch's next response; with no lease
+    // changing, that is its periodic re-list, made short here (WEFT_RESYNC_MS).
+    c = await Cluster.create({
+      hosts: 3, backend: "alloc", network: "10.5.0.0/16", containersPerHost: 0, runtime: RUNTIME,
+      agentEnv: { WEFT_RESYNC_MS: "2000" },
+    });
+    h1 = c.hosts[0]!;
+    h1.forward = await forwardIntoNetns(h1.ns, h1.ip, STATUS_PORT); // closed by c.destroy()
+  }, 60_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+  }, 30_000);
+
+  test("lists every host, follows a join, etcd and the agent going away and coming back", async () => {
+    const { page, problems } = await open(`${h1.forward!.url}/`);
+    await page.evaluate(() => { (window as unknown as { loadedOnce: boolean }).loadedOnce = true; });
+
+    // 1. The three hosts, this one marked.
+    await waitRows(page, 3);
+    expect((await hostIPs(page)).sort()).toEqual(c.hosts.map((h) => h.ip).sort());
+    expect(await page.$eval("#hosts tr.self", (r) => (r as HTMLElement).dataset.publicIp)).toBe(h1.ip);
+    expect(await page.$eval("#hosts tr.self th", (th) => th.textContent)).toContain("this host");
+    expect(await page.textContent("#s-network")).toBe("10.5.0.0/16");
+    expect(await page.textContent("#s-subnet")).toBe(h1.subnet);
+    expect(await page.textContent("#s-backend")).toBe("alloc");
+    expect(await page.textContent("#s-etcd")).toBe("connected");
+    expect(await page.textContent("#s-lease")).toMatch(/^in 23 h/);
+    expect(await page.$$eval("#hosts td.expiry", (tds) => tds.map((t) => t.textContent))).toEqual(expect.arrayContaining([expect.stringMatching(/^(in \d|—)/)]));
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
+
+    // 2. A fourth host joins: shown without a reload.
+    const h4 = await c.addHost({ containers: 0 });
+    const joined = performance.now();
+    await waitRows(page, 4);
+    const joinMs = performance.now() - joined;
+    expect(await hostIPs(page)).toContain(h4.ip);
+    expect(await page.$$eval("#hosts tr.added", (rows) => rows.map((r) => (r as HTMLElement).dataset.publicIp))).toEqual([h4.ip]);
+
+    // 3. etcd stops: the error banner; it restarts: the banner goes.
+    await c.etcd.stop();
+    const stopped = performance.now();
+    const banner = await visible(page, "#banner-etcd", 20_000);
+    const etcdDownMs = performance.now() - stopped;
+    expect(await banner.getAttribute("role")).toBe("alert");
+    expect(await banner.textContent()).toContain("etcd is unreachable.");
+    expect(await page.textContent("#s-etcd")).toBe("unreachable");
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard-etcd-down.png"), fullPage: true });
+    await c.etcd.restart();
+    const restarted = performance.now();
+    await gone(page, "#banner-etcd", 20_000);
+    const etcdUpMs = performance.now() - restarted;
+    expect(await page.textContent("#s-etcd")).toBe("connected");
+
+    // 4. The agent itself stops: the page says so and keeps the last state; it comes back.
+    await c.stopAgent(h1);
+    const agentStopped = performance.now();
+    const agentBanner = await visible(page, "#banner-agent", 10_000);
+    const agentDownMs = performance.now() - agentStopped;
+    expect(await agentBanner.textContent()).toContain("The agent is not answering.");
+    expect(await page.textContent("#live-text")).toBe("Offline");
+    expect(await page.$$eval("#hosts tbody tr", (rows) => rows.length)).toBe(4);
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard-agent-down.png"), fullPage: true });
+    await c.startAgent(h1);
+    await gone(page, "#banner-agent", 10_000);
+    await waitRows(page, 4);
+
+    expect(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true); // never reloaded
+    expect(problems).toEqual([]);
+    console.log(`dashboard: join shown after ${joinMs.toFixed(0)} ms; etcd down shown after ${etcdDownMs.toFixed(0)} ms, cleared ${etcdUpMs.toFixed(0)} ms after restart; agent down shown after ${agentDownMs.toFixed(0)} ms`);
+    await page.close();
+  }, 90_000);
+});
+
+describe("the data path as a vxlan backend describes it", () => {
+  const peer = (i: number): Lease => ({
+    subnet: parseIPv4Net(`10.5.${i}.0/24`), expiration: 0, etcdLease: String(i),
+    attrs: { publicIP: parseIPv4(`192.168.77.${10 + i}`), backendType: "vxlan", backendData: { VNI: 1, VtepMAC: `7a:1f:00:00:00:0${i}` } },
+  });
+  let rx = 1e9, tx = 5e8;
+  const peerExpiry = Date.now() + 2.5 * 3600_000;
+  const view: AgentView = {
+    ready: true,
+    config: parseNetworkConfig(`{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}`),
+    backendType: "vxlan",
+    publicIP: "192.168.77.11",
+    lease: {
+      key: "10.5.1.0-24", subnet: parseIPv4Net("10.5.1.0/24"), etcdLease: "1", expiration: Date.now() + 23.5 * 3600_000,
+      attrs: { publicIP: parseIPv4("192.168.77.11"), backendType: "vxlan", backendData: { VNI: 1, VtepMAC: "7a:1f:00:00:00:01" } },
+    },
+    peers: new Map([2, 3].map((i) => [`10.5.${i}.0-24`, peer(i)])),
+    metrics: new Metrics(),
+    peerExpiration: (l) => (l.subnet!.ip & 0xff00) === 0x300 ? null : peerExpiry,
+    async dataPath() {
+      rx += 1_250_000; // 10 Mbit per poll
+      tx += 125_000;
+      return {
+        device: "flannel.1", mtu: 1450, vni: 1, mac: "7a:1f:00:00:00:01",
+        routes: [2, 3].map((i) => ({ dst: `10.5.${i}.0/24`, via: `10.5.${i}.0`, dev: "flannel.1" })),
+        counters: { rxBytes: rx, txBytes: tx, rxPackets: rx / 1000, txPackets: tx / 1000 },
+      };
+    },
+  };
+
+  test("routes, device facts and counters with rates; peers' expiry and reservations", async () => {
+    const server = await serve(createStatusApp(view).fetch, "127.0.0.1", 0);
+    try {
+      for (const scheme of ["light", "dark"] as const) {
+        const { page, problems } = await open(`http://127.0.0.1:${server.port}/`, scheme);
+        await waitRows(page, 3);
+        await page.waitForFunction(() => document.querySelectorAll(".spark polyline[points*=' ']").length === 4, null, { timeout: 10_000 });
+        expect(await page.$$eval(".data-table tbody tr", (rows) => rows.map((r) => r.textContent))).toEqual(["10.5.2.0/2410.5.2.0flannel.1", "10.5.3.0/2410.5.3.0flannel.1"]);
+        expect(await page.$$eval(".facts dt", (dts) => dts.map((d) => d.textContent))).toEqual(["Device", "MTU", "VNI", "MAC"]);
+        expect(await page.$$eval(".counter h3", (hs) => hs.map((h) => h.textContent))).toEqual(["RX bytes", "TX bytes", "RX packets", "TX packets"]);
+        const rate = await page.textContent("[data-counter=rxBytes] .big");
+        expect(rate).toMatch(/^\d+(\.\d)? Mbit\/s$/); // 10 Mbit per ~1 s poll
+        expect(await page.$$eval("#hosts td.expiry", (tds) => tds.map((t) => t.textContent))).toEqual(["in 23 h", "in 2 h 29 min", "reservation"]);
+        expect(await page.$eval("#hosts tr.self td.data", (td) => td.textContent)).toBe("VNI 1 · VtepMAC 7a:1f:00:00:00:01");
+        await page.screenshot({ path: join(ARTIFACTS, `dashboard-vxlan-${scheme}.png`), fullPage: true });
+        expect(problems).toEqual([]);
+        await page.close();
+      }
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+});
