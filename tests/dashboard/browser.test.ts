@@ -1,9 +1,9 @@
 /**
  * The dashboard in a real browser (Debian's chromium, driven by playwright-core):
  * 1. against real agents: a cluster of three hosts in network namespaces (tests/support/netns.ts,
- *    `alloc` backend, a real etcd in the underlay), the page of host 1 opened through a forwarder
- *    into its namespace. A fourth host joins, etcd stops and restarts, the agent stops and
- *    restarts: the page follows without a reload.
+ *    vxlan, one container each, a real etcd in the underlay), the page of host 1 opened through a
+ *    forwarder into its namespace while its container pings host 2's. A fourth host joins, etcd
+ *    stops and restarts, the agent stops and restarts: the page follows without a reload.
  * 2. against an in-process status app whose view describes a vxlan-like data path (routes,
  *    growing counters), for the data-path rendering and rates, in light and dark.
  * Screenshots go to tests/artifacts/ (gitignored).
@@ -21,7 +21,7 @@ import { type AgentView, createStatusApp } from "../../src/status/app.ts";
 import { Metrics } from "../../src/status/metrics.ts";
 import { serve } from "../../src/status/serve.ts";
 import { forwardIntoNetns } from "../../tools/netns_forward.ts";
-import { Cluster, type Host, ROOT, type Runtime, STATUS_PORT } from "../support/netns.ts";
+import { Cluster, type Host, type Pinger, ROOT, type Runtime, STATUS_PORT, startPinger } from "../support/netns.ts";
 
 const ARTIFACTS = join(ROOT, "tests", "artifacts");
 const RUNTIME = (process.env.WEFT_DASHBOARD_RUNTIME ?? "binary") as Runtime;
@@ -60,18 +60,22 @@ async function open(url: string, colorScheme: "light" | "dark" = "light"): Promi
 const hostIPs = (page: Page) => page.$$eval("#hosts tbody tr", (rows) => rows.map((r) => (r as HTMLElement).dataset.publicIp!));
 const waitRows = (page: Page, n: number, timeout = 10_000) =>
   page.waitForFunction((n) => document.querySelectorAll("#hosts tbody tr").length === n, n, { timeout, polling: 50 });
+const routes = (page: Page) => page.$$eval("[data-key=routes] tbody tr", (rows) => rows.map((r) => r.firstElementChild!.textContent!));
+/** The rate a counter card shows, as a number (its unit aside). */
+const rate = async (page: Page, counter: string) => Number.parseFloat((await page.textContent(`[data-counter=${counter}] .big`))!.replace(/,/g, ""));
 const visible = (page: Page, selector: string, timeout = 10_000) => page.waitForSelector(selector, { state: "visible", timeout });
 const gone = (page: Page, selector: string, timeout = 10_000) => page.waitForSelector(selector, { state: "detached", timeout });
 
 describe("the dashboard of a real cluster", () => {
   let c: Cluster;
   let h1: Host;
+  let pinger: Pinger | undefined;
 
   beforeAll(async () => {
     // The agent learns that etcd is back from the lease watch's next response; with no lease
     // changing, that is its periodic re-list, made short here (WEFT_RESYNC_MS).
     c = await Cluster.create({
-      hosts: 3, backend: "alloc", network: "10.5.0.0/16", containersPerHost: 0, runtime: RUNTIME,
+      hosts: 3, backend: "vxlan", network: "10.5.0.0/16", containersPerHost: 1, runtime: RUNTIME,
       agentEnv: { WEFT_RESYNC_MS: "2000" },
     });
     h1 = c.hosts[0]!;
@@ -79,6 +83,7 @@ describe("the dashboard of a real cluster", () => {
   }, 60_000);
 
   afterAll(async () => {
+    await pinger?.stop().catch(() => {});
     await c?.destroy();
   }, 30_000);
 
@@ -86,18 +91,24 @@ describe("the dashboard of a real cluster", () => {
     const { page, problems } = await open(`${h1.forward!.url}/`);
     await page.evaluate(() => { (window as unknown as { loadedOnce: boolean }).loadedOnce = true; });
 
-    // 1. The three hosts, this one marked.
+    // 1. The three hosts, this one marked; its routes to the other two; its traffic.
     await waitRows(page, 3);
     expect((await hostIPs(page)).sort()).toEqual(c.hosts.map((h) => h.ip).sort());
     expect(await page.$eval("#hosts tr.self", (r) => (r as HTMLElement).dataset.publicIp)).toBe(h1.ip);
     expect(await page.$eval("#hosts tr.self th", (th) => th.textContent)).toContain("this host");
+    expect(await page.$eval("#hosts tr.self td.data", (td) => td.textContent)).toMatch(/^VNI 1 · VtepMAC ([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
     expect(await page.textContent("#s-network")).toBe("10.5.0.0/16");
     expect(await page.textContent("#s-subnet")).toBe(h1.subnet);
-    expect(await page.textContent("#s-backend")).toBe("alloc");
+    expect(await page.textContent("#s-backend")).toBe("vxlan");
     expect(await page.textContent("#s-etcd")).toBe("connected");
     expect(await page.textContent("#s-lease")).toMatch(/^in 23 h/);
-    expect(await page.$$eval("#hosts td.expiry", (tds) => tds.map((t) => t.textContent))).toEqual(expect.arrayContaining([expect.stringMatching(/^(in \d|—)/)]));
-    await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
+    const peerSubnets = (hosts: Host[]) => hosts.filter((h) => h !== h1).map((h) => h.subnet).sort();
+    await page.waitForFunction(() => document.querySelectorAll("[data-key=routes] tbody tr").length === 2, null, { timeout: 10_000 });
+    expect((await routes(page)).sort()).toEqual(peerSubnets(c.hosts));
+    pinger = startPinger(h1.containers[0]!.ns, [c.hosts[1]!.containers[0]!.ip], 10);
+    await page.waitForFunction(() => Number.parseFloat(document.querySelector("[data-counter=txPackets] .big")?.textContent ?? "") >= 40, null, { timeout: 10_000 });
+    expect(await rate(page, "rxPackets")).toBeGreaterThan(40); // ~100 echo requests out, replies in, per second
+    expect(await page.textContent("[data-counter=txBytes] .big")).toMatch(/ kbit\/s$/);
 
     // 2. A fourth host joins: shown without a reload.
     const h4 = await c.addHost({ containers: 0 });
@@ -106,6 +117,8 @@ describe("the dashboard of a real cluster", () => {
     const joinMs = performance.now() - joined;
     expect(await hostIPs(page)).toContain(h4.ip);
     expect(await page.$$eval("#hosts tr.added", (rows) => rows.map((r) => (r as HTMLElement).dataset.publicIp))).toEqual([h4.ip]);
+    await page.waitForFunction(() => document.querySelectorAll("[data-key=routes] tbody tr").length === 3, null, { timeout: 10_000 });
+    expect((await routes(page)).sort()).toEqual(peerSubnets(c.hosts));
 
     // 3. etcd stops: the error banner; it restarts: the banner goes.
     await c.etcd.stop();
@@ -134,6 +147,14 @@ describe("the dashboard of a real cluster", () => {
     await c.startAgent(h1);
     await gone(page, "#banner-agent", 10_000);
     await waitRows(page, 4);
+    expect(await page.$$("#hosts tr.added")).toEqual([]); // the restarted agent's peers are not joins
+    // Every lease's expiry known (the agent looks peers' TTLs up in etcd), rates flowing again.
+    await page.waitForFunction(() => [...document.querySelectorAll("#hosts td.expiry")].every((td) => td.textContent!.startsWith("in 23 h")), null, { timeout: 10_000 });
+    await page.waitForFunction(() => Number.parseFloat(document.querySelector("[data-counter=txPackets] .big")?.textContent ?? "") >= 40, null, { timeout: 10_000 });
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
+    const { byTarget } = await pinger.stop();
+    pinger = undefined;
+    expect([...byTarget.values()][0]!.received).toBeGreaterThan(0);
 
     expect(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true); // never reloaded
     expect(problems).toEqual([]);

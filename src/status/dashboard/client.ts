@@ -148,7 +148,12 @@ export function dashboardClient(pollMs: number): void {
 
   // ---------------------------------------------------------------- hosts
   const rows = new Map<string, HTMLTableRowElement>();
+  /**
+   * Rows are highlighted as joins except in the first answer and for a few seconds after the
+   * agent comes back (it lists its peers anew while its lease watch starts: not news).
+   */
   let firstRender = true;
+  let quietUntil = 0;
 
   function backendDataText(d: unknown): string {
     if (d === null || d === undefined) return "—";
@@ -203,7 +208,7 @@ export function dashboardClient(pollMs: number): void {
       if (!tr) {
         tr = makeRow();
         rows.set(h.l.key, tr);
-        if (!firstRender) {
+        if (!firstRender && now >= quietUntil) {
           const added = tr;
           added.classList.add("added");
           setTimeout(() => added.classList.remove("added"), 4000);
@@ -276,7 +281,7 @@ export function dashboardClient(pollMs: number): void {
         c.history.push(perSec);
         if (c.history.length > HISTORY) c.history.shift();
       }
-      setText(c.rate, perSec === undefined ? "…" : isBytes ? bits(perSec) : count(perSec) + (/packets/i.test(key) ? " pkt/s" : " /s"));
+      setText(c.rate, perSec === undefined ? "…" : isBytes ? bits(perSec) : count(perSec) + (/packets/i.test(key) ? " pkt/s" : "/s"));
       setText(c.total, "total " + (isBytes ? bytes(v) : count(v)));
       const max = Math.max(1, ...c.history);
       const off = HISTORY - c.history.length;
@@ -287,10 +292,11 @@ export function dashboardClient(pollMs: number): void {
     previous = { t, values: now };
   }
 
-  function table(items: Record<string, unknown>[]): HTMLElement {
+  function table(key: string, items: Record<string, unknown>[]): HTMLElement {
     const cols: string[] = [];
     for (const it of items) for (const k of Object.keys(it)) if (!cols.includes(k)) cols.push(k);
     const wrap = el("div", "table-wrap");
+    wrap.dataset.key = key;
     const t = el("table", "data-table");
     const head = t.createTHead().insertRow();
     for (const c of cols) {
@@ -329,7 +335,7 @@ export function dashboardClient(pollMs: number): void {
         h.append(el("span", "count", String(v.length)));
         out.append(h);
         if (v.length === 0) out.append(el("p", "muted", "none"));
-        else out.append(table(v.map((x) => (isRecord(x) ? x : { value: x }))));
+        else out.append(table(k, v.map((x) => (isRecord(x) ? x : { value: x }))));
       } else if (isRecord(v)) {
         out.append(el("h3", "", label(k)), facts(Object.entries(v)));
       }
@@ -409,10 +415,10 @@ export function dashboardClient(pollMs: number): void {
       renderHosts(s, now);
       renderDataPath(s, started);
       lastOk = now;
+      if (failingSince) quietUntil = now + 5000;
       failingSince = 0;
       clearBanner("agent");
       document.body.classList.remove("stale");
-      document.body.classList.add("loaded");
       live(true, "Live · " + clock(now));
     } catch (e) {
       const now = Date.now();
@@ -424,6 +430,7 @@ export function dashboardClient(pollMs: number): void {
       document.body.classList.add("stale");
       live(false, "Offline");
       previous = undefined; // rates restart from the next good sample
+      quietUntil = Infinity;
     }
     setTimeout(poll, Math.max(0, pollMs - (performance.now() - started)));
   }
