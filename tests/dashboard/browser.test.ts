@@ -6,6 +6,7 @@
  *    stops and restarts, the agent stops and restarts: the page follows without a reload.
  * 2. against an in-process status app whose view describes a vxlan-like data path (routes,
  *    growing counters), for the data-path rendering and rates, in light and dark.
+ * 3. the page as Deno builds it, under its own CSP, with /status answered by the test.
  * Screenshots go to tests/artifacts/ (gitignored).
  *
  * WEFT_DASHBOARD_RUNTIME=bun|deno runs the agents from the sources instead of dist/weft.
@@ -21,6 +22,7 @@ import { type AgentView, createStatusApp } from "../../src/status/app.ts";
 import { Metrics } from "../../src/status/metrics.ts";
 import { serve } from "../../src/status/serve.ts";
 import { forwardIntoNetns } from "../../tools/netns_forward.ts";
+import { denoDashboardPage } from "./deno_page.ts";
 import { Cluster, type Host, type Pinger, ROOT, type Runtime, STATUS_PORT, startPinger } from "../support/netns.ts";
 
 const ARTIFACTS = join(ROOT, "tests", "artifacts");
@@ -215,4 +217,31 @@ describe("the data path as a vxlan backend describes it", () => {
       await server.close();
     }
   }, 30_000);
+});
+
+test("the page as Deno builds it runs in the browser under its CSP", async () => {
+  const { headers, html } = denoDashboardPage();
+  const origin = "http://127.0.0.1:9"; // never contacted: every request is answered below
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  const status = {
+    ready: true, network: "10.5.0.0/16", ipv6Network: null, subnetLen: 24, backend: "alloc", publicIP: "192.168.77.10",
+    lease: { key: "10.5.7.0-24", subnet: "10.5.7.0/24", ipv6Subnet: null, publicIP: "192.168.77.10", publicIPv6: null, backendType: "alloc", backendData: null, expiration: "never", reservation: true },
+    etcd: { ok: false, error: "etcd watch disconnected" }, peers: [], dataPath: {},
+  };
+  await page.route(`${origin}/**`, (route) => {
+    const path = new URL(route.request().url()).pathname;
+    if (path === "/") return route.fulfill({ status: 200, headers, body: html });
+    if (path === "/status") return route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(status) });
+    return route.fulfill({ status: 204 });
+  });
+  await page.goto(`${origin}/`);
+  await waitRows(page, 1);
+  expect(await page.textContent("#s-lease")).toBe("reservation");
+  expect(await page.textContent("#banner-etcd .detail")).toBe("etcd watch disconnected");
+  expect(await page.textContent("#datapath")).toBe("The alloc backend programs no routes or devices on this host.");
+  expect(problems).toEqual([]);
+  await page.close();
 });

@@ -5,6 +5,7 @@ import { parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
 import { type AgentView, createStatusApp } from "../../src/status/app.ts";
 import { dashboardPage } from "../../src/status/dashboard/page.ts";
 import { Metrics } from "../../src/status/metrics.ts";
+import { denoDashboardPage } from "./deno_page.ts";
 
 function view(): AgentView {
   return {
@@ -18,9 +19,16 @@ function view(): AgentView {
 }
 
 const app = createStatusApp(view());
-const page = async () => {
-  const r = await app.request("/");
-  return { r, html: await r.text() };
+
+const RUNTIMES = {
+  bun: async () => {
+    const r = await app.request("/");
+    return { headers: r.headers, html: await r.text() };
+  },
+  deno: async () => {
+    const { headers, html } = denoDashboardPage();
+    return { headers: new Headers(headers), html };
+  },
 };
 const inline = (html: string, tag: "script" | "style") => {
   const all = [...html.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))].map((m) => m[1]!);
@@ -29,13 +37,14 @@ const inline = (html: string, tag: "script" | "style") => {
 };
 const sha256 = (s: string) => `'sha256-${createHash("sha256").update(s).digest("base64")}'`;
 
-describe("GET / (the dashboard)", () => {
+describe.each(Object.keys(RUNTIMES) as (keyof typeof RUNTIMES)[])("GET / (the dashboard) under %s", (runtime) => {
+  const page = RUNTIMES[runtime];
+
   test("is an HTML document", async () => {
-    const { r, html } = await page();
-    expect(r.status).toBe(200);
-    expect(r.headers.get("content-type")).toBe("text/html; charset=UTF-8");
-    expect(r.headers.get("cache-control")).toBe("no-cache");
-    expect(r.headers.get("x-content-type-options")).toBe("nosniff");
+    const { headers, html } = await page();
+    expect(headers.get("content-type")).toBe("text/html; charset=UTF-8");
+    expect(headers.get("cache-control")).toBe("no-cache");
+    expect(headers.get("x-content-type-options")).toBe("nosniff");
     expect(html.startsWith("<!doctype html>\n<html lang=\"en\">")).toBe(true);
     expect(html).toContain('<table id="hosts">');
   });
@@ -60,8 +69,8 @@ describe("GET / (the dashboard)", () => {
   });
 
   test("a Content-Security-Policy allows exactly the inline style and script and requests to the agent", async () => {
-    const { r, html } = await page();
-    const csp = Object.fromEntries(r.headers.get("content-security-policy")!.split("; ").map((d) => {
+    const { headers, html } = await page();
+    const csp = Object.fromEntries(headers.get("content-security-policy")!.split("; ").map((d) => {
       const [name, ...values] = d.split(" ");
       return [name, values.join(" ")];
     }));
@@ -77,11 +86,13 @@ describe("GET / (the dashboard)", () => {
     });
   });
 
-  test("HEAD / answers without a body", async () => {
-    const r = await app.request("/", { method: "HEAD" });
-    expect(r.status).toBe(200);
-    expect(await r.text()).toBe("");
-  });
+});
+
+test("GET / answers 200, HEAD / without a body", async () => {
+  expect((await app.request("/")).status).toBe(200);
+  const head = await app.request("/", { method: "HEAD" });
+  expect(head.status).toBe(200);
+  expect(await head.text()).toBe("");
 });
 
 test("/favicon.svg is the logo and /favicon.ico is empty", async () => {
