@@ -124,7 +124,7 @@ export function dashboardClient(pollMs: number): void {
     if (!l.expiration) return { text: "—", title: "Expiry not known yet", cls: "" };
     const t = Date.parse(l.expiration);
     const left = t - now;
-    return { text: relative(left), title: date(t), cls: left < 0 ? "expired" : left < 5 * 60_000 ? "soon" : "" };
+    return { text: (left < 0 ? "expired " : "") + relative(left), title: date(t), cls: left < 0 ? "expired" : left < 5 * 60_000 ? "soon" : "" };
   }
 
   // ---------------------------------------------------------------- banners
@@ -169,7 +169,7 @@ export function dashboardClient(pollMs: number): void {
     host.append(el("span", "mono ip"), el("span", "badge self-badge", "this host"), el("div", "mono sub v6"));
     const subnet = el("td");
     subnet.append(el("span", "mono"), el("div", "mono sub v6"));
-    const backend = el("td");
+    const backend = el("td", "backend");
     backend.append(el("span", "pill"));
     tr.append(host, subnet, backend, el("td", "mono data"), el("td", "expiry"));
     return tr;
@@ -202,13 +202,14 @@ export function dashboardClient(pollMs: number): void {
     hosts.sort((a, b) => subnetOrder(a.l.subnet) - subnetOrder(b.l.subnet));
     const tbody = (byId("hosts") as HTMLTableElement).tBodies[0]!;
     const seen = new Set<string>();
+    const news = !firstRender && rows.size > 0 && now >= quietUntil; // hosts appearing then are joins
     hosts.forEach((h, i) => {
       seen.add(h.l.key);
       let tr = rows.get(h.l.key);
       if (!tr) {
         tr = makeRow();
         rows.set(h.l.key, tr);
-        if (!firstRender && now >= quietUntil) {
+        if (news) {
           const added = tr;
           added.classList.add("added");
           setTimeout(() => added.classList.remove("added"), 4000);
@@ -377,6 +378,7 @@ export function dashboardClient(pollMs: number): void {
     setText(byId("s-backend"), s.backend ?? "—");
     const e = s.lease ? expiry(s.lease, true, now) : { text: "—", title: "", cls: "" };
     setText(byId("s-lease"), e.text);
+    byId("s-lease").className = "big expiry " + e.cls;
     setText(byId("s-lease-sub"), s.lease?.reservation ? "never expires" : e.title ? "until " + e.title : "no lease yet");
     setText(byId("s-etcd"), s.etcd.ok ? "connected" : "unreachable");
     byId("s-etcd").className = "big " + (s.etcd.ok ? "ok" : "bad");

@@ -50,7 +50,7 @@ export function dashboardPage(pollMs = 1000): DashboardPage {
 <header class="top">
   <div class="brand">
     <svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" aria-hidden="true"><path d="${LOGO_PATH}"/></svg>
-    <span>weft</span><span class="muted">overlay network</span>
+    <span>weft</span><span class="muted tagline">overlay network</span>
   </div>
   <div id="live" class="live" role="status" aria-live="polite"><span class="dot" aria-hidden="true"></span><span id="live-text">Connecting…</span></div>
 </header>
@@ -69,7 +69,7 @@ export function dashboardPage(pollMs = 1000): DashboardPage {
     <h2 id="hosts-h">Hosts <span id="hosts-count" class="muted"></span></h2>
     <div class="table-wrap">
       <table id="hosts">
-        <thead><tr><th scope="col">Public IP</th><th scope="col">Subnet</th><th scope="col">Backend</th><th scope="col" class="data">Backend data</th><th scope="col">Lease expires</th></tr></thead>
+        <thead><tr><th scope="col">Public IP</th><th scope="col">Subnet</th><th scope="col" class="backend">Backend</th><th scope="col" class="data">Backend data</th><th scope="col">Lease expires</th></tr></thead>
         <tbody></tbody>
       </table>
       <p id="hosts-empty" class="empty muted">No hosts yet.</p>

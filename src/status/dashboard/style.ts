@@ -133,8 +133,8 @@ a { color: var(--accent); }
 :focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
 @media (max-width: 640px) {
   th, td { padding: 0.5rem 0.6rem; }
-  td.data { display: none; }
-  thead th.data { display: none; }
+  thead th { white-space: normal; }
+  .data, .backend, .tagline { display: none; }
 }
 @media (prefers-reduced-motion: reduce) {
   * { transition: none !important; }
