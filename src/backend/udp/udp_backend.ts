@@ -99,6 +99,17 @@ export function icmpSource(network: IPv4Net, own: IPv4Net): number {
   return inOwn ? own.ip : network.ip;
 }
 
+/**
+ * Where the worker's module is. From sources it sits beside this file. In a `bun build
+ * --compile` executable (built with worker.ts as a second entry point) every bundled module's
+ * import.meta.url is the executable's root in Bun's embedded file system (`/$bunfs/root/`), and
+ * entry points keep their paths relative to the entry points' common directory, src/.
+ */
+export function workerUrl(moduleUrl: string = import.meta.url): string {
+  const compiled = moduleUrl.startsWith("file:///$bunfs/") || moduleUrl.startsWith("file:///B:/~BUN/");
+  return new URL(compiled ? "./backend/udp/worker.ts" : "./worker.ts", moduleUrl).href;
+}
+
 /** A running worker thread and what it reported. */
 interface WorkerHandle {
   worker: Worker;
@@ -165,7 +176,7 @@ class UdpNetwork implements Network {
       const net = new UdpNetwork(ctx, sys, opened.nl, opts, config.network, opened.tun, opened.udp, dataPath, control, stats, handles);
       opened.owner = net;
       for (let i = 0; i < workers; i++) {
-        handles.push(net.#spawn(i, wasm, { tunFd: opened.tun[i]!, udpFd: opened.udp[i]!, vnetHdr: q.vnetHdr, gso: udpGso, gro: udpGro, ifaceMtu: ext.mtu }));
+        handles.push(net.#spawn(i, wasm, { tunFd: opened.tun[i]!, udpFd: opened.udp[i]!, vnetHdr: q.vnetHdr, gso: udpGso, gro: udpGro, ifaceMtu: ext.mtu, spinUs: opts.spinUs }));
       }
       await Promise.all(handles.map((h, i) => net.#waitRunning(h, i)));
       for (const [name, gauge] of udpGauges(() => net.#stats())) ctx.metrics.gauges.set(name, gauge);
@@ -182,7 +193,7 @@ class UdpNetwork implements Network {
   }
 
   #spawn(index: number, wasm: Uint8Array, options: PacketLoopOptions): WorkerHandle {
-    const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+    const worker = new Worker(workerUrl(), { type: "module" });
     let settle!: () => void;
     const h: WorkerHandle = { worker, state: "starting", done: new Promise<void>((r) => (settle = r)) };
     const fail = (message: string) => {

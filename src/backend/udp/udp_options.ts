@@ -7,12 +7,15 @@
  *   WEFT_UDP_NO_GSO=1    no UDP_SEGMENT on send (one datagram per message)
  *   WEFT_UDP_NO_GRO=1    no UDP_GRO on receive
  *   WEFT_UDP_WORKERS=N   packet workers, 1..8 (N > 1 opens flannel0 with IFF_MULTI_QUEUE)
+ *   WEFT_UDP_SPIN_US=N   after traffic, poll without sleeping for N µs (0..10000) before blocking
  */
 import { getCI } from "../../config/json_ci.ts";
 
 /** flanneld's default udp port. */
 export const UDP_DEFAULT_PORT = 8285;
 export const UDP_MAX_WORKERS = 8;
+/** Busy-poll window after traffic (µs); see PacketLoopOptions.spinUs. */
+export const UDP_DEFAULT_SPIN_US = 0;
 
 export interface UdpOptions {
   /** UDP port of every host (we send to `<peer PublicIP>:<our Port>`, as flanneld). */
@@ -25,6 +28,8 @@ export interface UdpOptions {
   gro: boolean;
   /** Packet workers (one TUN queue and one socket each). */
   workers: number;
+  /** Busy-poll window after traffic, µs (PacketLoopOptions.spinUs). */
+  spinUs: number;
 }
 
 function envFlag(env: Record<string, string | undefined>, name: string): boolean {
@@ -56,8 +61,17 @@ export function udpOptions(backend: Record<string, unknown>, env: Record<string,
       throw new RangeError(`udp backend: WEFT_UDP_WORKERS=${JSON.stringify(w)} must be an integer 1..${UDP_MAX_WORKERS}`);
     }
   }
+  let spinUs = UDP_DEFAULT_SPIN_US;
+  const spin = env.WEFT_UDP_SPIN_US;
+  if (spin !== undefined && spin !== "") {
+    spinUs = Number(spin);
+    if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > 10_000) {
+      throw new RangeError(`udp backend: WEFT_UDP_SPIN_US=${JSON.stringify(spin)} must be an integer 0..10000 (µs)`);
+    }
+  }
   return {
     port,
+    spinUs,
     vnetHdr: !envFlag(env, "WEFT_UDP_NO_VNET"),
     gso: !envFlag(env, "WEFT_UDP_NO_GSO"),
     gro: !envFlag(env, "WEFT_UDP_NO_GRO"),
