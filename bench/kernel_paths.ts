@@ -12,8 +12,10 @@
  *
  * Each path is its own 2-host cluster (tests/support/netns.ts: veth into an underlay bridge,
  * cni0 and one container per host); the clusters exist side by side and the paths are measured
- * interleaved, `--rounds` times (default 2), reporting the median. Prints figures, asserts
- * nothing. Ping RTT is ns_probe's ICMP echo (a Bun process on a raw socket), 20 echoes 50 ms
+ * interleaved, `--rounds` times (default 3); the throughput figure is the best round (other load
+ * on a shared machine only ever slows a run down), the median is shown beside it. weft's hosts
+ * also carry flanneld's FLANNEL-FWD iptables rules, which the by-hand paths do not. Prints
+ * figures, asserts nothing. Ping RTT is ns_probe's ICMP echo (a Bun process on a raw socket), 20 echoes 50 ms
  * apart, median.
  *
  *   bun bench/kernel_paths.ts [--rounds N] [--seconds S]
@@ -26,7 +28,7 @@ import { randomMac } from "./lib/peer_leases.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => { const i = args.indexOf(name); return i >= 0 ? Number(args[i + 1]) : dflt; };
-const ROUNDS = opt("--rounds", 2);
+const ROUNDS = opt("--rounds", 3);
 const SECONDS = opt("--seconds", 3);
 const NETWORK = "10.244.0.0/16";
 
@@ -145,29 +147,31 @@ try {
     }
   }
 
-  const g = (name: string) => median(paths.find((p) => p.name === name)?.gbit ?? []);
+  // Other load on the machine only ever slows a run down: the best of the rounds is the figure.
+  const best = (xs: number[]) => (xs.length ? Math.max(...xs) : NaN);
+  const g = (name: string) => best(paths.find((p) => p.name === name)?.gbit ?? []);
   const base = g("underlay (host to host)");
-  console.log(`kernel data paths, 2 hosts, iperf3 TCP 1 stream ${SECONDS} s, median of ${ROUNDS} rounds`);
+  console.log(`kernel data paths, 2 hosts, iperf3 TCP 1 stream ${SECONDS} s, ${ROUNDS} rounds interleaved (best and median), ping RTT median`);
   printTable([
-    ["path", "TCP Gbit/s", "vs underlay", "ping RTT ms", "weft / by hand"],
+    ["path", "TCP Gbit/s best", "median", "best vs underlay", "ping RTT ms", "weft / by hand"],
     ...paths.map((p) => {
-      if (p.gbit.length === 0) return [p.name, "n/a", "", "", p.why ?? ""];
+      if (p.gbit.length === 0) return [p.name, "n/a", "", "", "", p.why ?? ""];
       const hand = p.name.endsWith(" weft") ? g(p.name.replace(" weft", " by hand")) : NaN;
       return [
-        p.name, fmt(median(p.gbit)), `${fmt(median(p.gbit) / base)}`, fmt(median(p.rtt)),
-        Number.isNaN(hand) ? "" : `${fmt(median(p.gbit) / hand)}`,
+        p.name, fmt(best(p.gbit)), fmt(median(p.gbit)), fmt(best(p.gbit) / base), fmt(median(p.rtt)),
+        Number.isNaN(hand) ? "" : fmt(best(p.gbit) / hand),
       ];
     }),
   ]);
   for (const p of paths) {
     if (p.gbit.length === 0) continue;
     const id = p.name.replace(/[^a-z]+/g, "_").replace(/_$/, "");
-    figure("kernel_paths", `${id}_gbit`, median(p.gbit), "Gbit/s");
+    figure("kernel_paths", `${id}_gbit`, best(p.gbit), "Gbit/s");
     figure("kernel_paths", `${id}_rtt`, median(p.rtt), "ms");
   }
   for (const b of ["host-gw", "vxlan"]) {
     const ratio = g(`${b} weft`) / g(`${b} by hand`);
-    if (Number.isFinite(ratio)) figure("kernel_paths", `${b.replace("-", "")}_weft_vs_hand`, ratio, "x");
+    if (Number.isFinite(ratio)) figure("kernel_paths", `${b.replace("-", "_")}_weft_vs_by_hand`, ratio, "x");
   }
 } finally {
   for (const c of clusters) await c.destroy();
