@@ -399,10 +399,11 @@ export function dashboardClient(pollMs: number): void {
   let lastOk = 0;
   let failingSince = 0;
 
-  function live(ok: boolean, text: string): void {
-    const l = byId("live");
-    l.className = "live " + (ok ? "on" : "off");
+  /** The connection indicator; only its word is a live region (the clock would chatter). */
+  function live(ok: boolean, text: string, time: string): void {
+    byId("live").className = "live " + (ok ? "on" : "off");
     setText(byId("live-text"), text);
+    setText(byId("live-time"), time);
   }
 
   async function poll(): Promise<void> {
@@ -421,7 +422,7 @@ export function dashboardClient(pollMs: number): void {
       failingSince = 0;
       clearBanner("agent");
       document.body.classList.remove("stale");
-      live(true, "Live · " + clock(now));
+      live(true, "Live", "· " + clock(now));
     } catch (e) {
       const now = Date.now();
       failingSince ||= now;
@@ -430,7 +431,7 @@ export function dashboardClient(pollMs: number): void {
         "No answer from " + location.host + " since " + clock(failingSince) + ". " +
         (lastOk ? "The page shows what it reported last, at " + clock(lastOk) + "; " : "") + "retrying every " + pollMs / 1000 + " s.", why);
       document.body.classList.add("stale");
-      live(false, "Offline");
+      live(false, "Offline", "");
       previous = undefined; // rates restart from the next good sample
       quietUntil = Infinity;
     }

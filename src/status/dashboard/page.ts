@@ -52,7 +52,7 @@ export function dashboardPage(pollMs = 1000): DashboardPage {
     <svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" aria-hidden="true"><path d="${LOGO_PATH}"/></svg>
     <span>weft</span><span class="muted tagline">overlay network</span>
   </div>
-  <div id="live" class="live" role="status" aria-live="polite"><span class="dot" aria-hidden="true"></span><span id="live-text">Connecting…</span></div>
+  <div id="live" class="live"><span class="dot" aria-hidden="true"></span><span id="live-text" role="status">Connecting…</span><span id="live-time"></span></div>
 </header>
 <main>
   <div id="banners"></div>
