@@ -27,9 +27,8 @@ test("cleanupStale() removes namespaces and temp dirs of dead owners only", () =
   const deadDir = join(tmpdir(), `${dead}-x`);
   mkdirSync(deadDir);
   try {
+    // Another run's Cluster.create() may clean the dead one first: check the outcome, not who did it.
     const removed = cleanupStale();
-    expect(removed).toContain(`${dead}-h1`);
-    expect(removed).toContain(deadDir);
     expect(removed).not.toContain(`${alive}-h1`);
     const left = sh(["ip", "netns", "list"]);
     expect(left).not.toContain(`${dead}-h1`);

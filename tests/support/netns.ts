@@ -509,6 +509,7 @@ export class Cluster {
   /** Builds the underlay, etcd and config, then `hosts` hosts (agents started unless start=false). */
   static async create(options: ClusterOptions = {}): Promise<Cluster> {
     installHandlers();
+    cleanupStale();
     const opts = { backend: "vxlan" as const, network: "10.244.0.0/16", runtime: "binary" as const, containersPerHost: 1, ...options };
     const id = `wf-${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
     const dir = mkdtempSync(join(tmpdir(), `${id}-`));
