@@ -73,6 +73,10 @@ export class Agent implements AgentView {
     return this.#watcher?.peers ?? new Map();
   }
 
+  get peersSynced(): boolean {
+    return this.#watcher?.synced ?? false;
+  }
+
   /** Stops the agent (as SIGTERM does). */
   stop(code: ExitCode = 0): void {
     if (code !== 0) this.#exitCode = code;

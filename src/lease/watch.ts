@@ -42,6 +42,11 @@ export class LeaseWatcher {
   readonly #reported = new Set<string>();
   #synced = false;
 
+  /** True once the first listing has been applied. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
   constructor(readonly opts: WatchOptions) {}
 
   /** Runs until the signal aborts. Never throws for registry trouble: it logs and retries. */
@@ -67,6 +72,7 @@ export class LeaseWatcher {
         try {
           for await (const batch of registry.watchSubnets(revision, round.signal)) {
             this.opts.onHealth?.(undefined);
+            if (batch.connected) continue; // not a stream position: keep our revision
             await this.#apply(batch.events);
             revision = batch.revision + 1n;
             backoff = minBackoff;

@@ -108,6 +108,7 @@ export class EtcdRegistry implements Registry {
     const watcher = this.#client.watch().prefix(this.#subnetPrefix).startRevision(fromRevision.toString()).watcher();
     const queue = new EventQueue<WatchBatch>();
     const push = (x: WatchBatch | Error) => queue.push(x);
+    watcher.on("connected", (res: IWatchResponse) => push({ revision: BigInt(res.header.revision), events: [], connected: true }));
     watcher.on("data", (res: IWatchResponse) => {
       if (res.compact_revision && res.compact_revision !== "0") {
         push(new CompactedError(fromRevision, BigInt(res.compact_revision)));

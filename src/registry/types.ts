@@ -23,6 +23,11 @@ export type WatchEvent =
 export interface WatchBatch {
   revision: bigint;
   events: WatchEvent[];
+  /**
+   * The watch has just been (re-)established and carries no events. Its revision is the store's
+   * now, not a position in the stream: history from the requested revision may still follow.
+   */
+  connected?: boolean;
 }
 
 /** The watch start revision has been compacted away: re-list, diff, watch again. */

@@ -19,6 +19,8 @@ export interface AgentView {
   readonly backendType?: string;
   readonly publicIP?: string;
   readonly peers: ReadonlyMap<string, Lease>;
+  /** Whether `peers` reflects a first full listing (false right after start). */
+  readonly peersSynced?: boolean;
   /** Last etcd error, cleared on success; shown by the dashboard. */
   readonly etcdError?: string;
   readonly metrics: Metrics;
@@ -28,14 +30,19 @@ export interface AgentView {
   dataPath?(): Promise<Record<string, unknown>>;
 }
 
-function leaseJSON(l: Lease, expiration: number | null | undefined) {
+/** udp and alloc leases carry no BackendType: name the network's own type for them. */
+function typeOf(l: Lease, networkType: string | undefined): string {
+  return leaseBackendType(l.attrs) || (networkType === "alloc" ? "alloc" : "udp");
+}
+
+function leaseJSON(l: Lease, expiration: number | null | undefined, networkType: string | undefined) {
   return {
     key: leaseKey(l),
     subnet: l.subnet ? formatIPv4Net(l.subnet) : null,
     ipv6Subnet: l.ipv6Subnet ? formatIPv6Net(l.ipv6Subnet) : null,
     publicIP: formatIPv4(l.attrs.publicIP),
     publicIPv6: l.attrs.publicIPv6 !== undefined ? formatIPv6(l.attrs.publicIPv6) : null,
-    backendType: leaseBackendType(l.attrs) || "udp",
+    backendType: typeOf(l, networkType),
     backendData: l.attrs.backendData ?? null,
     expiration: expiration === undefined ? null : expiration === null ? "never" : new Date(expiration).toISOString(),
   };
@@ -51,16 +58,17 @@ export function createStatusApp(view: AgentView): Hono {
     const cfg = view.config;
     const peers = [...view.peers.values()]
       .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0))
-      .map((l) => leaseJSON(l, view.peerExpiration?.(l)));
+      .map((l) => leaseJSON(l, view.peerExpiration?.(l), view.backendType));
     return c.json({
       ready: view.ready,
-      lease: lease ? { ...leaseJSON(lease, lease.expiration), reservation: lease.expiration === null } : null,
+      lease: lease ? { ...leaseJSON(lease, lease.expiration, view.backendType), reservation: lease.expiration === null } : null,
       network: cfg?.network ? formatIPv4Net(cfg.network) : null,
       ipv6Network: cfg?.ipv6Network ? formatIPv6Net(cfg.ipv6Network) : null,
       subnetLen: cfg?.subnetLen ?? null,
       backend: view.backendType ?? cfg?.backendType ?? null,
       publicIP: view.publicIP ?? null,
       etcd: { ok: !view.etcdError, error: view.etcdError ?? null },
+      peersSynced: view.peersSynced ?? true,
       peers,
       dataPath: view.dataPath ? await view.dataPath().catch((e) => ({ error: String(e) })) : null,
     });

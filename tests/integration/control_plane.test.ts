@@ -194,10 +194,13 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     const a = await (await agent(prefix, "127.0.9.1")).ready();
     const before = await a.status();
     await etcd.stop();
+    await waitFor(async () => (await a.status()).etcd.ok === false, "etcd reported down", 9_000);
     await Bun.sleep(10_000);
     expect((await a.get("/healthz"))?.status).toBe(200);
     expect((await a.get("/readyz"))?.status).toBe(200);
     await etcd.restart();
+    // Healthy again as soon as the watch is back, with no event needed.
+    await waitFor(async () => (await a.status()).etcd.ok === true, "etcd reported up", 15_000);
     await etcd.client().put(`${prefix}/subnets/10.5.30.0-24`).value(`{"PublicIP":"127.0.9.30","PublicIPv6":null}`);
     await waitFor(async () => (await peerSubnets(a)).includes("10.5.30.0/24"), "event after the outage", 30_000);
     const after = await a.status();
