@@ -29,7 +29,7 @@ import {
 } from "../../../ffi/index.ts";
 import { NetlinkSocket, addrDel, addrReplace, linkSetMtu, linkSetUp, routeReplace } from "../../../ffi/netlink/index.ts";
 import { type Lease, type LeaseEvent, leaseKey } from "../../lease/lease.ts";
-import { type IPv4Net, formatIPv4, formatIPv4Net } from "../../net/ip.ts";
+import { type IPv4Net, formatIPv4, formatIPv4Net, maskV4 } from "../../net/ip.ts";
 import type { Backend, BackendContext, Network } from "../types.ts";
 import { type ControlOp, ControlLog } from "./control_log.ts";
 import { coreWasmBytes } from "./core_wasm.ts";
@@ -91,12 +91,12 @@ function describeOffloads(d: UdpDataPath): string {
  * The source address of the ICMP net-unreachable replies the cores write into flannel0.
  * flanneld uses the TUN's own address, but the kernel drops a packet arriving with a local
  * source as a martian, so those replies never reach the sender. The cluster network's own
- * address is routed through flannel0 (passes rp_filter) and is no host's lease (flannel skips
- * the first subnet); when SubnetMin made it ours, fall back to flanneld's choice.
+ * address is routed through flannel0 (so it passes rp_filter) and is no host's lease (flannel
+ * skips the first subnet); when SubnetMin made it ours, the network's last address serves.
  */
 export function icmpSource(network: IPv4Net, own: IPv4Net): number {
   const inOwn = ((network.ip ^ own.ip) >>> (32 - own.len)) === 0;
-  return inOwn ? own.ip : network.ip;
+  return inOwn ? (network.ip | ~maskV4(network.len)) >>> 0 : network.ip;
 }
 
 /**

@@ -1,0 +1,180 @@
+/**
+ * @module The udp backend's pure pieces: the peer policy (leases in, core operations out), the
+ * options, the ICMP source choice, the worker module's location, and the control log replayed
+ * into a core (the TS reference) as a worker does.
+ */
+import { describe, expect, test } from "bun:test";
+import { createReferenceCore } from "../../src/core/reference.ts";
+import type { Lease, LeaseEvent } from "../../src/lease/lease.ts";
+import { parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { ControlLog, ControlReader } from "../../src/backend/udp/control_log.ts";
+import { PeerTable } from "../../src/backend/udp/peer_table.ts";
+import { icmpSource, workerUrl } from "../../src/backend/udp/udp_backend.ts";
+import { udpOptions } from "../../src/backend/udp/udp_options.ts";
+
+function lease(subnet: string, publicIP: string, backendType?: string): Lease {
+  return { subnet: parseIPv4Net(subnet), attrs: { publicIP: parseIPv4(publicIP), backendType }, expiration: 0 };
+}
+const added = (l: Lease): LeaseEvent => ({ type: "added", lease: l });
+const removed = (l: Lease): LeaseEvent => ({ type: "removed", lease: l });
+const ip = (s: string) => parseIPv4(s);
+
+describe("PeerTable", () => {
+  test("apply() programs a udp lease (no BackendType) as peer + route to our port", () => {
+    const t = new PeerTable(8285, "10.50.1.0-24");
+    const plan = t.apply([added(lease("10.50.2.0/24", "192.168.77.11"))]);
+    expect(plan.ops).toEqual([
+      { op: "peerSet", id: 0, ip: ip("192.168.77.11"), port: 8285, subnet: ip("10.50.2.0"), len: 24 },
+      { op: "routeInsert", prefix: ip("10.50.2.0"), len: 24, id: 0 },
+    ]);
+    expect(plan.refused).toEqual([]);
+  });
+
+  test("apply() ignores our own lease and accepts an explicit BackendType udp", () => {
+    const t = new PeerTable(8285, "10.50.1.0-24");
+    expect(t.apply([added(lease("10.50.1.0/24", "192.168.77.10"))]).ops).toEqual([]);
+    expect(t.apply([added(lease("10.50.3.0/24", "192.168.77.12", "udp"))]).ops.length).toBe(2);
+  });
+
+  test("apply() refuses a lease of another backend once, as an error, and programs nothing", () => {
+    const t = new PeerTable(8285);
+    const vx = lease("10.50.4.0/24", "192.168.77.13", "vxlan");
+    const first = t.apply([added(vx)]);
+    expect(first.ops).toEqual([]);
+    expect(first.refused.length).toBe(1);
+    expect(first.refused[0]!.error).toBe(true);
+    expect(first.refused[0]!.reason).toContain('advertises BackendType "vxlan" but this host runs the udp backend');
+    expect(t.apply([added(vx)]).refused).toEqual([]); // the same again: no second report
+    expect(t.refused.get("10.50.4.0-24")).toBe(first.refused[0]!.reason);
+  });
+
+  test("a udp peer that turns into host-gw is taken out; removing a refused lease forgets it", () => {
+    const t = new PeerTable(8285);
+    t.apply([added(lease("10.50.5.0/24", "192.168.77.14"))]);
+    const plan = t.apply([added(lease("10.50.5.0/24", "192.168.77.14", "host-gw"))]);
+    expect(plan.ops).toEqual([{ op: "routeDelete", prefix: ip("10.50.5.0"), len: 24 }, { op: "peerDelete", id: 0 }]);
+    expect(plan.refused.map((r) => r.key)).toEqual(["10.50.5.0-24"]);
+    expect(t.apply([removed(lease("10.50.5.0/24", "192.168.77.14"))]).ops).toEqual([]);
+    expect(t.refused.size).toBe(0);
+  });
+
+  test("a lease without IPv4 subnet or PublicIP is skipped without an error", () => {
+    const t = new PeerTable(8285);
+    const v6only: Lease = { ipv6Subnet: { ip: 0xfc00n << 112n, len: 64 }, attrs: { publicIP: 0 }, expiration: 0 };
+    const plan = t.apply([added(v6only), added(lease("10.50.6.0/24", "0.0.0.0"))]);
+    expect(plan.ops).toEqual([]);
+    expect(plan.refused.map((r) => r.error)).toEqual([false, false]);
+  });
+
+  test("removal deletes route then peer, and the id is reused", () => {
+    const t = new PeerTable(7890);
+    const a = lease("10.50.7.0/24", "192.168.77.15"), b = lease("10.50.8.0/24", "192.168.77.16");
+    t.apply([added(a)]);
+    expect(t.apply([removed(a)]).ops).toEqual([{ op: "routeDelete", prefix: ip("10.50.7.0"), len: 24 }, { op: "peerDelete", id: 0 }]);
+    expect(t.apply([added(b)]).ops[0]).toEqual({ op: "peerSet", id: 0, ip: ip("192.168.77.16"), port: 7890, subnet: ip("10.50.8.0"), len: 24 });
+  });
+
+  test("a new PublicIP for a programmed lease rewrites the peer, not the route; the same lease again does nothing", () => {
+    const t = new PeerTable(8285);
+    t.apply([added(lease("10.50.9.0/24", "192.168.77.17"))]);
+    expect(t.apply([added(lease("10.50.9.0/24", "192.168.77.17"))]).ops).toEqual([]);
+    expect(t.apply([added(lease("10.50.9.0/24", "192.168.77.18"))]).ops).toEqual([
+      { op: "peerSet", id: 0, ip: ip("192.168.77.18"), port: 8285, subnet: ip("10.50.9.0"), len: 24 },
+    ]);
+  });
+
+  test("a second lease with a taken PublicIP waits, refused, and is programmed when the first goes", () => {
+    const t = new PeerTable(8285);
+    const first = lease("10.50.10.0/24", "192.168.77.19"), second = lease("10.50.11.0/24", "192.168.77.19");
+    t.apply([added(first)]);
+    const wait = t.apply([added(second)]);
+    expect(wait.ops).toEqual([]);
+    expect(wait.refused[0]!.reason).toContain("which peer lease 10.50.10.0-24 already uses");
+    expect(t.apply([removed(first)]).ops).toEqual([
+      { op: "routeDelete", prefix: ip("10.50.10.0"), len: 24 }, { op: "peerDelete", id: 0 },
+      { op: "peerSet", id: 0, ip: ip("192.168.77.19"), port: 8285, subnet: ip("10.50.11.0"), len: 24 },
+      { op: "routeInsert", prefix: ip("10.50.11.0"), len: 24, id: 0 },
+    ]);
+    expect(t.refused.size).toBe(0);
+  });
+
+  test("reconcile() removes what the snapshot lacks and adds what it has", () => {
+    const t = new PeerTable(8285);
+    const a = lease("10.50.12.0/24", "192.168.77.20"), b = lease("10.50.13.0/24", "192.168.77.21");
+    t.apply([added(a)]);
+    const plan = t.reconcile(new Map([["10.50.13.0-24", b]]));
+    expect(plan.ops.map((o) => o.op)).toEqual(["routeDelete", "peerDelete", "peerSet", "routeInsert"]);
+    expect([...t.programmed.keys()]).toEqual(["10.50.13.0-24"]);
+  });
+});
+
+describe("udpOptions()", () => {
+  test("Port defaults to 8285, 0 means the default, any key case", () => {
+    expect(udpOptions({ Type: "udp" }, {}).port).toBe(8285);
+    expect(udpOptions({ Type: "udp", port: 0 }, {}).port).toBe(8285);
+    expect(udpOptions({ Type: "udp", PORT: 7890 }, {}).port).toBe(7890);
+  });
+
+  test("a bad Port or WEFT_UDP_WORKERS names the key and the range", () => {
+    expect(() => udpOptions({ Port: 70000 }, {})).toThrow("Backend.Port 70000 must be an integer port 1..65535");
+    expect(() => udpOptions({ Port: "8285" }, {})).toThrow('Backend.Port "8285"');
+    expect(() => udpOptions({}, { WEFT_UDP_WORKERS: "0" })).toThrow("WEFT_UDP_WORKERS=\"0\" must be an integer 1..8");
+  });
+
+  test("the WEFT_UDP_* switches turn offloads off", () => {
+    expect(udpOptions({}, {})).toEqual({ port: 8285, spinUs: 0, vnetHdr: true, gso: true, gro: true, workers: 1 });
+    expect(udpOptions({}, { WEFT_UDP_NO_VNET: "1", WEFT_UDP_NO_GSO: "true", WEFT_UDP_NO_GRO: "yes", WEFT_UDP_WORKERS: "2", WEFT_UDP_SPIN_US: "50" }))
+      .toEqual({ port: 8285, spinUs: 50, vnetHdr: false, gso: false, gro: false, workers: 2 });
+    expect(udpOptions({}, { WEFT_UDP_NO_GSO: "0" }).gso).toBe(true);
+  });
+});
+
+describe("udp backend helpers", () => {
+  test("icmpSource() is the cluster network's address, unless our lease holds it", () => {
+    expect(icmpSource(parseIPv4Net("10.50.0.0/16"), parseIPv4Net("10.50.7.0/24"))).toBe(ip("10.50.0.0"));
+    expect(icmpSource(parseIPv4Net("10.50.0.0/16"), parseIPv4Net("10.50.0.0/24"))).toBe(ip("10.50.255.255"));
+  });
+
+  test("workerUrl() is beside the backend from sources, under backend/udp/ inside an executable", () => {
+    expect(workerUrl("file:///work/main/src/backend/udp/udp_backend.ts")).toBe("file:///work/main/src/backend/udp/worker.ts");
+    expect(workerUrl("file:///$bunfs/root/weft")).toBe("file:///$bunfs/root/backend/udp/worker.ts");
+  });
+});
+
+describe("ControlLog", () => {
+  test("readers replay appended operations in order into their own core", async () => {
+    const log = new ControlLog(2);
+    const cores = [createReferenceCore(), createReferenceCore()];
+    const readers = [new ControlReader(log.buffer, 0), new ControlReader(log.buffer, 1)];
+    await log.append([
+      { op: "cluster", network: ip("10.50.0.0"), networkLen: 16, subnetLen: 24 },
+      { op: "peerSet", id: 3, ip: ip("192.168.77.11"), port: 8285, subnet: ip("10.50.2.0"), len: 24 },
+      { op: "routeInsert", prefix: ip("10.50.2.0"), len: 24, id: 3 },
+    ]);
+    expect(log.drained).toBe(false);
+    expect(readers.map((r, i) => r.applyTo(cores[i]!))).toEqual([3, 3]);
+    expect(log.drained).toBe(true);
+    expect(cores.map((c) => c.route4Lookup(ip("10.50.2.9")))).toEqual([3, 3]);
+    await log.append([{ op: "routeDelete", prefix: ip("10.50.2.0"), len: 24 }, { op: "peerDelete", id: 3 }]);
+    expect(readers[0]!.applyTo(cores[0]!)).toBe(2);
+    expect(cores[0]!.route4Lookup(ip("10.50.2.9"))).toBe(-1);
+    expect(readers[0]!.failures).toBe(0);
+    expect(readers[1]!.stopping).toBe(false);
+    log.stop();
+    expect(readers[1]!.stopping).toBe(true);
+  });
+
+  test("append() waits for a reader a whole log behind, and gives up when it is dead", async () => {
+    const log = new ControlLog(1);
+    const reader = new ControlReader(log.buffer, 0);
+    const core = createReferenceCore();
+    const ops = Array.from({ length: 20_000 }, (_, i) => ({ op: "tunAddr" as const, addr: i }));
+    let applied = 0;
+    const timer = setInterval(() => { applied += reader.applyTo(core); }, 1);
+    expect(await log.append(ops)).toBe(20_000);
+    clearInterval(timer);
+    applied += reader.applyTo(core);
+    expect(applied).toBe(20_000);
+    expect(await new ControlLog(1).append(ops, () => false)).toBeLessThan(20_000);
+  });
+});
