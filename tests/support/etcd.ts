@@ -1,7 +1,9 @@
 /**
- * @module A real etcd server for tests (Debian's etcd-server): started on free loopback ports (or
- * on an address inside a network namespace), with its data in a temp dir; stop, restart, kill,
- * compact. Every instance is registered so `stopAllEtcd()` leaves nothing running.
+ * @module A real etcd server for tests (Debian's etcd-server): started on free loopback ports, or
+ * inside a network namespace on an address there (agents in that namespace's neighbours use
+ * `endpoint`; the test process reaches it through a forwarder at `localEndpoint`, never through
+ * the root namespace's routes). Data in a temp dir; stop, restart, compact. Every instance is
+ * registered so `stopAllEtcd()` leaves nothing running.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -9,6 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
+import { type NetnsForward, forwardIntoNetns } from "../../tools/netns_forward.ts";
 
 const running = new Set<EtcdServer>();
 
@@ -28,27 +31,45 @@ export interface EtcdOptions {
   /** Run inside this network namespace, listening on `host`. */
   netns?: string;
   host?: string;
+  /** Client port (peer port = port + 1); default: free ports. */
+  port?: number;
+  /** Where the data goes (removed by destroy()); default: a new temp dir. */
+  dataDir?: string;
 }
 
 export class EtcdServer {
   #proc?: ChildProcess;
   #exited?: Promise<void>;
   #client?: Etcd3;
+  #forward?: NetnsForward;
   log = "";
 
   private constructor(readonly dataDir: string, readonly host: string, readonly clientPort: number, readonly peerPort: number, readonly netns?: string) {}
 
   static async start(opts: EtcdOptions = {}): Promise<EtcdServer> {
-    const dataDir = mkdtempSync(join(tmpdir(), "weft-etcd-"));
+    const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "weft-etcd-"));
     const host = opts.host ?? "127.0.0.1";
-    const e = new EtcdServer(dataDir, host, await freePort(), await freePort(), opts.netns);
+    const port = opts.port ?? await freePort();
+    const e = new EtcdServer(dataDir, host, port, opts.port ? port + 1 : await freePort(), opts.netns);
     running.add(e);
+    if (opts.netns) e.#forward = await forwardIntoNetns(opts.netns, host, port);
     await e.restart();
     return e;
   }
 
+  /** The URL agents use (inside the namespace's network when there is one). */
   get endpoint(): string {
     return `http://${this.host}:${this.clientPort}`;
+  }
+
+  /** The URL the test process uses. */
+  get localEndpoint(): string {
+    return this.#forward?.url ?? this.endpoint;
+  }
+
+  /** The server's pid, or undefined when stopped. */
+  get pid(): number | undefined {
+    return this.#proc?.pid;
   }
 
   /** Starts (again) with the same ports and data; resolves when it answers. */
@@ -70,7 +91,7 @@ export class EtcdServer {
     const deadline = Date.now() + 20_000;
     for (;;) {
       try {
-        const c = new Etcd3({ hosts: this.endpoint, dialTimeout: 1000 });
+        const c = new Etcd3({ hosts: this.localEndpoint, dialTimeout: 1000 });
         await c.get("weft-probe").string();
         c.close();
         return;
@@ -92,7 +113,7 @@ export class EtcdServer {
 
   /** A client for the test's own reads and writes (closed by destroy()). */
   client(): Etcd3 {
-    this.#client ??= new Etcd3({ hosts: this.endpoint });
+    this.#client ??= new Etcd3({ hosts: this.localEndpoint });
     return this.#client;
   }
 
@@ -110,6 +131,7 @@ export class EtcdServer {
     this.#client?.close();
     this.#client = undefined;
     await this.stop("SIGKILL");
+    await this.#forward?.close();
     rmSync(this.dataDir, { recursive: true, force: true });
     running.delete(this);
   }

@@ -27,7 +27,7 @@ import { join } from "node:path";
 import { formatIPv4, parseIPv4Net } from "../../src/net/ip.ts";
 import { readSubnetEnv } from "../../src/subnet_env.ts";
 import { type NetnsForward, forwardIntoNetns } from "../../tools/netns_forward.ts";
-import { NsEtcd } from "./ns_etcd.ts";
+import { EtcdServer } from "./etcd.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 const PROBE = join(import.meta.dir, "ns_probe.ts");
@@ -499,7 +499,7 @@ export class Cluster {
     readonly id: string,
     readonly dir: string,
     readonly underlay: string,
-    readonly etcd: NsEtcd,
+    readonly etcd: EtcdServer,
     readonly opts: Required<Pick<ClusterOptions, "backend" | "network" | "runtime" | "containersPerHost">> & ClusterOptions,
   ) {}
 
@@ -518,7 +518,7 @@ export class Cluster {
     ip(underlay, "link", "add", "br0", "type", "bridge");
     ip(underlay, "addr", "add", `${Cluster.UNDERLAY}.254/24`, "dev", "br0");
     ip(underlay, "link", "set", "br0", "up");
-    const etcd = await NsEtcd.start(underlay, `${Cluster.UNDERLAY}.254`, join(dir, "etcd"));
+    const etcd = await EtcdServer.start({ netns: underlay, host: `${Cluster.UNDERLAY}.254`, port: 2379, dataDir: join(dir, "etcd") });
     const c = new Cluster(id, dir, underlay, etcd, opts);
     try {
       c.setConfig();
