@@ -46,7 +46,9 @@ const marker = join(root, "node_modules", ".package-lock.json");
 if (!existsSync(marker) || mtime(join(root, "package-lock.json")) > mtime(marker) ||
     !existsSync(join(root, "node_modules", ".bin", "bun"))) {
   console.error("setup: installing npm packages");
-  run("npm", [existsSync(join(root, "package-lock.json")) ? "ci" : "install", "--no-audit", "--no-fund"]);
+  // `npm install` honours the lock file; `npm ci` refuses it because deno's optional packages
+  // for other platforms are absent from the registry mirror at the locked version.
+  run("npm", ["install", "--no-audit", "--no-fund"]);
 }
 
 if (!npmOnly) {
