@@ -1,0 +1,215 @@
+/**
+ * @module The udp backend's data path against kernel VXLAN, in one run on one machine. Prints
+ * figures, asserts nothing. Needs root; every namespace and process is removed at the end.
+ *
+ *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
+ *
+ * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
+ * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
+ * VXLAN is set up by hand beside it on the same hosts and containers: `vxb` (VNI 42, port 4789,
+ * MTU 1450) on each host, the containers get a second address 10.60.<i>.2 and a route
+ * `10.60.0.0/16 via <cni0> src 10.60.<i>.2 mtu 1450`, so the same two containers talk over
+ * flannel0 (10.50/16) or over VXLAN (10.60/16).
+ *
+ * Per configuration (the agents restarted with the WEFT_UDP_* switches): iperf3 with one TCP
+ * stream and with four (`--seconds` each), and median RTT of ICMP echoes (ns_probe) 10 ms apart
+ * (200: the machine idles between them, as with sparse traffic) and 1 ms apart (2000: the
+ * forwarding threads stay warm), each right after the same for kernel VXLAN;
+ * CPU is utime+stime of both agents (/proc/<pid>/stat, workers included) over the iperf3 runs,
+ * given as CPU-seconds per second per Gbit/s, i.e. cores busy per Gbit/s.
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { Cluster, type Host, exec, ip, ping } from "../tests/support/netns.ts";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1]! : dflt;
+};
+const SECONDS = Number(opt("--seconds", "3"));
+const RUNTIME = opt("--runtime", "bun") as "bun" | "binary" | "deno";
+
+/** The configurations: name -> WEFT_UDP_* environment (spin-100 only when named in --only). */
+const CONFIGS: [string, Record<string, string>][] = [
+  ["all", {}],
+  ["no-gso", { WEFT_UDP_NO_GSO: "1" }],
+  ["no-gro", { WEFT_UDP_NO_GRO: "1" }],
+  ["no-vnet", { WEFT_UDP_NO_VNET: "1" }],
+  ["none", { WEFT_UDP_NO_VNET: "1", WEFT_UDP_NO_GSO: "1", WEFT_UDP_NO_GRO: "1" }],
+  ["2-workers", { WEFT_UDP_WORKERS: "2" }],
+  ["spin-100", { WEFT_UDP_SPIN_US: "100" }],
+];
+const only = opt("--only", "").split(",").filter(Boolean);
+const TICK = 100; // CLK_TCK
+
+interface Figures {
+  one: number; // Gbit/s
+  four: number;
+  /** Median RTT (ms) with echoes 10 ms apart (the machine idles in between) and 1 ms apart. */
+  rttIdle: number;
+  rttBusy: number;
+  cpuPerGbit?: number; // agent cores per Gbit/s
+  /** The kernel VXLAN path's, measured right before this path's. */
+  base?: { rttIdle: number; rttBusy: number };
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+}
+
+function iperf(from: string, to: string, streams: number): number {
+  const r = exec(from, ["iperf3", "-c", to, "-t", String(SECONDS), "-P", String(streams), "-J", "-O", "0.5"]);
+  if (r.code !== 0) throw new Error(`iperf3 -c ${to} -P ${streams} failed: ${r.stdout.slice(0, 500)} ${r.stderr}`);
+  return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
+}
+
+async function p50(from: string, to: string, count: number, intervalMs: number): Promise<number> {
+  const s = [...(await ping(from, to, { count, intervalMs })).get(to)!.rtts].sort((a, b) => a - b);
+  if (s.length === 0) throw new Error(`no echo replies from ${to}`);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Median RTTs: 200 echoes 10 ms apart, then 2000 echoes 1 ms apart. */
+async function rtt(from: string, to: string): Promise<{ rttIdle: number; rttBusy: number }> {
+  await ping(from, to, { count: 20, intervalMs: 5 }); // warm up
+  return { rttIdle: await p50(from, to, 200, 10), rttBusy: await p50(from, to, 2000, 1) };
+}
+
+async function measure(from: string, to: string, agents: Host[], rttBase?: string): Promise<Figures> {
+  const pids = agents.map((h) => h.agent?.pid).filter((p): p is number => p !== undefined);
+  const t0 = performance.now();
+  const c0 = pids.reduce((a, p) => a + cpuTicks(p), 0);
+  const one = iperf(from, to, 1);
+  const four = iperf(from, to, 4);
+  const cpuSeconds = (pids.reduce((a, p) => a + cpuTicks(p), 0) - c0) / TICK;
+  const wall = (performance.now() - t0) / 1000;
+  // RTT of the kernel path right before, so both see the same machine load.
+  const base = rttBase ? await rtt(from, rttBase) : undefined;
+  const r = await rtt(from, to);
+  // iperf3 runs SECONDS + 0.5 s omitted each; traffic dominates the wall time.
+  const avgGbit = (one + four) / 2;
+  return { one, four, ...r, cpuPerGbit: pids.length ? cpuSeconds / wall / avgGbit : undefined, base };
+}
+
+/** Kernel VXLAN between the two hosts, beside flannel0, for the same containers. */
+function setUpVxlan(hosts: Host[]): string[] {
+  const macs: string[] = [];
+  hosts.forEach((h, i) => {
+    const mac = `02:00:00:00:42:${(i + 1).toString(16).padStart(2, "0")}`;
+    macs.push(mac);
+    ip(h.ns, "link", "add", "vxb", "address", mac, "mtu", "1450", "type", "vxlan", "id", "42", "dstport", "4789", "local", h.ip, "dev", "eth0", "nolearning");
+    ip(h.ns, "addr", "add", `10.60.${i + 1}.0/32`, "dev", "vxb");
+    ip(h.ns, "link", "set", "vxb", "up");
+    ip(h.ns, "route", "add", `10.60.${i + 1}.0/24`, "dev", "cni0");
+    const ct = h.containers[0]!;
+    ip(ct.ns, "addr", "add", `10.60.${i + 1}.2/32`, "dev", "eth0");
+    const gw = h.env!.subnet!.split("/")[0]!;
+    ip(ct.ns, "route", "add", "10.60.0.0/16", "via", gw, "src", `10.60.${i + 1}.2`, "mtu", "1450");
+  });
+  hosts.forEach((h, i) => {
+    hosts.forEach((peer, j) => {
+      if (i === j) return;
+      ip(h.ns, "neigh", "add", `10.60.${j + 1}.0`, "lladdr", macs[j]!, "dev", "vxb", "nud", "permanent");
+      exec(h.ns, ["bridge", "fdb", "append", macs[j]!, "dev", "vxb", "dst", peer.ip]);
+      ip(h.ns, "route", "add", `10.60.${j + 1}.0/24`, "via", `10.60.${j + 1}.0`, "dev", "vxb", "onlink");
+    });
+  });
+  return hosts.map((_, i) => `10.60.${i + 1}.2`);
+}
+
+const us = (ms: number) => `${(ms * 1000).toFixed(0).padStart(5)}`;
+
+function row(name: string, f: Figures, vxlan?: Figures): string {
+  const ratio = vxlan ? (f.one / vxlan.one).toFixed(2).padStart(6) : "      ";
+  const added = (a: number, b?: number) => (b === undefined ? "    —" : us(a - b));
+  return `${name.padEnd(14)} ${f.one.toFixed(2).padStart(6)} ${ratio} ${f.four.toFixed(2).padStart(6)}   ` +
+    `${us(f.rttIdle)} ${added(f.rttIdle, f.base?.rttIdle)}   ${us(f.rttBusy)} ${added(f.rttBusy, f.base?.rttBusy)}   ` +
+    `${f.cpuPerGbit === undefined ? "    —" : f.cpuPerGbit.toFixed(2).padStart(5)}`;
+}
+
+/** Round trips of a 64-byte datagram between two processes on loopback in `ns`, µs. */
+function wakeupBaseline(ns: string): { p10: number; p50: number; p90: number } {
+  const echo = spawnSync("ip", ["netns", "exec", ns, process.execPath, import.meta.path, "--wakeup"], { encoding: "utf8" });
+  if (echo.status !== 0) throw new Error(`wake-up baseline failed: ${echo.stderr}`);
+  return JSON.parse(echo.stdout);
+}
+
+/** `--wakeup`: the baseline's two processes (this one pings, a child echoes). */
+async function wakeupProbe(): Promise<void> {
+  const { loadSys } = await import("../ffi/sys.ts");
+  const { openUdpSocket } = await import("../ffi/udp.ts");
+  const { sockaddrIn, structBuffer } = await import("../ffi/linux.ts");
+  const sys = await loadSys();
+  if (argv.includes("--echo")) {
+    const fd = openUdpSocket(sys, { ip: "127.0.0.1", port: 9911 });
+    const buf = structBuffer(2048), from = structBuffer(16);
+    process.stdout.write("ready\n");
+    for (;;) sys.sendto(fd, buf, sys.recvfrom(fd, buf, 2048, 0, from), 0, from);
+  }
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, [import.meta.path, "--wakeup", "--echo"], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((r) => child.stdout!.once("data", r));
+  const fd = openUdpSocket(sys, { ip: "127.0.0.1", port: 0 });
+  const buf = structBuffer(2048), to = sockaddrIn(0x7f000001, 9911);
+  const rtts: number[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const t = performance.now();
+    sys.sendto(fd, buf, 64, 0, to);
+    sys.recvfrom(fd, buf, 2048, 0, null);
+    rtts.push((performance.now() - t) * 1000);
+    await Bun.sleep(1); // let both sides go idle, as between pings
+  }
+  child.kill("SIGKILL");
+  rtts.sort((a, b) => a - b);
+  process.stdout.write(JSON.stringify({ p10: rtts[100], p50: rtts[500], p90: rtts[900] }));
+  process.exit(0);
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("bench/udp_path.ts needs root (it creates network namespaces)");
+  const c = await Cluster.create({ hosts: 2, backend: "udp" as never, network: "10.50.0.0/16", runtime: RUNTIME });
+  const servers: { stop(): void }[] = [];
+  try {
+    const [h1, h2] = c.hosts as [Host, Host];
+    const [vx1, vx2] = setUpVxlan(c.hosts);
+    const from = h1.containers[0]!.ns, to = h2.containers[0]!.ns;
+    const udpTarget = h2.containers[0]!.ip;
+    const { spawn } = await import("node:child_process");
+    const server = spawn("ip", ["netns", "exec", to, "iperf3", "-s"], { stdio: "ignore" });
+    servers.push({ stop: () => server.kill("SIGKILL") });
+    await Bun.sleep(300);
+    console.log(`udp_path: ${RUNTIME} agents, iperf3 ${SECONDS} s per run, ${readFileSync("/proc/cpuinfo", "utf8").match(/^processor/gm)!.length} CPUs\n`);
+    const vxlan = await measure(from, vx2!, []);
+    void vx1;
+    console.log("                 TCP Gbit/s             RTT p50 µs, echoes 10 ms apart | 1 ms apart   agent");
+    console.log("path            1 stream /vxlan 4 str.    udp added          udp added         cores/Gbit/s");
+    console.log(row("kernel vxlan", vxlan));
+    for (const [name, env] of CONFIGS) {
+      if (only.length ? !only.includes(name) : name.startsWith("spin")) continue;
+      await Promise.all(c.hosts.map((h) => c.stopAgent(h)));
+      c.opts.agentEnv = env;
+      await Promise.all(c.hosts.map((h) => c.startAgent(h)));
+      const st = (await c.status(h1)).dataPath;
+      await ping(from, udpTarget, { count: 30, intervalMs: 5 }); // peers programmed, JIT warm
+      const f = await measure(from, udpTarget, c.hosts, vx2);
+      console.log(`${row(`udp ${name}`, f, vxlan)}   (${st.offloads})`);
+      if (f.base) console.log(`${"".padEnd(39)}vxlan:${us(f.base.rttIdle)}       vxlan:${us(f.base.rttBusy)}`);
+    }
+    const again = await measure(from, vx2!, []);
+    console.log(row("kernel vxlan", again), " (again, for drift)");
+    const wake = wakeupBaseline(h1.ns);
+    console.log("\nadded: the udp path's median minus kernel VXLAN's, measured right before it on the same containers.");
+    console.log(`\nthread wake-up baseline (UDP ping-pong between two processes on h1's loopback, 2 wake-ups per round trip): ` +
+      `p10 ${wake.p10.toFixed(0)} µs, p50 ${wake.p50.toFixed(0)} µs, p90 ${wake.p90.toFixed(0)} µs`);
+    console.log(`load average: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
+  } finally {
+    servers.forEach((s) => s.stop());
+    await c.destroy();
+  }
+}
+
+if (argv.includes("--wakeup")) await wakeupProbe();
+else await main();
