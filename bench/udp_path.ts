@@ -170,7 +170,7 @@ async function wakeupProbe(): Promise<void> {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench/udp_path.ts needs root (it creates network namespaces)");
-  const c = await Cluster.create({ hosts: 2, backend: "udp" as never, network: "10.50.0.0/16", runtime: RUNTIME });
+  const c = await Cluster.create({ hosts: 2, backend: "udp", network: "10.50.0.0/16", runtime: RUNTIME });
   const servers: { stop(): void }[] = [];
   try {
     const [h1, h2] = c.hosts as [Host, Host];

@@ -48,7 +48,9 @@ if (!args.has("--no-exe")) {
   };
 
   const result = await Bun.build({
-    entrypoints: [join(root, "src", "main.ts")],
+    // The udp backend's packet loop runs in a Worker: its module is a second entry point, found
+    // inside the executable at /$bunfs/root/backend/udp/worker.ts (see workerUrl()).
+    entrypoints: [join(root, "src", "main.ts"), join(root, "src", "backend", "udp", "worker.ts")],
     compile: { outfile: join(root, "dist", "weft") },
     minify: false,
     sourcemap: "inline",

@@ -56,7 +56,7 @@ test("containers made by the CNI plugin on two hosts get their host's addresses 
   expect(containsV4(parseIPv4Net(h2.env!.subnet!), parseIPv4(b.ip))).toBe(true);
   // The delegate got flannel's MTU and the route to the cluster network.
   const eth0 = ipJson<{ mtu: number }[]>(a.ns, "link", "show", "eth0")[0]!;
-  expect(eth0.mtu).toBe(h1.env!.mtu);
+  expect(eth0.mtu).toBe(h1.env!.mtu!);
   const results = await ping(a.ns, [b.ip], { count: 3, intervalMs: 100 });
   expect(results.get(b.ip)!.received).toBeGreaterThan(0);
   const back = await ping(b.ns, [a.ip], { count: 3, intervalMs: 100 });

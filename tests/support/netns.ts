@@ -420,7 +420,7 @@ export function rssKiB(pid: number): number {
 
 // ------------------------------------------------------------------ the cluster
 
-export type BackendName = "vxlan" | "host-gw" | "alloc";
+export type BackendName = "vxlan" | "host-gw" | "alloc" | "udp";
 
 export interface ClusterOptions {
   /** Hosts to create and start (default 3). */

@@ -63,7 +63,10 @@ function addrIn(h: Host, last = 5): string {
 
 describe.skipIf(!isRoot)("udp backend on three hosts", () => {
   beforeAll(async () => {
-    c = await ClusterClass.create({ hosts: 2, backend: "udp" as never, network: NETWORK, runtime: "bun" });
+    // One agent per runtime: sources under Bun, the compiled executable (its worker is bundled
+    // inside it), and Deno.
+    c = await ClusterClass.create({ hosts: 1, backend: "udp", network: NETWORK, runtime: "bun" });
+    await c.addHost({ runtime: "binary" });
     await c.addHost({ runtime: "deno" });
     // Every agent programs both peers before the tests send anything.
     for (const h of c.hosts) await waitFor(async () => (await dataPath(h)).peers.length === 2, 15_000, `${h.name} to program its peers`);
