@@ -19,6 +19,7 @@ import { Metrics } from "./status/metrics.ts";
 import { type RunningServer, serve } from "./status/serve.ts";
 import { readSubnetEnv, type SubnetEnv, writeSubnetEnv } from "./subnet_env.ts";
 import type { TrafficManager } from "./traffic/index.ts";
+import { sdNotify } from "./sd_notify.ts";
 
 export interface AgentOptions {
   registry: Registry;
@@ -145,6 +146,7 @@ export class Agent implements AgentView {
       }
       await this.#writeSubnetEnv(config, lease, network.mtu);
       this.ready = true;
+      await sdNotify("READY=1").catch((e) => log.warn(`sd_notify READY=1 failed: ${(e as Error).message}`));
       log.info(`Lease ${lease.key} held (${lease.expiration === null ? "reservation" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
 
       this.#watcher = new LeaseWatcher({

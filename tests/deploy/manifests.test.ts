@@ -211,7 +211,7 @@ describe("deploy/systemd", () => {
     expect(unit.Service!.ExecStart).toHaveLength(1);
     expect(unit.Service!.ExecStart![0]!.split(/\s+/)[0]).toBe("/usr/local/bin/weft");
     expect(unit.Service!.Restart).toEqual(["on-failure"]);
-    expect(unit.Service!.Type).toEqual(["simple"]);
+    expect(unit.Service!.Type).toEqual(["notify"]); // weft sends READY=1 after writing subnet.env
     expect(unit.Service!.EnvironmentFile).toEqual(["-/etc/default/weft"]);
     expect(unit.Install!.WantedBy).toEqual(["multi-user.target"]);
   });
@@ -232,11 +232,12 @@ describe("deploy/systemd", () => {
     expect(parsed.iface).toEqual(["eth0", "eth1"]);
   });
 
-  test("the Docker drop-in waits for subnet.env, runs weft docker-opts, and passes $DOCKER_OPTS", () => {
+  test("the Docker drop-in starts after weft is ready (subnet.env written), runs weft docker-opts, and passes $DOCKER_OPTS", () => {
     const unit = parseUnit(read("systemd/docker-weft.conf"));
     const pre = unit.Service!.ExecStartPre!;
-    expect(pre[0]).toContain("/run/flannel/subnet.env");
-    expect(pre[1]).toBe("/usr/local/bin/weft docker-opts -c -d /run/docker_opts.env");
+    expect(pre).toEqual(["/usr/local/bin/weft docker-opts -c -d /run/docker_opts.env"]);
+    expect(unit.Unit!.Requires).toContain("weft.service");
+    expect(parseUnit(read("systemd/weft.service")).Service!.Type).toEqual(["notify"]);
     expect(unit.Service!.EnvironmentFile).toEqual(["-/run/docker_opts.env"]);
     expect(unit.Service!.ExecStart).toHaveLength(1);
     expect(unit.Service!.ExecStart![0]).toContain("$DOCKER_OPTS");
