@@ -101,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   log.info(`weft ${VERSION} (flanneld-compatible) starting`);
+  if (f["ip-blackhole-route"]) log.warn("--ip-blackhole-route is accepted for compatibility but not implemented by weft: no blackhole route is added");
   log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
 
   const { Agent } = await import("./agent.ts");
