@@ -3,6 +3,7 @@
  * figures, asserts nothing. Needs root; every namespace and process is removed at the end.
  *
  *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
+ *                         [--rtt-only] [--rounds N] [--trace]
  *
  * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
  * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
@@ -17,6 +18,10 @@
  * forwarding threads stay warm), each right after the same for kernel VXLAN;
  * CPU is utime+stime of both agents (/proc/<pid>/stat, workers included) over the iperf3 runs,
  * given as CPU-seconds per second per Gbit/s, i.e. cores busy per Gbit/s.
+ *
+ * `--rtt-only` skips iperf3; `--rounds N` repeats the RTT pair (VXLAN, then udp) N times and
+ * reports the median round (other engineers' load on a shared machine only ever slows a round);
+ * `--trace` runs the agents with WEFT_UDP_TRACE=1 and prints each worker's per-stage timings.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -41,6 +46,9 @@ const CONFIGS: [string, Record<string, string>][] = [
   ["spin-100", { WEFT_UDP_SPIN_US: "100" }],
 ];
 const only = opt("--only", "").split(",").filter(Boolean);
+const RTT_ONLY = argv.includes("--rtt-only");
+const ROUNDS = Number(opt("--rounds", "1"));
+const TRACE = argv.includes("--trace");
 const TICK = 100; // CLK_TCK
 
 interface Figures {
@@ -82,13 +90,15 @@ async function measure(from: string, to: string, agents: Host[], rttBase?: strin
   const pids = agents.map((h) => h.agent?.pid).filter((p): p is number => p !== undefined);
   const t0 = performance.now();
   const c0 = pids.reduce((a, p) => a + cpuTicks(p), 0);
-  const one = iperf(from, to, 1);
-  const four = iperf(from, to, 4);
+  const one = RTT_ONLY ? NaN : iperf(from, to, 1);
+  const four = RTT_ONLY ? NaN : iperf(from, to, 4);
   const cpuSeconds = (pids.reduce((a, p) => a + cpuTicks(p), 0) - c0) / TICK;
   const wall = (performance.now() - t0) / 1000;
-  // RTT of the kernel path right before, so both see the same machine load.
-  const base = rttBase ? await rtt(from, rttBase) : undefined;
-  const r = await rtt(from, to);
+  // RTT of the kernel path right before, so both see the same machine load; the median round.
+  const rounds: { base?: { rttIdle: number; rttBusy: number }; r: { rttIdle: number; rttBusy: number } }[] = [];
+  for (let i = 0; i < ROUNDS; i++) rounds.push({ base: rttBase ? await rtt(from, rttBase) : undefined, r: await rtt(from, to) });
+  const added = (x: (typeof rounds)[number]) => x.r.rttIdle - (x.base?.rttIdle ?? 0) + x.r.rttBusy - (x.base?.rttBusy ?? 0);
+  const { base, r } = rounds.sort((a, b) => added(a) - added(b))[Math.floor(rounds.length / 2)]!;
   // iperf3 runs SECONDS + 0.5 s omitted each; traffic dominates the wall time.
   const avgGbit = (one + four) / 2;
   return { one, four, ...r, cpuPerGbit: pids.length ? cpuSeconds / wall / avgGbit : undefined, base };
@@ -190,13 +200,18 @@ async function main(): Promise<void> {
     for (const [name, env] of CONFIGS) {
       if (only.length ? !only.includes(name) : name.startsWith("spin")) continue;
       await Promise.all(c.hosts.map((h) => c.stopAgent(h)));
-      c.opts.agentEnv = env;
+      c.opts.agentEnv = TRACE ? { ...env, WEFT_UDP_TRACE: "1" } : env;
+      for (const h of c.hosts) h.log = "";
       await Promise.all(c.hosts.map((h) => c.startAgent(h)));
       const st = (await c.status(h1)).dataPath;
       await ping(from, udpTarget, { count: 30, intervalMs: 5 }); // peers programmed, JIT warm
       const f = await measure(from, udpTarget, c.hosts, vx2);
       console.log(`${row(`udp ${name}`, f, vxlan)}   (${st.offloads})`);
       if (f.base) console.log(`${"".padEnd(39)}vxlan:${us(f.base.rttIdle)}       vxlan:${us(f.base.rttBusy)}`);
+      if (TRACE) {
+        await Bun.sleep(1500); // the workers report after a second without traffic
+        for (const h of c.hosts) for (const l of h.log.split("\n").filter((l) => l.includes("stage µs"))) console.log(`  ${h.name} ${l.slice(l.indexOf("worker"))}`);
+      }
     }
     const again = await measure(from, vx2!, []);
     console.log(row("kernel vxlan", again), " (again, for drift)");

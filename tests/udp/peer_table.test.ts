@@ -122,9 +122,9 @@ describe("udpOptions()", () => {
   });
 
   test("the WEFT_UDP_* switches turn offloads off", () => {
-    expect(udpOptions({}, {})).toEqual({ port: 8285, spinUs: 0, vnetHdr: true, gso: true, gro: true, workers: 1 });
-    expect(udpOptions({}, { WEFT_UDP_NO_VNET: "1", WEFT_UDP_NO_GSO: "true", WEFT_UDP_NO_GRO: "yes", WEFT_UDP_WORKERS: "2", WEFT_UDP_SPIN_US: "50" }))
-      .toEqual({ port: 8285, spinUs: 50, vnetHdr: false, gso: false, gro: false, workers: 2 });
+    expect(udpOptions({}, {})).toEqual({ port: 8285, spinUs: 0, vnetHdr: true, gso: true, gro: true, workers: 1, trace: false });
+    expect(udpOptions({}, { WEFT_UDP_NO_VNET: "1", WEFT_UDP_NO_GSO: "true", WEFT_UDP_NO_GRO: "yes", WEFT_UDP_WORKERS: "2", WEFT_UDP_SPIN_US: "50", WEFT_UDP_TRACE: "1" }))
+      .toEqual({ port: 8285, spinUs: 50, vnetHdr: false, gso: false, gro: false, workers: 2, trace: true });
     expect(udpOptions({}, { WEFT_UDP_NO_GSO: "0" }).gso).toBe(true);
   });
 });

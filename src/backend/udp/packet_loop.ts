@@ -24,6 +24,7 @@ import { AF_INET, EAGAIN, EINTR, MSG_DONTWAIT, POLLERR, POLLFD_SIZE, POLLHUP, PO
 import type { Sys } from "../../../ffi/sys.ts";
 import { UdpBatch } from "../../../ffi/udp.ts";
 import type { ControlReader } from "./control_log.ts";
+import { type LoopTrace, traceStage } from "./loop_trace.ts";
 import { UdpSender } from "./udp_sender.ts";
 import { foldCoreCounters, hostIndex } from "./worker_stats.ts";
 
@@ -44,6 +45,8 @@ export interface PacketLoopOptions {
    * VM, four times per round trip; a reply usually comes within this window.
    */
   spinUs?: number;
+  /** Time each stage (loop_trace.ts) and report summaries to the main thread. */
+  trace?: boolean;
 }
 
 const READY = POLLIN | POLLERR | POLLHUP;
@@ -54,6 +57,13 @@ const C = {
   tunReads: hostIndex("tunReads"), tunReadBytes: hostIndex("tunReadBytes"), tunReadErrors: hostIndex("tunReadErrors"),
   tunWrites: hostIndex("tunWrites"), tunWriteBytes: hostIndex("tunWriteBytes"), tunWriteErrors: hostIndex("tunWriteErrors"),
   polls: hostIndex("polls"), controlFailures: hostIndex("controlFailures"), gsoOn: hostIndex("gsoOn"),
+};
+
+const T = {
+  egWake: traceStage("egWake"), tunRead: traceStage("tunRead"), tunReadMore: traceStage("tunReadMore"),
+  egCore: traceStage("egCore"), udpSend: traceStage("udpSend"), egTotal: traceStage("egTotal"),
+  inWake: traceStage("inWake"), udpRecv: traceStage("udpRecv"), inCore: traceStage("inCore"),
+  tunWrite: traceStage("tunWrite"), inTotal: traceStage("inTotal"), tail: traceStage("tail"),
 };
 
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
@@ -81,8 +91,15 @@ export class PacketLoop {
   /** Views for TUN writes of packets left in place in an ingress slot (by slot). */
   readonly #inPlace: Uint8Array[] = [];
   readonly #inPlaceSkew: number;
+  /** Stage timing (WEFT_UDP_TRACE), or null. */
+  readonly #trace: LoopTrace | null;
+  /** When the last wake-up's work ended (trace only). */
+  #workEnd = 0;
+  /** When poll() last returned (trace only). */
+  #woke = 0;
 
-  constructor(sys: Sys, core: Core, options: PacketLoopOptions, control: ControlReader, row: Float64Array) {
+  constructor(sys: Sys, core: Core, options: PacketLoopOptions, control: ControlReader, row: Float64Array, trace: LoopTrace | null = null) {
+    this.#trace = trace;
     this.#sys = sys;
     this.#core = core;
     this.#o = options;
@@ -138,9 +155,12 @@ export class PacketLoop {
     const applied = this.#control.applyTo(this.#core);
     if (applied > 0) this.#row[C.controlFailures] = this.#control.failures;
     if (this.#control.stopping) return -1;
+    const tr = this.#trace;
+    if (tr && this.#workEnd > 0) { tr.add(T.tail, performance.now() - this.#workEnd); this.#workEnd = 0; }
     const rc = this.#sys.poll(this.#pollfds, 2, timeoutMs);
     this.#row[C.polls]!++;
     let n = 0;
+    if (tr) this.#woke = performance.now();
     if (rc > 0) {
       if (pollRevents(this.#pollfds, 0) & READY) n += this.egress();
       if (pollRevents(this.#pollfds, 1) & READY) n += this.ingress();
@@ -148,6 +168,10 @@ export class PacketLoop {
       throw new Error(`udp packet loop: poll on TUN fd ${this.#o.tunFd} and UDP fd ${this.#o.udpFd} failed: errno ${-rc}`);
     }
     if (n > 0 || applied > 0) this.publish();
+    if (tr) {
+      const now = performance.now();
+      if (n > 0) { tr.active(now); this.#workEnd = now; } else tr.flush(now);
+    }
     return n;
   }
 
@@ -160,8 +184,12 @@ export class PacketLoop {
   /** Reads what the TUN has (up to readBatch packets) and sends it. Returns packets read. */
   egress(): number {
     const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd;
+    const tr = this.#trace;
+    let t0 = 0, t = 0;
+    if (tr) { t0 = t = performance.now(); tr.egressStart(t0); tr.add(T.egWake, t0 - this.#woke); }
     let n = 0;
     while (n < this.readBatch) {
+      if (tr && n === 1) t = stamp(tr, T.tunRead, t);
       const r = sys.read(fd, this.#egViews[n]!);
       if (r <= 0) {
         if (r < 0 && r !== -EAGAIN && r !== -EINTR) row[C.tunReadErrors]!++;
@@ -173,25 +201,33 @@ export class PacketLoop {
       row[C.tunReadBytes] = row[C.tunReadBytes]! + r;
       n++;
     }
+    if (tr) t = stamp(tr, n === 0 ? T.tunRead : T.tunReadMore, t);
     if (n === 0) return 0;
     row[C.tunReads] = row[C.tunReads]! + n;
     const core = this.#core;
     for (let start = 0; start < n;) {
       const k = core.egress(start, n - start);
+      if (tr) t = stamp(tr, T.egCore, t);
       const udp = core.egressUdpCount();
       if (udp > 0) this.#sender.send(udp, row);
+      if (tr && udp > 0) { t = stamp(tr, T.udpSend, t); tr.sent(t); }
       const tun = core.egressTunCount();
       if (tun > 0) this.#writeTun(L.EG_TUN_DESC, tun);
       if (k === 0) break; // cannot happen (k >= 1 for n >= 1); never spin
       start += k;
     }
+    if (tr) tr.add(T.egTotal, performance.now() - t0);
     return n;
   }
 
   /** Receives one batch from the socket and writes it into the TUN. Returns messages received. */
   ingress(): number {
     const b = this.#batch, row = this.#row;
+    const tr = this.#trace;
+    let t0 = 0, t = 0;
+    if (tr) { t0 = t = performance.now(); tr.ingressStart(t0); tr.add(T.inWake, t0 - this.#woke); }
     const r = b.recv(this.recvBatch, MSG_DONTWAIT);
+    if (tr) t = stamp(tr, T.udpRecv, t);
     row[C.rxSyscalls]!++;
     if (r <= 0) {
       if (r < 0 && r !== -EAGAIN && r !== -EINTR) row[C.rxErrors]!++;
@@ -218,11 +254,14 @@ export class PacketLoop {
     const core = this.#core;
     for (let start = 0; start < n;) {
       const k = core.ingress(start, n - start);
+      if (tr) t = stamp(tr, T.inCore, t);
       const tun = core.ingressTunCount();
       if (tun > 0) this.#writeTun(L.IN_TUN_DESC, tun);
+      if (tr && tun > 0) t = stamp(tr, T.tunWrite, t);
       if (k === 0) break;
       start += k;
     }
+    if (tr) tr.add(T.inTotal, performance.now() - t0);
     return r;
   }
 
@@ -244,4 +283,11 @@ export class PacketLoop {
       }
     }
   }
+}
+
+/** Records the time since `since` for stage `i`; returns now. */
+function stamp(tr: LoopTrace, i: number, since: number): number {
+  const now = performance.now();
+  tr.add(i, now - since);
+  return now;
 }

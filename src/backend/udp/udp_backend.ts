@@ -176,7 +176,7 @@ class UdpNetwork implements Network {
       const net = new UdpNetwork(ctx, sys, opened.nl, opts, config.network, opened.tun, opened.udp, dataPath, control, stats, handles);
       opened.owner = net;
       for (let i = 0; i < workers; i++) {
-        handles.push(net.#spawn(i, wasm, { tunFd: opened.tun[i]!, udpFd: opened.udp[i]!, vnetHdr: q.vnetHdr, gso: udpGso, gro: udpGro, ifaceMtu: ext.mtu, spinUs: opts.spinUs }));
+        handles.push(net.#spawn(i, wasm, { tunFd: opened.tun[i]!, udpFd: opened.udp[i]!, vnetHdr: q.vnetHdr, gso: udpGso, gro: udpGro, ifaceMtu: ext.mtu, spinUs: opts.spinUs, trace: opts.trace }));
       }
       await Promise.all(handles.map((h, i) => net.#waitRunning(h, i)));
       for (const [name, gauge] of udpGauges(() => net.#stats())) ctx.metrics.gauges.set(name, gauge);
@@ -210,6 +210,7 @@ class UdpNetwork implements Network {
       if (m.type === "ready") h.state = "running";
       else if (m.type === "stopped") { h.state = "stopped"; settle(); }
       else if (m.type === "error") fail(m.message);
+      else if (m.type === "trace") this.ctx.log.info(`udp backend: worker ${index} stage µs: ${m.summary}`);
     };
     worker.onerror = (e: ErrorEvent) => { fail(e.message ?? String(e)); };
     const copy = wasm.slice().buffer;

@@ -8,6 +8,7 @@
  *   WEFT_UDP_NO_GRO=1    no UDP_GRO on receive
  *   WEFT_UDP_WORKERS=N   packet workers, 1..8 (N > 1 opens flannel0 with IFF_MULTI_QUEUE)
  *   WEFT_UDP_SPIN_US=N   after traffic, poll without sleeping for N µs (0..10000) before blocking
+ *   WEFT_UDP_TRACE=1     time each packet-loop stage and log p50/p90 per stage after each burst
  */
 import { getCI } from "../../config/json_ci.ts";
 
@@ -30,6 +31,8 @@ export interface UdpOptions {
   workers: number;
   /** Busy-poll window after traffic, µs (PacketLoopOptions.spinUs). */
   spinUs: number;
+  /** Log per-stage timings of the packet loops (loop_trace.ts). */
+  trace: boolean;
 }
 
 function envFlag(env: Record<string, string | undefined>, name: string): boolean {
@@ -75,6 +78,7 @@ export function udpOptions(backend: Record<string, unknown>, env: Record<string,
     vnetHdr: !envFlag(env, "WEFT_UDP_NO_VNET"),
     gso: !envFlag(env, "WEFT_UDP_NO_GSO"),
     gro: !envFlag(env, "WEFT_UDP_NO_GRO"),
+    trace: envFlag(env, "WEFT_UDP_TRACE"),
     workers,
   };
 }

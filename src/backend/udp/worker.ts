@@ -10,6 +10,7 @@
 import { loadSys } from "../../../ffi/sys.ts";
 import { loadCore } from "../../core/loader.ts";
 import { ControlReader } from "./control_log.ts";
+import { LoopTrace } from "./loop_trace.ts";
 import { PacketLoop, type PacketLoopOptions } from "./packet_loop.ts";
 import { statsRow } from "./worker_stats.ts";
 
@@ -23,7 +24,10 @@ export interface WorkerInit {
   options: PacketLoopOptions;
 }
 
-export type WorkerReport = { type: "ready" } | { type: "stopped" } | { type: "error"; message: string };
+export type WorkerReport =
+  | { type: "ready" } | { type: "stopped" } | { type: "error"; message: string }
+  /** A stage-timing summary (WEFT_UDP_TRACE). */
+  | { type: "trace"; summary: string };
 
 declare const self: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: WorkerReport): void; close(): void };
 
@@ -34,10 +38,12 @@ self.onmessage = async (e: MessageEvent) => {
   try {
     const sys = await loadSys();
     const core = await loadCore(init.wasm);
-    const loop = new PacketLoop(sys, core, init.options, new ControlReader(init.control, init.index), statsRow(init.stats, init.index));
+    const trace = init.options.trace ? new LoopTrace((summary) => self.postMessage({ type: "trace", summary })) : null;
+    const loop = new PacketLoop(sys, core, init.options, new ControlReader(init.control, init.index), statsRow(init.stats, init.index), trace);
     self.postMessage({ type: "ready" });
     loop.run();
     loop.publish();
+    trace?.flush(performance.now(), true);
     self.postMessage({ type: "stopped" });
   } catch (err) {
     self.postMessage({ type: "error", message: (err as Error)?.stack ?? String(err) });
