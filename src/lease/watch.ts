@@ -20,9 +20,9 @@ export interface WatchOptions {
   log: Logger;
   metrics: Metrics;
   signal: AbortSignal;
-  /** Peer events in order; called once per watch response (or re-list) with all its events. */
+  /** Peer events in order; called once per watch response (or later re-list) with all its events. */
   onEvents: (events: LeaseEvent[], peers: ReadonlyMap<string, Lease>) => void | Promise<void>;
-  /** Called after the first listing has been applied (the snapshot: reconcile time). */
+  /** The first listing, instead of events (the snapshot: reconcile time). */
   onSnapshot?: (peers: ReadonlyMap<string, Lease>) => void | Promise<void>;
   /** Our own key was re-put (`record`) or deleted (undefined). */
   onOwnLease?: (record: SubnetRecord | undefined) => void | Promise<void>;
@@ -112,12 +112,13 @@ export class LeaseWatcher {
     const events = diffLeases(this.peers, found);
     this.opts.metrics.watchResyncs++;
     for (const e of events) this.#cache(e);
-    if (events.length > 0) await this.opts.onEvents(events, this.peers);
     if (!this.#synced) {
+      // The first listing is a snapshot: the backend reconciles against all of it at once.
       this.#synced = true;
       await this.opts.onSnapshot?.(this.peers);
-    } else if (!own) {
-      await this.opts.onOwnLease?.(undefined);
+    } else {
+      if (events.length > 0) await this.opts.onEvents(events, this.peers);
+      if (!own) await this.opts.onOwnLease?.(undefined);
     }
     return revision;
   }
