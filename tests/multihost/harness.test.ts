@@ -1,5 +1,5 @@
 /**
- * @module The namespace harness itself (tests/support/netns.ts): cleanupStale() removes only
+ * @module The namespace harness itself (tests/support/ns.ts, netns.ts): cleanupStale() removes only
  * what crashed runs left (owner pid dead) and never a live run's namespaces; the probes report
  * losses rather than hanging.
  */
@@ -8,11 +8,12 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cleanupStale, ping, sh } from "../support/netns.ts";
+import { ping } from "../support/netns.ts";
+import { addNetns, cleanupStale, delNetns, sh, uniqueName } from "../support/ns.ts";
 
 const made: string[] = [];
 afterAll(() => {
-  for (const ns of made) spawnSync("ip", ["netns", "del", ns]);
+  for (const ns of made) delNetns(ns);
 });
 
 function deadPid(): number {
@@ -40,10 +41,8 @@ test("cleanupStale() removes namespaces and temp dirs of dead owners only", () =
 });
 
 test("ping() counts replies and losses (loopback answers, an unrouted address does not)", async () => {
-  const ns = `wf-${process.pid.toString(36)}-pg${Math.random().toString(36).slice(2, 4)}`;
-  sh(["ip", "netns", "add", ns]);
+  const ns = addNetns(uniqueName("ping"));
   made.push(ns);
-  sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
   const r = await ping(ns, ["127.0.0.1", "10.255.255.1"], { count: 2, intervalMs: 20, timeoutMs: 200 });
   expect(r.get("127.0.0.1")).toMatchObject({ sent: 2, received: 2 });
   expect(r.get("10.255.255.1")).toMatchObject({ sent: 2, received: 0 });

@@ -7,9 +7,9 @@
  * routed through it. The root namespace is never touched: the test process reaches etcd and the
  * agents' status pages through forwarders (tools/netns_forward.ts).
  *
- * Names are `wf-<pid base36>-<rand>-<role>`; every namespace, process and temp dir is registered
- * and removed by `destroy()`, on SIGINT/SIGTERM and at exit; `cleanupStale()` removes what runs
- * of this harness left behind, only when their owner process is gone.
+ * Namespaces come from ns.ts (names `wf-<pid base36>-<rand>-<role>`); they, the cluster's
+ * processes and its temp dir are removed by `destroy()`, and else on SIGINT/SIGTERM and at exit;
+ * `cleanupStale()` removes what crashed runs left behind, only when their owner process is gone.
  *
  * @example
  *   const c = await Cluster.create({ hosts: 3, backend: "vxlan" });
@@ -20,14 +20,15 @@
  *     await c.destroy();
  *   }
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatIPv4, parseIPv4Net } from "../../src/net/ip.ts";
 import { readSubnetEnv } from "../../src/subnet_env.ts";
 import { type NetnsForward, forwardIntoNetns } from "../../tools/netns_forward.ts";
 import { EtcdServer } from "./etcd.ts";
+import { addNetns, cleanupStale, delNetns, ip, ipJson, nsExec as exec, onCleanup, run, uniqueName } from "./ns.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 const PROBE = join(import.meta.dir, "ns_probe.ts");
@@ -41,41 +42,8 @@ export const STATUS_PORT = 8471;
 
 // ------------------------------------------------------------------ processes and commands
 
-/** What a command printed and how it exited. */
-export interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runSync(argv: string[], stdin = ""): Run {
-  const r = spawnSync(argv[0]!, argv.slice(1), { input: stdin, encoding: "utf8", maxBuffer: 64 << 20 });
-  if (r.error) throw new Error(`cannot run '${argv.join(" ")}': ${r.error.message}`);
-  return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Runs `argv` in the root namespace and throws with its stderr unless it exits 0. */
-export function sh(argv: string[], stdin = ""): string {
-  const r = runSync(argv, stdin);
-  if (r.code !== 0) throw new Error(`'${argv.join(" ")}' exited ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
-/** Runs `argv` inside namespace `ns` (`ip netns exec <ns> argv…`) to completion. */
-export function exec(ns: string, argv: string[], stdin = ""): Run {
-  return runSync(["ip", "netns", "exec", ns, ...argv], stdin);
-}
-
-/** `ip -n <ns> <args>`; throws unless it succeeds. Returns stdout. */
-export function ip(ns: string, ...args: string[]): string {
-  return sh(["ip", "-n", ns, ...args]);
-}
-
-/** `ip -n <ns> -j <args>` parsed. */
-export function ipJson<T = Record<string, unknown>[]>(ns: string, ...args: string[]): T {
-  const out = sh(["ip", "-n", ns, "-j", ...args]).trim();
-  return JSON.parse(out === "" ? "[]" : out) as T;
-}
+// The namespace primitives live in ns.ts; this module re-exports the ones its callers import.
+export { type Run, cleanupStale, ip, ipJson, nsExec as exec, sh } from "./ns.ts";
 
 /** Polls `pred` every `everyMs` until it returns a truthy value (returned) or `timeoutMs` passes. */
 export async function waitFor<T>(pred: () => T | Promise<T>, timeoutMs = 10_000, what = "condition", everyMs = 20): Promise<NonNullable<T>> {
@@ -95,84 +63,28 @@ export function wallMs(): number {
 
 // ------------------------------------------------------------------ cleanup registry
 
-const PREFIX_RE = /^wf-([0-9a-z]+)-([0-9a-z]+)(-|$)/;
-const live = { namespaces: new Set<string>(), procs: new Set<ChildProcess>(), dirs: new Set<string>() };
-let handlersInstalled = false;
+/** What the harness owns besides namespaces; ns.ts removes it at exit, SIGINT and SIGTERM. */
+const live = { procs: new Set<ChildProcess>(), dirs: new Set<string>() };
+let hookInstalled = false;
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** Kills every process inside `ns`, then deletes it (`ip netns pids`, `ip netns del`). */
-function removeNetns(ns: string): void {
-  const pids = runSync(["ip", "netns", "pids", ns]).stdout.split(/\s+/).filter(Boolean).map(Number);
-  for (const pid of pids) {
-    try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
-  }
-  runSync(["ip", "netns", "del", ns]);
-}
-
-/** Synchronous teardown of everything registered: processes, namespaces, temp dirs. */
-function cleanupAllSync(): void {
-  for (const p of live.procs) {
-    if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-  }
-  live.procs.clear();
-  for (const ns of live.namespaces) removeNetns(ns);
-  live.namespaces.clear();
-  for (const d of live.dirs) rmSync(d, { recursive: true, force: true });
-  live.dirs.clear();
-}
-
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  process.on("exit", cleanupAllSync);
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    process.on(sig, () => {
-      cleanupAllSync();
-      process.exit(sig === "SIGINT" ? 130 : 143);
-    });
-  }
+function registerCleanup(): void {
+  if (hookInstalled) return;
+  hookInstalled = true;
+  onCleanup(() => {
+    for (const p of live.procs) {
+      if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    }
+    live.procs.clear();
+    for (const d of live.dirs) rmSync(d, { recursive: true, force: true });
+    live.dirs.clear();
+  });
 }
 
 function trackProc(p: ChildProcess): ChildProcess {
+  registerCleanup();
   live.procs.add(p);
   p.once("exit", () => live.procs.delete(p));
   return p;
-}
-
-/**
- * Removes namespaces and temp dirs named by this harness (`wf-<pid36>-…`) whose owner process
- * is dead: the leftovers of crashed runs. Returns what it removed.
- */
-export function cleanupStale(): string[] {
-  const removed: string[] = [];
-  const stale = (name: string) => {
-    const m = PREFIX_RE.exec(name);
-    return m !== null && !pidAlive(parseInt(m[1]!, 36));
-  };
-  const names = runSync(["ip", "netns", "list"]).stdout.split("\n").map((l) => l.split(" ")[0]!).filter(Boolean);
-  for (const ns of names) {
-    if (stale(ns)) { removeNetns(ns); removed.push(ns); }
-  }
-  for (const d of readdirSync(tmpdir())) {
-    if (stale(d)) { rmSync(join(tmpdir(), d), { recursive: true, force: true }); removed.push(join(tmpdir(), d)); }
-  }
-  return removed;
-}
-
-function addNetns(name: string): string {
-  installHandlers();
-  live.namespaces.add(name);
-  sh(["ip", "netns", "add", name]);
-  ip(name, "link", "set", "lo", "up");
-  return name;
 }
 
 // ------------------------------------------------------------------ probes
@@ -311,11 +223,11 @@ export async function ipMonitor(ns: string, objects: string[] = ["route", "neigh
   if (withRoutes) {
     await waitFor(() => {
       // An identical replace makes no event: delete and add so every try makes some.
-      runSync(["ip", "-n", ns, "route", "del", "blackhole", `${MARKER}/32`]);
-      runSync(["ip", "-n", ns, "route", "add", "blackhole", `${MARKER}/32`]);
+      run(["ip", "-n", ns, "route", "del", "blackhole", `${MARKER}/32`]);
+      run(["ip", "-n", ns, "route", "add", "blackhole", `${MARKER}/32`]);
       return seen;
     }, 5000, `ip monitor in ${ns} to start`, 30);
-    runSync(["ip", "-n", ns, "route", "del", "blackhole", `${MARKER}/32`]);
+    run(["ip", "-n", ns, "route", "del", "blackhole", `${MARKER}/32`]);
     await Bun.sleep(20);
   } else {
     await Bun.sleep(300);
@@ -495,23 +407,39 @@ export function weftArgv(runtime: Runtime, args: string[]): string[] {
 
 export class Cluster {
   readonly hosts: Host[] = [];
+  /** Every namespace of this cluster still standing (underlay, hosts, containers). */
+  private readonly namespaces: Set<string>;
   private constructor(
     readonly id: string,
     readonly dir: string,
     readonly underlay: string,
     readonly etcd: EtcdServer,
     readonly opts: Required<Pick<ClusterOptions, "backend" | "network" | "runtime" | "containersPerHost">> & ClusterOptions,
-  ) {}
+  ) {
+    this.namespaces = new Set([underlay]);
+  }
+
+  /** `addNetns(name)`, remembered so `destroy()` removes it. */
+  private addNetns(name: string): string {
+    this.namespaces.add(name);
+    return addNetns(name);
+  }
+
+  /** `delNetns(name)`, forgotten by `destroy()`. */
+  private delNetns(name: string): void {
+    delNetns(name);
+    this.namespaces.delete(name);
+  }
 
   /** Underlay prefix; hosts are .10+i, etcd .254. */
   static readonly UNDERLAY = "192.168.77";
 
   /** Builds the underlay, etcd and config, then `hosts` hosts (agents started unless start=false). */
   static async create(options: ClusterOptions = {}): Promise<Cluster> {
-    installHandlers();
+    registerCleanup();
     cleanupStale();
     const opts = { backend: "vxlan" as const, network: "10.244.0.0/16", runtime: "binary" as const, containersPerHost: 1, ...options };
-    const id = `wf-${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+    const id = uniqueName();
     const dir = mkdtempSync(join(tmpdir(), `${id}-`));
     live.dirs.add(dir);
     const underlay = addNetns(`${id}-u`);
@@ -554,7 +482,7 @@ export class Cluster {
 
   /** Runs an admin command (`dist/weft --etcd-endpoints=… ARGS`) in the underlay; throws on failure. */
   weft(args: string[], stdin = ""): string {
-    const r = exec(this.underlay, weftArgv("binary", [`--etcd-endpoints=${this.etcd.endpoint}`, ...args]), stdin);
+    const r = exec(this.underlay, weftArgv("binary", [`--etcd-endpoints=${this.etcd.endpoint}`, ...args]), { stdin });
     if (r.code !== 0) throw new Error(`weft ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
     return r.stdout;
   }
@@ -564,7 +492,7 @@ export class Cluster {
     const i = this.hosts.length + 1;
     if (i > 200) throw new RangeError(`Cluster: host ${i} exceeds the underlay's 200 host addresses`);
     const name = `h${i}`;
-    const ns = addNetns(`${this.id}-${name}`);
+    const ns = this.addNetns(`${this.id}-${name}`);
     const addr = `${Cluster.UNDERLAY}.${9 + i}`;
     // The veth is created in the underlay with its peer straight in the host namespace.
     ip(this.underlay, "link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", ns);
@@ -592,7 +520,7 @@ export class Cluster {
   async removeHost(h: Host): Promise<void> {
     await this.killAgent(h);
     await h.forward?.close();
-    for (const ns of [...h.containers.map((c) => c.ns), h.ns]) { removeNetns(ns); live.namespaces.delete(ns); }
+    for (const ns of [...h.containers.map((c) => c.ns), h.ns]) this.delNetns(ns);
     this.hosts.splice(this.hosts.indexOf(h), 1);
   }
 
@@ -676,7 +604,7 @@ export class Cluster {
     const made: Container[] = [];
     for (let k = 0; k < n; k++) {
       const j = h.containers.length + 1;
-      const ns = addNetns(`${h.ns}c${j}`);
+      const ns = this.addNetns(`${h.ns}c${j}`);
       const addr = formatIPv4((net.ip + 1 + j) >>> 0);
       const veth = `vc${j}`;
       ip(h.ns, "link", "add", veth, "mtu", mtu, "type", "veth", "peer", "name", "eth0", "mtu", mtu, "netns", ns);
@@ -721,8 +649,7 @@ export class Cluster {
     await Promise.all(this.hosts.map((h) => this.stopAgent(h, "SIGKILL")));
     for (const h of this.hosts) await h.forward?.close();
     await this.etcd.destroy();
-    const mine = [...live.namespaces].filter((n) => n.startsWith(`${this.id}-`));
-    for (const ns of mine) { removeNetns(ns); live.namespaces.delete(ns); }
+    for (const ns of [...this.namespaces]) this.delNetns(ns);
     rmSync(this.dir, { recursive: true, force: true });
     live.dirs.delete(this.dir);
   }
