@@ -6,7 +6,7 @@
  */
 import { chmodSync, existsSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { nsExec, type Run } from "./netns.ts";
+import { nsExec, type Run } from "../support/ns.ts";
 
 const REFERENCE_PLUGINS_DIR = "/usr/lib/cni";
 const REFERENCE_PLUGINS = ["bridge", "host-local", "loopback", "portmap"];

@@ -12,18 +12,18 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniExec, makeCniBinDir, type CniCall } from "./cni_exec.ts";
-import { addNetns, delNetns, ipJson, netnsPath, tcpReachable, uniqueNsName } from "./netns.ts";
+import { addNetns, delNetns, ipJson, isRoot, netnsPath, uniqueName } from "../support/ns.ts";
+import { tcpReachable } from "./tcp_reachable.ts";
 
-const isRoot = process.getuid?.() === 0;
 const hasPlugins = existsSync("/usr/lib/cni/bridge") && existsSync("/usr/lib/cni/host-local");
 const suite = isRoot && hasPlugins ? describe : describe.skip;
 
 const SUBNET_ENV = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
 
 suite("flannel CNI plugin with the reference bridge/host-local in namespaces", () => {
-  const host = uniqueNsName("cni", "h");
-  const c1 = uniqueNsName("cni", "c1");
-  const c2 = uniqueNsName("cni", "c2");
+  const host = uniqueName("cni", "h");
+  const c1 = uniqueName("cni", "c1");
+  const c2 = uniqueName("cni", "c2");
   let tmp = "";
   let binDir = "";
   let subnetFile = "";
@@ -71,14 +71,14 @@ suite("flannel CNI plugin with the reference bridge/host-local in namespaces", (
     expect(result1.ips[0].address).toMatch(/^10\.244\.1\.\d+\/24$/);
     expect(result1.ips[0].gateway).toBe("10.244.1.1");
 
-    const [eth0] = ipJson<any[]>(c1, ["addr", "show", "dev", "eth0"]);
+    const [eth0] = ipJson<any[]>(c1, "addr", "show", "dev", "eth0");
     expect(eth0.mtu).toBe(1450);
     expect(eth0.addr_info.map((a: any) => `${a.local}/${a.prefixlen}`)).toContain(`${ip1}/24`);
-    const routes = ipJson<any[]>(c1, ["route", "show"]);
+    const routes = ipJson<any[]>(c1, "route", "show");
     expect(routes).toContainEqual(expect.objectContaining({ dst: "10.244.0.0/16", gateway: "10.244.1.1" }));
     expect(routes).toContainEqual(expect.objectContaining({ dst: "default", gateway: "10.244.1.1" }));
 
-    const [cni0] = ipJson<any[]>(host, ["addr", "show", "dev", "cni0"]);
+    const [cni0] = ipJson<any[]>(host, "addr", "show", "dev", "cni0");
     expect(cni0.addr_info.map((a: any) => `${a.local}/${a.prefixlen}`)).toContain("10.244.1.1/24");
     expect(existsSync(join(ipamDir, "cbr0", ip1))).toBe(true);
   }, 60_000);
@@ -124,14 +124,14 @@ suite("flannel CNI plugin with the reference bridge/host-local in namespaces", (
   }, 60_000);
 
   test("DEL removes the veth, frees the IP and forgets the saved config; a second DEL succeeds", () => {
-    const hostVeths = () => ipJson<any[]>(host, ["link", "show", "type", "veth"]).length;
+    const hostVeths = () => ipJson<any[]>(host, "link", "show", "type", "veth").length;
     expect(hostVeths()).toBe(2);
     const r = call({ command: "DEL", containerId: "ctr-one", netns: netnsPath(c1), config: netconf("1.0.0") });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("");
     expect(existsSync(join(ipamDir, "cbr0", ip1))).toBe(false);
     expect(existsSync(join(dataDir, "ctr-one"))).toBe(false);
-    expect(ipJson<any[]>(c1, ["link", "show"]).map((l) => l.ifname)).toEqual(["lo"]);
+    expect(ipJson<any[]>(c1, "link", "show").map((l) => l.ifname)).toEqual(["lo"]);
     expect(hostVeths()).toBe(1);
     expect(call({ command: "DEL", containerId: "ctr-one", netns: netnsPath(c1), config: netconf("1.0.0") }).code).toBe(0);
     // A runtime may call DEL without a netns once the container is gone.

@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseIPv4Net, containsV4, parseIPv4 } from "../../src/net/ip.ts";
 import { cniExec, makeCniBinDir } from "../cni/cni_exec.ts";
-import { addNetns, delNetns, netnsPath } from "../cni/netns.ts";
-import { Cluster, ROOT, ip, ipJson, ping, type Host } from "../support/netns.ts";
+import { Cluster, ROOT, ping, type Host } from "../support/netns.ts";
+import { addNetns, delNetns, ip, ipJson, netnsPath } from "../support/ns.ts";
 
 let cluster: Cluster;
 const containers: string[] = [];
