@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import type { PeerSpec, ScriptInput, Step } from "./backend_ns_script.ts";
-import { TestNetns, isRoot } from "./ns.ts";
+import { TestNetns, isRoot } from "./test_netns.ts";
 
 const spaces: TestNetns[] = [];
 afterAll(() => {

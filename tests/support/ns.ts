@@ -39,18 +39,23 @@ export interface RunOptions {
   /** Replaces the environment (default: this process's). */
   env?: Record<string, string>;
   cwd?: string;
-  /** Kill it and throw after this long (default: no limit). */
+  /** Kill it (SIGTERM) after this long (default: no limit). */
   timeoutMs?: number;
 }
 
-/** Runs `argv` to completion; throws only when it cannot start or runs out of time. */
+/**
+ * Runs `argv` to completion; throws only when it cannot start. One killed by a signal (or by
+ * `timeoutMs`, which stderr then says) exits 128.
+ */
 export function run(argv: string[], opts: RunOptions = {}): Run {
   const r = spawnSync(argv[0]!, argv.slice(1), {
     input: opts.stdin ?? "", env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs,
     encoding: "utf8", maxBuffer: 64 << 20,
   });
-  if (r.error) throw new Error(`cannot run '${argv.join(" ")}': ${r.error.message}`);
-  return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+  const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === "ETIMEDOUT";
+  if (r.error && !timedOut) throw new Error(`cannot run '${argv.join(" ")}': ${r.error.message}`);
+  const note = timedOut ? `\n(killed after ${opts.timeoutMs} ms)` : "";
+  return { code: r.status ?? 128, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + note };
 }
 
 /** Runs `argv` and throws, with its stderr, unless it exits 0. Returns stdout. */
@@ -63,6 +68,21 @@ export function sh(argv: string[], opts: RunOptions = {}): string {
 /** Runs `argv` inside namespace `ns` to completion: `ip netns exec <ns> argv…`. */
 export function nsExec(ns: string, argv: string[], opts: RunOptions = {}): Run {
   return run(["ip", "netns", "exec", ns, ...argv], opts);
+}
+
+/** `ip netns exec <ns> argv…`; throws, with its stderr, unless it exits 0. Returns stdout. */
+export function nsSh(ns: string, argv: string[], opts: RunOptions = {}): string {
+  return sh(["ip", "netns", "exec", ns, ...argv], opts);
+}
+
+/**
+ * Runs a script inside `ns` (`ip netns exec <ns> argv…`) that ends by printing a JSON line, and
+ * returns that last line parsed; throws with everything it printed unless it exits 0.
+ */
+export function nsExecJson<T = any>(ns: string, argv: string[], opts: RunOptions = {}): T {
+  const r = nsExec(ns, argv, opts);
+  if (r.code !== 0) throw new Error(`'${argv.join(" ")}' in ${ns} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "");
 }
 
 /** `ip -n <ns> <args…>`; throws unless it succeeds. Returns stdout. */

@@ -1,33 +1,28 @@
 /**
  * @module Test helper for the backend kernel tests: a throwaway namespace with an underlay veth
  * (veth0 192.168.0.1/16 ↔ veth1), `ip`/`bridge` JSON views of it, a running `ip monitor`, and
- * backend_ns_script.ts run inside it under Bun.
+ * backend_ns_script.ts run inside it under Bun. The namespace itself comes from
+ * tests/support/ns.ts (unique name, removed at exit if a test does not).
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
+import { addNetns, delNetns, ip, nsExecJson, nsSh, uniqueName } from "../support/ns.ts";
 import type { ScriptInput } from "./backend_ns_script.ts";
+
+export { isRoot } from "../support/ns.ts";
 
 const SCRIPT = join(import.meta.dir, "backend_ns_script.ts");
 const DENO = join(import.meta.dir, "../../node_modules/.bin/deno");
-
-export const isRoot = process.getuid?.() === 0 && spawnSync("ip", ["-V"]).status === 0;
-
-/** Runs a command (argv), throwing with its stderr when it fails. */
-export function sh(args: string[]): string {
-  const r = spawnSync(args[0]!, args.slice(1), { encoding: "utf8", timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`${args.join(" ")} exited ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
+const TIMEOUT_MS = 60_000;
 
 export class TestNetns {
   readonly name: string;
 
   constructor(area: string) {
-    this.name = `weft-${area}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    sh(["ip", "netns", "add", this.name]);
+    this.name = addNetns(uniqueName(area));
     try {
       for (const cmd of [
-        "link set lo up", "link add veth0 type veth peer name veth1", "addr add 192.168.0.1/16 dev veth0",
+        "link add veth0 type veth peer name veth1", "addr add 192.168.0.1/16 dev veth0",
         "link set veth0 up", "link set veth1 up", "route add 10.99.0.0/16 via 192.168.0.254",
       ]) this.ip(cmd);
     } catch (e) {
@@ -38,12 +33,12 @@ export class TestNetns {
 
   /** `ip -n NS <cmd>` (space-separated). */
   ip(cmd: string): string {
-    return sh(["ip", "-n", this.name, ...cmd.split(" ")]);
+    return ip(this.name, ...cmd.split(" "));
   }
 
   /** `ip netns exec NS <cmd>` (space-separated). */
   exec(cmd: string): string {
-    return sh(["ip", "netns", "exec", this.name, ...cmd.split(" ")]);
+    return nsSh(this.name, cmd.split(" "), { timeoutMs: TIMEOUT_MS });
   }
 
   /** JSON of `ip -j …` / `bridge -j …` run in the namespace. */
@@ -53,11 +48,9 @@ export class TestNetns {
   }
 
   /** Runs backend_ns_script.ts inside with `input` (under Bun, or Deno); returns its JSON. */
-  run(input: ScriptInput, runtime: "bun" | "deno" = "bun", timeoutMs = 60_000): any {
+  run(input: ScriptInput, runtime: "bun" | "deno" = "bun", timeoutMs = TIMEOUT_MS): any {
     const cmd = runtime === "bun" ? [process.execPath] : [DENO, "run", "--allow-all", "--unstable-ffi"];
-    const r = spawnSync("ip", ["netns", "exec", this.name, ...cmd, SCRIPT, JSON.stringify(input)], { encoding: "utf8", timeout: timeoutMs });
-    if (r.status !== 0) throw new Error(`backend_ns_script in ${this.name} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    return nsExecJson(this.name, [...cmd, SCRIPT, JSON.stringify(input)], { timeoutMs });
   }
 
   /**
@@ -80,7 +73,8 @@ export class TestNetns {
     };
   }
 
+  /** Removes the namespace and everything in it (`ip netns del`); already gone is fine. */
   delete(): void {
-    spawnSync("ip", ["netns", "delete", this.name]);
+    delNetns(this.name);
   }
 }
