@@ -6,9 +6,9 @@
  * and, when ffi/deno.ts exists, Deno. Needs root; skipped otherwise.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { addNetns, delNetns, ip, isRoot, nsExecJson, nsSh, uniqueName } from "../support/ns.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const SCRIPT = join(import.meta.dir, "netlink_kernel_script.ts");
@@ -17,30 +17,22 @@ const MAC_SELF = "0a:58:0a:f4:00:00";
 const MAC_PEER = "0a:58:0a:f4:01:00";
 const MAC_SELF6 = "0a:58:0a:f4:00:06";
 
-const isRoot = process.getuid?.() === 0 && spawnSync("ip", ["-V"]).status === 0;
 const namespaces: string[] = [];
 
-function sh(args: string[]): string {
-  const r = spawnSync(args[0]!, args.slice(1), { encoding: "utf8", timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`${args.join(" ")} exited ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** A fresh namespace with veth0 (10.0.0.1/24, up) paired with veth1; removed in afterAll. */
+/** A fresh namespace (lo up) with veth0 (10.0.0.1/24, up) paired with veth1; removed in afterAll. */
 function makeNamespace(tag: string): string {
-  const ns = `weft-netlink-${tag}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  sh(["ip", "netns", "add", ns]);
+  const ns = addNetns(uniqueName("netlink", tag));
   namespaces.push(ns);
   for (const cmd of [
-    "ip link set lo up", "ip link add veth0 type veth peer name veth1", "ip addr add 10.0.0.1/24 dev veth0",
-    "ip addr add fd00::1/64 dev veth0 nodad",
-    "ip link set veth0 up", "ip link set veth1 up",
-  ]) sh(["ip", "-n", ns, ...cmd.split(" ").slice(1)]);
+    "link add veth0 type veth peer name veth1", "addr add 10.0.0.1/24 dev veth0",
+    "addr add fd00::1/64 dev veth0 nodad",
+    "link set veth0 up", "link set veth1 up",
+  ]) ip(ns, ...cmd.split(" "));
   return ns;
 }
 
 function removeNamespace(ns: string): void {
-  spawnSync("ip", ["netns", "del", ns]);
+  delNetns(ns);
   namespaces.splice(namespaces.indexOf(ns), 1);
 }
 
@@ -52,14 +44,12 @@ afterAll(() => {
 type Json = any;
 
 function runScript(ns: string, runtime: string[], phase: string): Json {
-  const r = spawnSync("ip", ["netns", "exec", ns, ...runtime, SCRIPT, phase], { encoding: "utf8", timeout: 60_000, cwd: ROOT });
-  if (r.status !== 0) throw new Error(`${phase} under ${runtime[0]} exited ${r.status}: ${r.stderr}${r.stdout}`);
-  return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  return nsExecJson(ns, [...runtime, SCRIPT, phase], { timeoutMs: 60_000, cwd: ROOT });
 }
 
 /** What `ip`/`bridge` report about flannel.1 and the main table, as JSON. */
 function kernelView(ns: string): Record<string, Json> {
-  const j = (cmd: string) => JSON.parse(sh(["ip", "netns", "exec", ns, ...cmd.split(" ")]) || "[]");
+  const j = (cmd: string) => JSON.parse(nsSh(ns, cmd.split(" ")) || "[]");
   return {
     link: j("ip -j -d link show flannel.1"),
     addr: j("ip -j -4 addr show dev flannel.1"),
@@ -87,7 +77,7 @@ function programWithIp(ns: string): void {
     `ip neigh replace fd10:0:0:1:: lladdr ${MAC_PEER} dev flannel-v6.1 nud permanent`,
     "ip -6 route replace fd10:0:0:1::/64 via fd10:0:0:1:: dev flannel-v6.1 onlink",
     "ip route replace blackhole 10.244.9.0/24",
-  ]) sh(["ip", "netns", "exec", ns, ...cmd.split(" ")]);
+  ]) nsSh(ns, cmd.split(" "));
 }
 
 const runtimes: [string, string[]][] = [["bun", [process.execPath]]];
@@ -161,7 +151,7 @@ describe.skipIf(!isRoot)("netlink against the kernel", () => {
         expect(d.again.neigh).toMatchObject({ code: "ENOENT", op: "neighDel" });
         expect(d.gone).toBeNull();
         expect(d.delAgain).toMatchObject({ code: "ENODEV", op: "linkDel" });
-        expect(sh(["ip", "-n", ns, "-j", "link", "show"])).not.toContain("flannel.1");
+        expect(ip(ns, "-j", "link", "show")).not.toContain("flannel.1");
       } finally {
         removeNamespace(ns);
         removeNamespace(ref);
