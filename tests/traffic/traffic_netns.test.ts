@@ -14,41 +14,35 @@ import { iptablesRules, ruleLine } from "../../src/traffic/iptables_rules.ts";
 import { nftListed, nftRules } from "../../src/traffic/nft_rules.ts";
 import { type RuleSpec, ruleSpecs } from "../../src/traffic/spec.ts";
 import { parseIPv4Net, parseIPv6Net } from "../../src/net/ip.ts";
+import { addNetns, delNetns, ip, isRoot as canMakeNetns, nsExec, nsSh, uniqueName } from "../support/ns.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const SCRIPT = join(import.meta.dir, "traffic_script.ts");
 const UDP = join(import.meta.dir, "udp_source.ts");
-const isRoot = process.getuid?.() === 0 && spawnSync("iptables", ["--version"]).status === 0 && spawnSync("nft", ["--version"]).status === 0;
+const isRoot = canMakeNetns && spawnSync("iptables", ["--version"]).status === 0 && spawnSync("nft", ["--version"]).status === 0;
 
 const namespaces: string[] = [];
 const children: ChildProcess[] = [];
 
 afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-  for (const ns of namespaces) spawnSync("ip", ["netns", "del", ns]);
+  for (const ns of namespaces) delNetns(ns);
 });
 
-function sh(argv: string[], stdin?: string): string {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", input: stdin ?? "", timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`${argv.join(" ")} exited ${r.status}: ${r.stderr}`);
-  return r.stdout;
+/** `ip netns exec <ns> argv…`; throws unless it exits 0. Returns stdout. */
+function inNs(ns: string, argv: string[]): string {
+  return nsSh(ns, argv, { timeoutMs: 30_000 });
 }
 
-function inNs(ns: string, argv: string[], stdin?: string): string {
-  return sh(["ip", "netns", "exec", ns, ...argv], stdin);
-}
-
-/** A fresh namespace `weft-traffic-<pid>-<rand>-<role>` with lo up; deleted in afterAll. */
+/** A fresh namespace `uniqueName("traffic", role)` with lo up; deleted in afterAll. */
 function makeNs(role: string): string {
-  const ns = `weft-traffic-${process.pid}-${Math.random().toString(36).slice(2, 7)}-${role}`;
-  sh(["ip", "netns", "add", ns]);
+  const ns = addNetns(uniqueName("traffic", role));
   namespaces.push(ns);
-  inNs(ns, ["ip", "link", "set", "lo", "up"]);
   return ns;
 }
 
 function dropNs(ns: string): void {
-  spawnSync("ip", ["netns", "del", ns]);
+  delNetns(ns);
   namespaces.splice(namespaces.indexOf(ns), 1);
 }
 
@@ -61,11 +55,9 @@ const LEASE = { subnet: "10.42.5.0/24", ipv6Subnet: "2001:cafe:42:5::/64" };
 
 /** traffic_script.ts in `ns` with mode once; its JSON lines merged ({ready, stopped} or {error}). */
 function setupOnce(ns: string, args: Record<string, unknown>): Json {
-  const r = spawnSync("ip", ["netns", "exec", ns, process.execPath, SCRIPT, JSON.stringify({ mode: "once", ...args })], {
-    encoding: "utf8", timeout: 30_000, cwd: ROOT,
-  });
+  const r = nsExec(ns, [process.execPath, SCRIPT, JSON.stringify({ mode: "once", ...args })], { timeoutMs: 30_000, cwd: ROOT });
   const out = Object.assign({}, ...r.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)));
-  if (r.status !== 0 && !out.error) throw new Error(`traffic_script exited ${r.status}: ${r.stderr}`);
+  if (r.code !== 0 && !out.error) throw new Error(`traffic_script exited ${r.code}: ${r.stderr}`);
   return out;
 }
 
@@ -115,8 +107,8 @@ function expectedIptables(spec: RuleSpec): string[] {
 
 /** The rule lines of one nft chain, or undefined when the table/chain is absent. */
 function nftChainRules(ns: string, family: string, table: string, chain: string): string[] | undefined {
-  const r = spawnSync("ip", ["netns", "exec", ns, "nft", "list", "chain", family, table, chain], { encoding: "utf8" });
-  if (r.status !== 0) return undefined;
+  const r = nsExec(ns, ["nft", "list", "chain", family, table, chain]);
+  if (r.code !== 0) return undefined;
   return r.stdout.split("\n").map((l) => l.trim()).filter((l) => l && !/^(table|chain|comment|type) |^}$/.test(l));
 }
 
@@ -311,14 +303,14 @@ describe.skipIf(!isRoot)("traffic rules in a namespace", () => {
     const ctr = makeNs("ctr");
     const remote = makeNs("remote");
     try {
-      const ip = (ns: string, cmd: string) => inNs(ns, ["ip", ...cmd.split(" ")]);
-      ip(host, `link add ctr0 type veth peer name eth0 netns ${ctr}`);
-      ip(host, `link add up0 type veth peer name eth0 netns ${remote}`);
+      const ipCmd = (ns: string, cmd: string) => ip(ns, ...cmd.split(" "));
+      ipCmd(host, `link add ctr0 type veth peer name eth0 netns ${ctr}`);
+      ipCmd(host, `link add up0 type veth peer name eth0 netns ${remote}`);
       for (const cmd of ["addr add 10.42.5.1/24 dev ctr0", "addr add 192.168.77.1/24 dev up0", "link set ctr0 up", "link set up0 up",
-        "route add 10.42.9.0/24 via 192.168.77.2"]) ip(host, cmd);
-      for (const cmd of ["addr add 10.42.5.2/24 dev eth0", "link set eth0 up", "route add default via 10.42.5.1"]) ip(ctr, cmd);
+        "route add 10.42.9.0/24 via 192.168.77.2"]) ipCmd(host, cmd);
+      for (const cmd of ["addr add 10.42.5.2/24 dev eth0", "link set eth0 up", "route add default via 10.42.5.1"]) ipCmd(ctr, cmd);
       for (const cmd of ["addr add 192.168.77.2/24 dev eth0", "addr add 10.42.9.2/24 dev eth0", "link set eth0 up",
-        "route add 10.42.5.0/24 via 192.168.77.1"]) ip(remote, cmd);
+        "route add 10.42.5.0/24 via 192.168.77.1"]) ipCmd(remote, cmd);
       inNs(host, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
 
       const sources = async (sends: Array<[string, string]>): Promise<Record<string, string>> => {
