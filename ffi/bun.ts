@@ -49,6 +49,9 @@ export function createSys(): Sys {
     close: c.close,
     read: c.read,
     write: c.write,
+    // ptr(buf, off) is the address at the moment of the call, so it cannot go stale.
+    readAt: (fd, buf, off, len) => c.read(fd, ptr(buf, off), len),
+    writeAt: (fd, buf, off, len) => c.write(fd, ptr(buf, off), len),
     ioctl: c.ioctl,
     // A pointer parameter carries an integer argument unchanged (Bun takes numbers as pointers).
     ioctlInt: c.ioctl as unknown as Libc["ioctlInt"],

@@ -12,6 +12,9 @@ export interface Libc {
   close(fd: number): number;
   read(fd: number, buf: Uint8Array, len: number): number;
   write(fd: number, buf: Uint8Array, len: number): number;
+  /** read()/write() at byte `off` of `buf` (0 < off; bounds already checked). */
+  readAt(fd: number, buf: Uint8Array, off: number, len: number): number;
+  writeAt(fd: number, buf: Uint8Array, off: number, len: number): number;
   ioctl(fd: number, request: number, arg: Uint8Array): number;
   ioctlInt(fd: number, request: number, arg: number): number;
   socket(domain: number, type: number, protocol: number): number;
@@ -46,6 +49,34 @@ function tooSmall(op: string, need: number, have: number): RangeError {
   return new RangeError(`${op}: needs ${need} bytes but the buffer holds ${have}`);
 }
 
+/** Throws unless `off` is a whole byte offset and `off + len` lies within `buf`. */
+function checkRange(op: string, buf: Uint8Array, off: number, len: number): void {
+  if (!Number.isInteger(off) || off < 0) throw new RangeError(`${op}: offset ${off} must be a whole number of bytes, 0 or more`);
+  if (off + len > buf.byteLength) throw new RangeError(`${op}: needs bytes ${off}..${off + len} but the buffer holds ${buf.byteLength}`);
+}
+
+/**
+ * Sys.read or Sys.write over libc's call at the buffer's start (`whole`) and at an offset
+ * (`at`): bounds checked, the length defaulting to the rest of the buffer.
+ */
+function bufferIo(
+  op: string,
+  whole: (fd: number, buf: Uint8Array, len: number) => number,
+  at: (fd: number, buf: Uint8Array, off: number, len: number) => number,
+  ret: (rc: number) => number,
+): (fd: number, buf: Uint8Array, len?: number, off?: number) => number {
+  return (fd, buf, len, off = 0) => {
+    if (off === 0) {
+      const n = len ?? buf.byteLength;
+      if (n > buf.byteLength) throw tooSmall(op, n, buf.byteLength);
+      return ret(whole(fd, buf, n));
+    }
+    const n = len ?? buf.byteLength - off;
+    checkRange(op, buf, off, n);
+    return ret(at(fd, buf, off, n));
+  };
+}
+
 /** The `Sys` over `c`. Errno is read right after a failed call, before other code can run. */
 export function libcSys(runtime: string, c: Libc): Sys {
   const socklen = new Uint8Array(new ArrayBuffer(4));
@@ -56,14 +87,8 @@ export function libcSys(runtime: string, c: Libc): Sys {
     runtime,
     open: (path, flags, mode = 0) => ret(c.open(cString(path), flags, mode)),
     close: (fd) => ret(c.close(fd)),
-    read(fd, buf, len = buf.byteLength) {
-      if (len > buf.byteLength) throw tooSmall("read", len, buf.byteLength);
-      return ret(c.read(fd, buf, len));
-    },
-    write(fd, buf, len = buf.byteLength) {
-      if (len > buf.byteLength) throw tooSmall("write", len, buf.byteLength);
-      return ret(c.write(fd, buf, len));
-    },
+    read: bufferIo("read", c.read, c.readAt, ret),
+    write: bufferIo("write", c.write, c.writeAt, ret),
     ioctl: (fd, request, arg) => ret(typeof arg === "number" ? c.ioctlInt(fd, request, arg) : c.ioctl(fd, request, arg)),
     socket: (domain, type, protocol) => ret(c.socket(domain, type, protocol)),
     bind: (fd, addr) => ret(c.bind(fd, addr, addr.byteLength)),

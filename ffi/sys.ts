@@ -20,8 +20,14 @@ export interface Sys {
   readonly runtime: string;
   open(path: string, flags: number, mode?: number): number;
   close(fd: number): number;
-  read(fd: number, buf: Uint8Array, len?: number): number;
-  write(fd: number, buf: Uint8Array, len?: number): number;
+  /**
+   * Reads up to `len` bytes (default: to the end of `buf`) into `buf` from byte `off` (default
+   * 0) on. `off` lets a loop fill one big buffer (a Wasm memory) at many places without making
+   * a subarray view per call.
+   */
+  read(fd: number, buf: Uint8Array, len?: number, off?: number): number;
+  /** Writes `len` bytes (default: to the end of `buf`) of `buf` from byte `off` (default 0) on. */
+  write(fd: number, buf: Uint8Array, len?: number, off?: number): number;
   /** ioctl with a pointer argument (`arg` is the struct, e.g. `struct ifreq`) or an integer. */
   ioctl(fd: number, request: number, arg: Uint8Array | number): number;
   socket(domain: number, type: number, protocol: number): number;

@@ -11,6 +11,11 @@ const EXPECTED = {
   readTooLong: "read: needs 33 bytes but the buffer holds 32",
   poll: [1, 1],
   writeNull: 20,
+  readZeroAt: [4, [255, 0, 0, 255]], // bytes 5..8 only
+  writeNullAt: [5, 2], // 5 bytes from 10; to the end from 30
+  writeAtTooLong: "write: needs bytes 30..34 but the buffer holds 32",
+  writeAtLoop: 3,
+  readAtLoop: [3, [0xee, 5, 6, 7, 0xee]], // bytes 104..106 of a Wasm memory, read to 6..8
   soType: [4, 2], // option length, SOCK_DGRAM
   bindShort: -22, // EINVAL
   loMtu: [0, 65536],

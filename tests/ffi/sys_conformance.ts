@@ -6,7 +6,8 @@
 import { check, loadSys, SysError } from "../../ffi/sys.ts";
 import {
   AF_INET, F_GETFL, F_SETFL, ifreq, ifreqInt, MSG_DONTWAIT, MSGHDR_SIZE, O_NONBLOCK, O_RDONLY, O_WRONLY, POLLIN,
-  pollRevents, setIovec, setMsghdr, setPollfd, SIOCGIFMTU, SO_TYPE, SOCK_DGRAM, SOL_SOCKET, structBuffer,
+  pollRevents, setIovec, setMsghdr, setPollfd, SIOCGIFMTU, SO_TYPE, SOCK_DGRAM, SOCKADDR_IN_SIZE, sockaddrIn, SOL_SOCKET,
+  structBuffer,
 } from "../../ffi/linux.ts";
 
 const sys = await loadSys();
@@ -24,6 +25,9 @@ const zero = check(sys.open("/dev/zero", O_RDONLY), "open /dev/zero");
 const buf = new Uint8Array(32).fill(0xff);
 out.readZero = sys.read(zero, buf.subarray(3), 16);
 out.readBytes = [buf[2], buf[3], buf[18], buf[19]];
+buf.fill(0xff);
+out.readZeroAt = [sys.read(zero, buf, 4, 5), [buf[4], buf[5], buf[8], buf[9]]];
+buf.fill(0xff);
 try {
   sys.read(zero, buf, 33);
 } catch (e) {
@@ -36,7 +40,26 @@ sys.close(zero);
 
 const nul = check(sys.open("/dev/null", O_WRONLY), "open /dev/null");
 out.writeNull = sys.write(nul, buf, 20);
+out.writeNullAt = [sys.write(nul, buf, 5, 10), sys.write(nul, buf, undefined, 30)];
+try {
+  sys.write(nul, buf, 4, 30);
+} catch (e) {
+  out.writeAtTooLong = (e as Error).message;
+}
 sys.close(nul);
+
+// read/write at an offset: a loopback UDP socket connected to itself carries exactly the bytes.
+const loop = check(sys.socket(AF_INET, SOCK_DGRAM, 0), "socket");
+check(sys.bind(loop, sockaddrIn(0x7f000001, 0)), "bind 127.0.0.1:0");
+const self = structBuffer(SOCKADDR_IN_SIZE);
+sys.getsockname(loop, self);
+check(sys.connect(loop, self), "connect to self");
+const wasm = new Uint8Array(new WebAssembly.Memory({ initial: 1, maximum: 1 }).buffer); // the udp path writes from one
+wasm.set([1, 2, 3, 4, 5, 6, 7, 8, 9], 100);
+const got = new Uint8Array(16).fill(0xee);
+out.writeAtLoop = sys.write(loop, wasm, 3, 104);
+out.readAtLoop = [sys.read(loop, got, 5, 6), [...got.subarray(5, 10)]];
+sys.close(loop);
 
 const sock = check(sys.socket(AF_INET, SOCK_DGRAM, 0), "socket");
 const opt = structBuffer(8);
