@@ -3,7 +3,7 @@
  * figures, asserts nothing. Needs root; every namespace and process is removed at the end.
  *
  *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
- *                         [--rtt-only] [--rounds N] [--trace]
+ *                         [--rtt-only] [--rounds N] [--trace] [--env WEFT_UDP_X=1,…]…
  *
  * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
  * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
@@ -45,6 +45,9 @@ const CONFIGS: [string, Record<string, string>][] = [
   ["2-workers", { WEFT_UDP_WORKERS: "2" }],
   ["spin-100", { WEFT_UDP_SPIN_US: "100" }],
 ];
+// Each `--env K=V,K=V` adds a configuration named by that text, run after the --only ones.
+const extraEnvs = argv.flatMap((a, i) => (a === "--env" ? [argv[i + 1]!] : []));
+for (const e of extraEnvs) CONFIGS.push([e, Object.fromEntries(e.split(",").map((kv) => kv.split("=") as [string, string]))]);
 const only = opt("--only", "").split(",").filter(Boolean);
 const RTT_ONLY = argv.includes("--rtt-only");
 const ROUNDS = Number(opt("--rounds", "1"));
@@ -198,7 +201,8 @@ async function main(): Promise<void> {
     console.log("path            1 stream /vxlan 4 str.    udp added          udp added         cores/Gbit/s");
     console.log(row("kernel vxlan", vxlan));
     for (const [name, env] of CONFIGS) {
-      if (only.length ? !only.includes(name) : name.startsWith("spin")) continue;
+      const extra = extraEnvs.includes(name);
+      if (!extra && (only.length ? !only.includes(name) : name.startsWith("spin") || extraEnvs.length > 0)) continue;
       await Promise.all(c.hosts.map((h) => c.stopAgent(h)));
       c.opts.agentEnv = TRACE ? { ...env, WEFT_UDP_TRACE: "1" } : env;
       for (const h of c.hosts) h.log = "";
@@ -206,7 +210,8 @@ async function main(): Promise<void> {
       const st = (await c.status(h1)).dataPath;
       await ping(from, udpTarget, { count: 30, intervalMs: 5 }); // peers programmed, JIT warm
       const f = await measure(from, udpTarget, c.hosts, vx2);
-      console.log(`${row(`udp ${name}`, f, vxlan)}   (${st.offloads})`);
+      if (extra) console.log(`udp ${name}:`);
+      console.log(`${row(extra ? "  same, env" : `udp ${name}`, f, vxlan)}   (${extra ? "" : st.offloads})`);
       if (f.base) console.log(`${"".padEnd(39)}vxlan:${us(f.base.rttIdle)}       vxlan:${us(f.base.rttBusy)}`);
       if (TRACE) {
         await Bun.sleep(1500); // the workers report after a second without traffic

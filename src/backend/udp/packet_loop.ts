@@ -4,19 +4,24 @@
  * takes a `Sys` and a `Core`, so tests drive it in a namespace and workers run it forever.
  *
  * Each turn:
- *  1. replay the control log into the core (peers, routes; stop request);
- *  2. poll(TUN, UDP, 200 ms);
- *  3. TUN readable: read up to `readBatch` packets (super-packets with their virtio_net_hdr when
- *     offloads are on) into EG_IN slots, egress(), sendmmsg the datagrams (UdpSender, GSO runs),
- *     write ICMP unreachables back into the TUN; repeat egress() for what did not fit;
+ *  1. replay the control log into the core (peers, routes; stop request) — one atomic load
+ *     when nothing changed;
+ *  2. poll(TUN, UDP): without sleeping right after a turn that moved packets (the answer to
+ *     what was just written into the TUN is often queued already), else for up to 200 ms;
+ *  3. TUN readable: read one packet and send it at once (a sparse packet never waits for the
+ *     read that says EAGAIN), then read up to `readBatch` more (super-packets with their
+ *     virtio_net_hdr when offloads are on) into EG_IN slots, egress(), sendmmsg the datagrams
+ *     (UdpSender, GSO runs), write ICMP unreachables back into the TUN;
  *  4. UDP readable: one recvmmsg (MSG_DONTWAIT; with UDP GRO each message may hold many
- *     datagrams) into IN_IN slots after VNET_HDR_LEN bytes of headroom, ingress(), write every
- *     resulting packet (coalesced TCP super-packets with a virtio_net_hdr) into the TUN;
- *  5. fold the core's counters into this worker's stats row.
+ *     datagrams; one message after a quiet turn, four times more for each busy one) into IN_IN
+ *     slots after VNET_HDR_LEN bytes of headroom, ingress(), write every resulting packet
+ *     (coalesced TCP super-packets with a virtio_net_hdr) into the TUN;
+ *  5. fold the core's counters into this worker's stats row: before sleeping, and at least every
+ *     PUBLISH_MS under load — never between a packet and its answer.
  * Ownership: the core owns EG_IN/IN_IN and its rings only during egress()/ingress(); the
  * kernel owns a slot only during the read()/recvmmsg() that fills it and the write()/sendmmsg()
- * that drains it. Nothing is allocated per packet, except a view for a TUN write that does not
- * start at a slot (a copied or coalesced packet: one per super-packet, not per segment).
+ * that drains it. Nothing is allocated per packet: TUN writes name their bytes by offset into
+ * the core's memory (Sys.write's `off`), sends by iovecs into it.
  */
 import * as L from "../../core/layout.ts";
 import type { Core } from "../../core/types.ts";
@@ -40,17 +45,24 @@ export interface PacketLoopOptions {
   /** The underlay MTU: no datagram from a peer is larger (without GRO). */
   ifaceMtu: number;
   /**
-   * After handling packets, keep polling without sleeping for this many microseconds before
-   * blocking again (0: always block). Waking a thread blocked in poll() costs tens of µs on a
-   * VM, four times per round trip; a reply usually comes within this window.
+   * Adaptive busy-poll, longest window in µs (0: always block). After sending datagrams, when
+   * the last reply from a peer came within this many µs of a send, keep polling without sleeping
+   * for up to 1.5 times that delay, so the reply finds this thread awake instead of paying a
+   * wake-up. A host that only answers (its next datagram comes much later) never spins.
    */
   spinUs?: number;
   /** Time each stage (loop_trace.ts) and report summaries to the main thread. */
   trace?: boolean;
+  /** Run warm_up.ts before the loop (the worker does; default true). */
+  warmUp?: boolean;
+  /** Tests only: throw after handling this many packets (a worker that dies mid-traffic). */
+  crashAfterPackets?: number;
 }
 
 const READY = POLLIN | POLLERR | POLLHUP;
 const POLL_MS = 200;
+/** Under steady load the stats row is refreshed at least this often (ms). */
+const PUBLISH_MS = 50;
 const C = {
   rxPackets: hostIndex("rxPackets"), rxBytes: hostIndex("rxBytes"), rxMessages: hostIndex("rxMessages"),
   rxSyscalls: hostIndex("rxSyscalls"), rxTruncated: hostIndex("rxTruncated"), rxErrors: hostIndex("rxErrors"),
@@ -88,18 +100,26 @@ export class PacketLoop {
   readonly #batch: UdpBatch;
   readonly #inStride: number;
   readonly recvBatch: number;
-  /** Views for TUN writes of packets left in place in an ingress slot (by slot). */
-  readonly #inPlace: Uint8Array[] = [];
-  readonly #inPlaceSkew: number;
   /** Stage timing (WEFT_UDP_TRACE), or null. */
   readonly #trace: LoopTrace | null;
   /** When the last wake-up's work ended (trace only). */
   #workEnd = 0;
   /** When poll() last returned (trace only). */
   #woke = 0;
+  /** Counters changed since the last publish(), and when that was. */
+  #dirty = false;
+  #published = 0;
+  /** Messages the next recvmmsg asks for. */
+  #recvN = 1;
+  /** Adaptive spin (spinUs): window in ms, when the last datagram left, the last reply delay, spin deadline. */
+  readonly #spinMs: number;
+  #sentAt = 0;
+  #replyMs = Infinity;
+  #spinUntil = 0;
 
   constructor(sys: Sys, core: Core, options: PacketLoopOptions, control: ControlReader, row: Float64Array, trace: LoopTrace | null = null) {
     this.#trace = trace;
+    this.#spinMs = (options.spinUs ?? 0) / 1000;
     this.#sys = sys;
     this.#core = core;
     this.#o = options;
@@ -109,6 +129,7 @@ export class PacketLoop {
     this.#u32 = new Uint32Array(core.buffer);
     this.#u16 = new Uint16Array(core.buffer);
     core.setOptions(options.vnetHdr ? L.OPT_VNET_HDR : 0);
+    this.#lastCounters.set(core.regions.counters); // count from here (a warm-up ran before)
 
     // A TUN read is one packet: up to 64 KiB plus the header with offloads, else one MTU.
     const egStride = options.vnetHdr ? align(L.VNET_HDR_LEN + 65535, 64) : align(Math.max(options.ifaceMtu, 1500), 64);
@@ -124,11 +145,9 @@ export class PacketLoop {
     this.#inStride = align(L.VNET_HDR_LEN + (options.gro ? 65535 : Math.max(options.ifaceMtu, 1500)), 64);
     this.recvBatch = Math.min(options.gro ? 64 : 256, Math.floor(L.IN_IN_SIZE / this.#inStride), L.IN_IN_CAP);
     const slots: Uint8Array[] = [];
-    this.#inPlaceSkew = options.vnetHdr ? 0 : L.VNET_HDR_LEN;
     for (let i = 0; i < this.recvBatch; i++) {
       const base = L.IN_IN + i * this.#inStride;
       slots.push(this.#bytes.subarray(base + L.VNET_HDR_LEN, base + this.#inStride));
-      this.#inPlace.push(this.#bytes.subarray(base + this.#inPlaceSkew, base + this.#inStride));
     }
     this.#batch = new UdpBatch(sys, options.udpFd, slots);
     this.#sender = new UdpSender(sys, options.udpFd, this.#bytes, options.gso);
@@ -138,12 +157,22 @@ export class PacketLoop {
 
   /** Runs turns until the control log asks to stop. */
   run(): void {
-    const spinMs = (this.#o.spinUs ?? 0) / 1000;
-    let spinEnd = 0;
+    let busy = false, handled = 0;
+    const crashAfter = this.#o.crashAfterPackets ?? Infinity;
     for (;;) {
-      const n = this.turn(spinMs > 0 && performance.now() < spinEnd ? 0 : POLL_MS);
+      // After traffic, look again without sleeping: the answer to what was just written into
+      // the TUN (an echo reply, a TCP ACK) is often queued already. Only before sleeping are
+      // the stats published, so that work never sits between a packet and its answer.
+      const timeout = busy || (this.#spinUntil > 0 && performance.now() < this.#spinUntil) ? 0 : POLL_MS;
+      if (timeout > 0) {
+        if (this.#spinUntil > 0) { this.#spinUntil = 0; this.#replyMs = Infinity; } // spun in vain
+        if (this.#dirty) this.publish();
+      }
+      const n = this.turn(timeout);
       if (n < 0) return;
-      if (n > 0 && spinMs > 0) spinEnd = performance.now() + spinMs;
+      busy = n > 0;
+      handled += n;
+      if (handled > crashAfter) throw new Error(`udp packet loop: crashing after ${handled} packets, as asked (WEFT_TEST_UDP_WORKER_CRASH_AFTER)`);
     }
   }
 
@@ -153,7 +182,7 @@ export class PacketLoop {
    */
   turn(timeoutMs: number): number {
     const applied = this.#control.applyTo(this.#core);
-    if (applied > 0) this.#row[C.controlFailures] = this.#control.failures;
+    if (applied > 0) { this.#row[C.controlFailures] = this.#control.failures; this.#dirty = true; }
     if (this.#control.stopping) return -1;
     const tr = this.#trace;
     if (tr && this.#workEnd > 0) { tr.add(T.tail, performance.now() - this.#workEnd); this.#workEnd = 0; }
@@ -164,32 +193,59 @@ export class PacketLoop {
     if (rc > 0) {
       if (pollRevents(this.#pollfds, 0) & READY) n += this.egress();
       if (pollRevents(this.#pollfds, 1) & READY) n += this.ingress();
+      else this.#recvN = 1;
     } else if (rc < 0 && rc !== -EINTR) {
       throw new Error(`udp packet loop: poll on TUN fd ${this.#o.tunFd} and UDP fd ${this.#o.udpFd} failed: errno ${-rc}`);
+    } else {
+      this.#recvN = 1;
     }
-    if (n > 0 || applied > 0) this.publish();
-    if (tr) {
+    if (n > 0) {
+      this.#dirty = true;
       const now = performance.now();
-      if (n > 0) { tr.active(now); this.#workEnd = now; } else tr.flush(now);
+      if (now - this.#published >= PUBLISH_MS) this.publish(now); // under steady load
+      if (tr) { tr.active(now); this.#workEnd = now; }
+    } else if (tr) {
+      tr.flush(performance.now());
     }
     return n;
   }
 
-  /** Folds the core counters into the stats row (after every turn). */
-  publish(): void {
+  /** Folds the core counters into the stats row (before sleeping, and every PUBLISH_MS under load). */
+  publish(now = performance.now()): void {
     foldCoreCounters(this.#core.regions.counters, this.#lastCounters, this.#row);
     this.#row[C.gsoOn] = this.#sender.gso ? 1 : 0;
+    this.#published = now;
+    this.#dirty = false;
   }
 
-  /** Reads what the TUN has (up to readBatch packets) and sends it. Returns packets read. */
+  /**
+   * Reads what the TUN has (up to readBatch packets) and sends it. The first packet goes out
+   * before the next read is tried: when traffic is sparse that read only says EAGAIN, and the
+   * packet should not wait for it. Returns packets read.
+   */
   egress(): number {
-    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd;
     const tr = this.#trace;
-    let t0 = 0, t = 0;
-    if (tr) { t0 = t = performance.now(); tr.egressStart(t0); tr.add(T.egWake, t0 - this.#woke); }
-    let n = 0;
-    while (n < this.readBatch) {
-      if (tr && n === 1) t = stamp(tr, T.tunRead, t);
+    let t0 = 0;
+    if (tr) { t0 = performance.now(); tr.egressStart(t0); tr.add(T.egWake, t0 - this.#woke); }
+    if (this.#readTun(0, 1) === 0) {
+      if (tr) stamp(tr, T.tunRead, t0);
+      return 0;
+    }
+    if (tr) stamp(tr, T.tunRead, t0);
+    this.#forward(0, 1);
+    const t1 = tr ? performance.now() : 0;
+    const n = this.#readTun(1, this.readBatch);
+    if (tr) stamp(tr, T.tunReadMore, t1);
+    if (n > 1) this.#forward(1, n - 1);
+    if (tr) tr.add(T.egTotal, performance.now() - t0);
+    return n;
+  }
+
+  /** Reads packets into EG_IN slots from..to-1 until the TUN has no more; returns the slot after the last filled. */
+  #readTun(from: number, to: number): number {
+    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd;
+    let n = from;
+    while (n < to) {
       const r = sys.read(fd, this.#egViews[n]!);
       if (r <= 0) {
         if (r < 0 && r !== -EAGAIN && r !== -EINTR) row[C.tunReadErrors]!++;
@@ -201,23 +257,28 @@ export class PacketLoop {
       row[C.tunReadBytes] = row[C.tunReadBytes]! + r;
       n++;
     }
-    if (tr) t = stamp(tr, n === 0 ? T.tunRead : T.tunReadMore, t);
-    if (n === 0) return 0;
-    row[C.tunReads] = row[C.tunReads]! + n;
-    const core = this.#core;
-    for (let start = 0; start < n;) {
-      const k = core.egress(start, n - start);
+    row[C.tunReads] = row[C.tunReads]! + (n - from);
+    return n;
+  }
+
+  /** egress() over EG_IN descriptors start..start+count-1: sends the datagrams, writes ICMP errors back. */
+  #forward(start: number, count: number): void {
+    const core = this.#core, row = this.#row, tr = this.#trace, end = start + count;
+    let t = tr ? performance.now() : 0;
+    while (start < end) {
+      const k = core.egress(start, end - start);
       if (tr) t = stamp(tr, T.egCore, t);
       const udp = core.egressUdpCount();
-      if (udp > 0) this.#sender.send(udp, row);
+      if (udp > 0) {
+        this.#sender.send(udp, row);
+        if (this.#spinMs > 0) this.#sent();
+      }
       if (tr && udp > 0) { t = stamp(tr, T.udpSend, t); tr.sent(t); }
       const tun = core.egressTunCount();
       if (tun > 0) this.#writeTun(L.EG_TUN_DESC, tun);
-      if (k === 0) break; // cannot happen (k >= 1 for n >= 1); never spin
+      if (k === 0) break; // cannot happen (k >= 1 for count >= 1); never spin
       start += k;
     }
-    if (tr) tr.add(T.egTotal, performance.now() - t0);
-    return n;
   }
 
   /** Receives one batch from the socket and writes it into the TUN. Returns messages received. */
@@ -226,13 +287,17 @@ export class PacketLoop {
     const tr = this.#trace;
     let t0 = 0, t = 0;
     if (tr) { t0 = t = performance.now(); tr.ingressStart(t0); tr.add(T.inWake, t0 - this.#woke); }
-    const r = b.recv(this.recvBatch, MSG_DONTWAIT);
+    // Sparse traffic asks for one message (no second, failing, attempt inside recvmmsg);
+    // back-to-back readable turns ask for four times more each, up to the batch.
+    const r = b.recv(this.#recvN, MSG_DONTWAIT);
+    this.#recvN = Math.min(this.recvBatch, this.#recvN * 4);
     if (tr) t = stamp(tr, T.udpRecv, t);
     row[C.rxSyscalls]!++;
     if (r <= 0) {
       if (r < 0 && r !== -EAGAIN && r !== -EINTR) row[C.rxErrors]!++;
       return 0;
     }
+    if (this.#spinMs > 0) this.#received();
     const u8 = this.#bytes, u32 = this.#u32, u16 = this.#u16;
     let n = 0;
     for (let i = 0; i < r; i++) {
@@ -265,16 +330,28 @@ export class PacketLoop {
     return r;
   }
 
+  /** Datagrams left: spin for the reply when the last one came quickly. */
+  #sent(): void {
+    const now = performance.now();
+    this.#sentAt = now;
+    if (this.#replyMs <= this.#spinMs) this.#spinUntil = now + Math.min(this.#spinMs, this.#replyMs * 1.5);
+  }
+
+  /** Datagrams arrived: how long after the last send (the reply delay spinning waits for). */
+  #received(): void {
+    if (this.#sentAt === 0) return;
+    this.#replyMs = performance.now() - this.#sentAt;
+    this.#sentAt = 0;
+    this.#spinUntil = 0;
+  }
+
   /** Writes `count` TUN descriptors {off, len} found at `ring`. */
   #writeTun(ring: number, count: number): void {
-    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd;
+    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd, bytes = this.#bytes;
     for (let i = 0; i < count; i++) {
       const dw = (ring + i * L.TUN_DESC_SIZE) >>> 2;
       const off = u32[dw]!, len = u32[dw + 1]!;
-      const rel = off - L.IN_IN - this.#inPlaceSkew;
-      const slot = rel >= 0 && rel % this.#inStride === 0 ? rel / this.#inStride : -1;
-      const view = slot >= 0 && slot < this.recvBatch ? this.#inPlace[slot]! : this.#bytes.subarray(off, off + len);
-      const w = sys.write(fd, view, len);
+      const w = sys.write(fd, bytes, len, off);
       if (w < 0) {
         row[C.tunWriteErrors]!++;
       } else {
