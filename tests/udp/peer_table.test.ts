@@ -122,9 +122,9 @@ describe("udpOptions()", () => {
   });
 
   test("the WEFT_UDP_* switches turn offloads off", () => {
-    expect(udpOptions({}, {})).toEqual({ port: 8285, spinUs: 0, vnetHdr: true, gso: true, gro: true, workers: 1, trace: false });
-    expect(udpOptions({}, { WEFT_UDP_NO_VNET: "1", WEFT_UDP_NO_GSO: "true", WEFT_UDP_NO_GRO: "yes", WEFT_UDP_WORKERS: "2", WEFT_UDP_SPIN_US: "50", WEFT_UDP_TRACE: "1" }))
-      .toEqual({ port: 8285, spinUs: 50, vnetHdr: false, gso: false, gro: false, workers: 2, trace: true });
+    expect(udpOptions({}, {})).toEqual({ port: 8285, spinUs: 0, vnetHdr: true, gso: true, gro: true, workers: 1, warmUp: true, trace: false });
+    expect(udpOptions({}, { WEFT_UDP_NO_VNET: "1", WEFT_UDP_NO_GSO: "true", WEFT_UDP_NO_GRO: "yes", WEFT_UDP_WORKERS: "2", WEFT_UDP_SPIN_US: "50", WEFT_UDP_TRACE: "1", WEFT_UDP_NO_WARMUP: "1" }))
+      .toEqual({ port: 8285, spinUs: 50, vnetHdr: false, gso: false, gro: false, workers: 2, warmUp: false, trace: true });
     expect(udpOptions({}, { WEFT_UDP_NO_GSO: "0" }).gso).toBe(true);
   });
 });
@@ -176,5 +176,39 @@ describe("ControlLog", () => {
     applied += reader.applyTo(core);
     expect(applied).toBe(20_000);
     expect(await new ControlLog(1).append(ops, () => false)).toBeLessThan(20_000);
+  });
+
+  test("attach() gives a restarted reader the state so far, even after the log wrapped, then every later record once", async () => {
+    const log = new ControlLog(2);
+    const live = new ControlReader(log.buffer, 0);
+    const liveCore = createReferenceCore();
+    log.detach(1); // reader 1's worker died: append() no longer waits for it
+    const peer = (id: number, n: number) => [
+      { op: "peerSet" as const, id, ip: ip(`192.168.77.${n}`), port: 8285, subnet: ip(`10.50.${n}.0`), len: 24 },
+      { op: "routeInsert" as const, prefix: ip(`10.50.${n}.0`), len: 24, id },
+    ];
+    const churn = Array.from({ length: 20_000 }, (_, i) => ({ op: "tunAddr" as const, addr: i })); // more than the log holds
+    const timer = setInterval(() => live.applyTo(liveCore), 1);
+    expect(await log.append([
+      { op: "cluster", network: ip("10.50.0.0"), networkLen: 16, subnetLen: 24 },
+      ...peer(0, 1), ...peer(1, 2), ...churn, ...peer(2, 3),
+      { op: "routeDelete", prefix: ip("10.50.1.0"), len: 24 }, { op: "peerDelete", id: 0 },
+    ])).toBe(20_009);
+    clearInterval(timer);
+    live.applyTo(liveCore);
+
+    const snapshot = log.attach(1);
+    const restarted = new ControlReader(log.buffer, 1);
+    const core = createReferenceCore();
+    expect(restarted.applySnapshot(core, snapshot)).toBe(6); // cluster, TUN address, 2 peers, 2 routes
+    expect(restarted.applyTo(core)).toBe(0);
+    await log.append([...peer(0, 4)]); // reader 1 is waited for again, and gets only what is new
+    expect(restarted.applyTo(core)).toBe(2);
+    live.applyTo(liveCore);
+    for (const a of ["10.50.1.9", "10.50.2.9", "10.50.3.9", "10.50.4.9", "10.50.9.9"]) {
+      expect(core.route4Lookup(ip(a))).toBe(liveCore.route4Lookup(ip(a)));
+    }
+    expect(core.route4Lookup(ip("10.50.4.9"))).toBe(0);
+    expect(restarted.failures).toBe(0);
   });
 });

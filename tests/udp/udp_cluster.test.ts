@@ -2,13 +2,14 @@
  * @module The udp backend on the real kernel: three hosts as namespaces (tests/support/netns.ts:
  * underlay bridge, real etcd, agents as processes), config
  * `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host on cni0.
- * h1 and h2 run `bun src/main.ts`, h3 runs under Deno: the packet workers are checked in both
- * runtimes, talking to each other. Everything is removed afterwards, also on failure.
+ * h1 runs `bun src/main.ts`, h2 the compiled binary, h3 Deno: the packet workers are checked in
+ * every runtime, talking to each other; at the end h3's worker is made to die mid-traffic and
+ * must come back. Everything is removed afterwards, also on failure.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { type Cluster, Cluster as ClusterClass, type Host, exec, ip, ipJson, startEchoServer, tcpConnect, waitFor } from "../support/netns.ts";
+import { type Cluster, Cluster as ClusterClass, type Host, exec, ip, ipJson, ping, startEchoServer, startPinger, tcpConnect, waitFor } from "../support/netns.ts";
 
 const isRoot = process.getuid?.() === 0;
 const PROBE = join(import.meta.dir, "udp_probe.ts");
@@ -205,5 +206,46 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
     } finally {
       srv.stop();
     }
+  }, 60_000);
+
+  test("a packet worker that dies mid-traffic is restarted with every peer, and traffic resumes", async () => {
+    const [h1, h2, h3] = c.hosts as [Host, Host, Host];
+    await c.stopAgent(h3);
+    c.opts.agentEnv = { WEFT_TEST_UDP_WORKER_CRASH_AFTER: "40" };
+    try {
+      await c.startAgent(h3, "bun");
+    } finally {
+      c.opts.agentEnv = undefined;
+    }
+    await waitFor(async () => (await dataPath(h3)).peers.length === 2, 15_000, "h3 to program its peers");
+    const from = h3.containers[0]!.ns;
+    const targets = [h1.containers[0]!.ip, h2.containers[0]!.ip];
+    const pinger = startPinger(from, targets, 20, 500);
+    let crashedAt = 0;
+    try {
+      // 40 packets are ~10 rounds of two echoes and their replies: the worker dies, comes back.
+      const dp = await waitFor(async () => {
+        const d = await dataPath(h3);
+        return d.workerRestarts[0] === 1 && d.workers[0] === "running" ? d : undefined;
+      }, 15_000, "h3's packet worker to die and be restarted");
+      expect(dp.workers).toEqual(["running"]);
+      crashedAt = Date.now();
+      await Bun.sleep(500);
+    } finally {
+      const { events } = await pinger.stop();
+      const sentAt = (e: { t: number; rtt?: number }) => e.t - (e.rtt ?? 500);
+      const after = events.filter((e) => crashedAt > 0 && sentAt(e) > crashedAt);
+      // Every echo sent after the restart is answered, from both peers.
+      for (const ip of targets) expect(after.filter((e) => e.ip === ip && e.rtt !== undefined).length).toBeGreaterThanOrEqual(10);
+      expect(after.filter((e) => e.lost).length).toBe(0);
+    }
+    // The restarted core has both peers (they came from the state handed over, not the log).
+    const replies = await ping(from, targets, { count: 5, intervalMs: 20 });
+    for (const ip of targets) expect(replies.get(ip)!.received).toBe(5);
+    expect(h3.log).toContain("packet worker 0 failed; restarting it in 100 ms");
+    expect(h3.log).toContain("crashing after");
+    expect(h3.log).toContain("packet worker 0 is back (restart 1), with every peer");
+    const metrics = await (await c.fetch(h3, "/metrics")).text();
+    expect(metrics).toMatch(/^weft_errors_total\{kind="udp_worker"\} 1$/m);
   }, 60_000);
 });

@@ -10,8 +10,14 @@
  *   [1]            stop: non-zero asks the workers to return
  *   [2 .. 2+W)     tail of worker w: records it has applied (its Atomics.store)
  *   [HEADER ..)    RECORDS records of RECORD_WORDS words: op, a, b, c, d, e
- * A record is written before head moves past it; the writer never laps the slowest reader
- * (append() waits, asynchronously, for room).
+ * A record is written before head moves past it; the writer never laps the slowest attached
+ * reader (append() waits, asynchronously, for room).
+ *
+ * Restarting a reader: the log wraps, so a new core cannot replay it from record 0. The writer
+ * keeps the state its records add up to (cluster, TUN address, peers by id, routes by prefix);
+ * `detach(i)` stops waiting for a dead worker, `attach(i)` returns that state as records for
+ * `applySnapshot()` and moves the reader's tail to the head, so the new core gets the state,
+ * then every record after it, exactly once.
  */
 import type { CoreExports } from "../../core/types.ts";
 import type { CoreOp } from "./peer_table.ts";
@@ -34,6 +40,13 @@ export class ControlLog {
   readonly buffer: SharedArrayBuffer;
   readonly #w: Int32Array;
   #readers: number;
+  /** Readers append() does not wait for (dead workers). */
+  readonly #detached = new Set<number>();
+  /** The state the records appended so far add up to. */
+  #cluster?: ControlOp;
+  #tunAddr?: ControlOp;
+  readonly #peers = new Map<number, ControlOp>();
+  readonly #routes = new Map<string, ControlOp>();
 
   /** A log for `readers` workers (1..14). */
   constructor(readers: number) {
@@ -67,6 +80,24 @@ export class ControlLog {
     return true;
   }
 
+  /** Stops waiting for reader `i` (its worker died); attach() brings it back. */
+  detach(i: number): void {
+    this.#detached.add(i);
+  }
+
+  /**
+   * Brings reader `i` back for a new core: returns the state appended so far as encoded records
+   * (for applySnapshot) and sets the reader's tail to the head, so it continues after them.
+   */
+  attach(i: number): Int32Array {
+    const ops = [this.#cluster, this.#tunAddr, ...this.#peers.values(), ...this.#routes.values()].filter((o) => o !== undefined);
+    const out = new Int32Array(ops.length * RECORD_WORDS);
+    ops.forEach((o, k) => encode(out, k * RECORD_WORDS, o));
+    Atomics.store(this.#w, 2 + i, this.head);
+    this.#detached.delete(i);
+    return out;
+  }
+
   /**
    * Appends `ops` in order. When the slowest worker is a whole log behind, waits for it
    * (`alive()` false gives up: a dead worker never catches up); returns how many were appended.
@@ -82,6 +113,7 @@ export class ControlLog {
         await new Promise((r) => setTimeout(r, 1));
       }
       encode(w, HEADER + (head % RECORDS) * RECORD_WORDS, op);
+      this.#remember(op);
       head++;
       done++;
     }
@@ -91,8 +123,20 @@ export class ControlLog {
 
   #slowest(): number {
     let min = Infinity;
-    for (let i = 0; i < this.#readers; i++) min = Math.min(min, this.tail(i));
-    return min;
+    for (let i = 0; i < this.#readers; i++) if (!this.#detached.has(i)) min = Math.min(min, this.tail(i));
+    return min === Infinity ? Atomics.load(this.#w, 0) : min;
+  }
+
+  /** Folds `o` into the state attach() hands out. */
+  #remember(o: ControlOp): void {
+    switch (o.op) {
+      case "peerSet": this.#peers.set(o.id, o); break;
+      case "peerDelete": this.#peers.delete(o.id); break;
+      case "routeInsert": this.#routes.set(`${o.prefix}/${o.len}`, o); break;
+      case "routeDelete": this.#routes.delete(`${o.prefix}/${o.len}`); break;
+      case "cluster": this.#cluster = o; break;
+      case "tunAddr": this.#tunAddr = o; break;
+    }
   }
 }
 
@@ -124,6 +168,13 @@ export class ControlReader {
     return Atomics.load(this.#w, 1) !== 0;
   }
 
+  /** Applies the records attach() returned (before the first applyTo); returns how many. */
+  applySnapshot(core: CoreExports, records: Int32Array): number {
+    const n = records.length / RECORD_WORDS;
+    for (let k = 0; k < n; k++) if (applyRecord(core, records, k * RECORD_WORDS) < 0) this.failures++;
+    return n;
+  }
+
   /** Applies every record appended since the last call to `core`; returns how many. */
   applyTo(core: CoreExports): number {
     const w = this.#w;
@@ -131,21 +182,24 @@ export class ControlReader {
     if (head === this.#tail) return 0;
     const start = this.#tail;
     for (let t = start; t < head; t++) {
-      const r = HEADER + (t % RECORDS) * RECORD_WORDS;
-      const a = w[r + 1]!, b = w[r + 2]!, c = w[r + 3]!, d = w[r + 4]!, e = w[r + 5]!;
-      let rc = 0;
-      switch (w[r]) {
-        case OP_PEER_SET: rc = core.peerSet(a, b >>> 0, c, d >>> 0, e); break;
-        case OP_PEER_DELETE: rc = core.peerDelete(a); break;
-        case OP_ROUTE_INSERT: rc = core.route4Insert(a >>> 0, b, c); break;
-        case OP_ROUTE_DELETE: rc = core.route4Delete(a >>> 0, b); break;
-        case OP_CLUSTER: rc = core.setClusterNetwork(a >>> 0, b, c); break;
-        case OP_TUN_ADDR: core.setTunAddr4(a >>> 0); break;
-      }
-      if (rc < 0) this.failures++;
+      if (applyRecord(core, w, HEADER + (t % RECORDS) * RECORD_WORDS) < 0) this.failures++;
     }
     this.#tail = head;
     Atomics.store(w, 2 + this.index, head);
     return head - start;
   }
+}
+
+/** Applies the record at `r` of `w` to `core`; returns the core's result code. */
+function applyRecord(core: CoreExports, w: Int32Array, r: number): number {
+  const a = w[r + 1]!, b = w[r + 2]!, c = w[r + 3]!, d = w[r + 4]!, e = w[r + 5]!;
+  switch (w[r]) {
+    case OP_PEER_SET: return core.peerSet(a, b >>> 0, c, d >>> 0, e);
+    case OP_PEER_DELETE: return core.peerDelete(a);
+    case OP_ROUTE_INSERT: return core.route4Insert(a >>> 0, b, c);
+    case OP_ROUTE_DELETE: return core.route4Delete(a >>> 0, b);
+    case OP_CLUSTER: return core.setClusterNetwork(a >>> 0, b, c);
+    case OP_TUN_ADDR: core.setTunAddr4(a >>> 0); return 0;
+  }
+  return 0;
 }

@@ -15,7 +15,8 @@
  *
  * Threads: the main thread decides (PeerTable: which leases, which peer ids) and appends core
  * operations to a shared ControlLog; each packet worker (worker.ts) owns one Wasm core, one TUN
- * queue and one socket and replays the log before handling packets. Counters flow back through
+ * queue and one socket and replays the log before handling packets; a worker that dies is
+ * restarted with the whole peer state (worker_pool.ts). Counters flow back through
  * a shared stats buffer (worker_stats.ts) into `describe()` and `/metrics`.
  *
  * Peers: every lease without a BackendType is programmed (flanneld's udp filters nothing);
@@ -24,7 +25,7 @@
  * no peer, or whose inner source lies outside the sender's lease, are dropped and counted.
  */
 import {
-  EINVAL, TUN_F_TSO4, TUN_F_USO4, enableTunOffloads, enableUdpGro, loadSys, openTun, openUdpSocket, probeUdpGso,
+  EINVAL, F_GETFD, TUN_F_TSO4, TUN_F_USO4, enableTunOffloads, enableUdpGro, loadSys, openTun, openUdpSocket, probeUdpGso,
   setBuffers, type Sys, SysError,
 } from "../../../ffi/index.ts";
 import { NetlinkSocket, addrDel, addrReplace, linkSetMtu, linkSetUp, routeReplace } from "../../../ffi/netlink/index.ts";
@@ -36,15 +37,13 @@ import { coreWasmBytes } from "./core_wasm.ts";
 import type { PacketLoopOptions } from "./packet_loop.ts";
 import { PeerTable, type PeerPlan } from "./peer_table.ts";
 import { type UdpOptions, udpOptions } from "./udp_options.ts";
-import type { WorkerInit, WorkerReport } from "./worker.ts";
+import { WorkerPool } from "./worker_pool.ts";
 import { type UdpStats, createStatsBuffer, sumStats, udpGauges } from "./worker_stats.ts";
 
 /** The TUN device's name, as flanneld's. */
 export const UDP_DEVICE = "flannel0";
 /** IPv4 (20) + UDP (8) headers around each inner packet. */
 export const UDP_OVERHEAD = 28;
-const WORKER_START_MS = 10_000;
-const WORKER_STOP_MS = 2_000;
 
 /** What the data path ended up with after probing the kernel. */
 export interface UdpDataPath {
@@ -110,13 +109,6 @@ export function workerUrl(moduleUrl: string = import.meta.url): string {
   return new URL(compiled ? "./backend/udp/worker.ts" : "./worker.ts", moduleUrl).href;
 }
 
-/** A running worker thread and what it reported. */
-interface WorkerHandle {
-  worker: Worker;
-  state: "starting" | "running" | "stopped" | "failed";
-  done: Promise<void>;
-}
-
 class UdpNetwork implements Network {
   readonly leaseAttrs = {}; // flanneld writes no BackendType for udp: {"PublicIP":…,"PublicIPv6":null}
   readonly mtu: number;
@@ -136,7 +128,7 @@ class UdpNetwork implements Network {
     readonly dataPath: UdpDataPath,
     private readonly control: ControlLog,
     private readonly stats: SharedArrayBuffer,
-    private readonly workers: WorkerHandle[],
+    private readonly workers: WorkerPool,
   ) {
     this.mtu = ctx.extIface.mtu - UDP_OVERHEAD;
     this.#peers = new PeerTable(opts.port);
@@ -171,14 +163,19 @@ class UdpNetwork implements Network {
 
       const control = new ControlLog(workers);
       const stats = createStatsBuffer(workers);
-      const wasm = await coreWasmBytes();
-      const handles: WorkerHandle[] = [];
-      const net = new UdpNetwork(ctx, sys, opened.nl, opts, config.network, opened.tun, opened.udp, dataPath, control, stats, handles);
+      const options = opened.tun.map((tunFd, i): PacketLoopOptions => ({
+        tunFd, udpFd: opened.udp[i]!, vnetHdr: q.vnetHdr, gso: udpGso, gro: udpGro, ifaceMtu: ext.mtu,
+        spinUs: opts.spinUs, warmUp: opts.warmUp, trace: opts.trace, crashAfterPackets: i === 0 ? opts.testCrashAfter : undefined,
+      }));
+      const pool = new WorkerPool({
+        url: workerUrl(), wasm: await coreWasmBytes(), control, stats, log,
+        failed: () => ctx.metrics.error("udp_worker"),
+        fdOpen: (fd) => sys.fcntl(fd, F_GETFD, 0) >= 0,
+        trace: (i, summary) => log.info(`udp backend: worker ${i} stage µs: ${summary}`),
+      }, options);
+      const net = new UdpNetwork(ctx, sys, opened.nl, opts, config.network, opened.tun, opened.udp, dataPath, control, stats, pool);
       opened.owner = net;
-      for (let i = 0; i < workers; i++) {
-        handles.push(net.#spawn(i, wasm, { tunFd: opened.tun[i]!, udpFd: opened.udp[i]!, vnetHdr: q.vnetHdr, gso: udpGso, gro: udpGro, ifaceMtu: ext.mtu, spinUs: opts.spinUs, trace: opts.trace }));
-      }
-      await Promise.all(handles.map((h, i) => net.#waitRunning(h, i)));
+      await pool.start();
       for (const [name, gauge] of udpGauges(() => net.#stats())) ctx.metrics.gauges.set(name, gauge);
       return net;
     } catch (e) {
@@ -192,52 +189,18 @@ class UdpNetwork implements Network {
     }
   }
 
-  #spawn(index: number, wasm: Uint8Array, options: PacketLoopOptions): WorkerHandle {
-    const worker = new Worker(workerUrl(), { type: "module" });
-    let settle!: () => void;
-    const h: WorkerHandle = { worker, state: "starting", done: new Promise<void>((r) => (settle = r)) };
-    const fail = (message: string) => {
-      if (h.state === "stopped" || h.state === "failed") return;
-      const wasRunning = h.state === "running";
-      h.state = "failed";
-      settle();
-      if (this.#closed && wasRunning) return;
-      this.ctx.metrics.error("udp_worker");
-      this.ctx.log.error(`udp backend: packet worker ${index} failed; ${UDP_DEVICE} traffic on its queue stops: ${message}`);
-    };
-    worker.onmessage = (e: MessageEvent) => {
-      const m = e.data as WorkerReport;
-      if (m.type === "ready") h.state = "running";
-      else if (m.type === "stopped") { h.state = "stopped"; settle(); }
-      else if (m.type === "error") fail(m.message);
-      else if (m.type === "trace") this.ctx.log.info(`udp backend: worker ${index} stage µs: ${m.summary}`);
-    };
-    worker.onerror = (e: ErrorEvent) => { fail(e.message ?? String(e)); };
-    const copy = wasm.slice().buffer;
-    const init: WorkerInit = { type: "init", index, wasm: copy, control: this.control.buffer, stats: this.stats, options };
-    worker.postMessage(init, [copy]);
-    return h;
-  }
-
-  async #waitRunning(h: WorkerHandle, index: number): Promise<void> {
-    const end = Date.now() + WORKER_START_MS;
-    while (h.state === "starting") {
-      if (Date.now() > end) throw new Error(`udp backend: packet worker ${index} did not start within ${WORKER_START_MS} ms`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    if (h.state !== "running") throw new Error(`udp backend: packet worker ${index} failed to start (see the error above)`);
-  }
-
   #stats(): UdpStats {
     const now = Date.now();
-    if (!this.#statsCache || now - this.#statsCache.at > 100) this.#statsCache = { at: now, stats: sumStats(this.stats, this.workers.length) };
+    if (!this.#statsCache || now - this.#statsCache.at > 100) this.#statsCache = { at: now, stats: sumStats(this.stats, this.tunFds.length) };
     return this.#statsCache.stats;
   }
 
   async #push(ops: readonly ControlOp[]): Promise<void> {
     if (ops.length === 0) return;
-    const n = await this.control.append(ops, () => this.workers.every((w) => w.state === "running"));
-    if (n < ops.length) this.ctx.log.error(`udp backend: ${ops.length - n} peer table changes not delivered: a packet worker is down`);
+    // A dead worker's reader is detached (it gets the whole state when it restarts), so this
+    // only waits for live workers; it gives up only when the network closes.
+    const n = await this.control.append(ops, () => !this.#closed);
+    if (n < ops.length) this.ctx.log.error(`udp backend: ${ops.length - n} peer table changes not delivered: the network closed`);
   }
 
   #report(plan: PeerPlan): void {
@@ -282,17 +245,18 @@ class UdpNetwork implements Network {
   }
 
   async describe(): Promise<Record<string, unknown>> {
-    const s = sumStats(this.stats, this.workers.length);
+    const s = sumStats(this.stats, this.tunFds.length);
     return {
       backend: "udp",
       device: UDP_DEVICE,
       mtu: this.mtu,
       listen: `${formatIPv4(this.ctx.extIface.ifaceAddr)}:${this.opts.port}`,
       offloads: describeOffloads({ ...this.dataPath, udpGso: this.dataPath.udpGso && s.gsoWorkers > 0 }),
-      workers: this.workers.map((w) => w.state),
+      workers: this.workers.states,
+      workerRestarts: this.workers.restarts,
       peers: [...this.#peers.programmed].map(([key, p]) => ({ key, id: p.id, publicIP: formatIPv4(p.lease.attrs.publicIP) })),
       refused: Object.fromEntries(this.#peers.refused),
-      controlLag: this.workers.map((_, i) => this.control.head - this.control.tail(i)),
+      controlLag: this.tunFds.map((_, i) => this.control.head - this.control.tail(i)),
       counters: s,
     };
   }
@@ -301,13 +265,7 @@ class UdpNetwork implements Network {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.control.stop();
-    await Promise.all(this.workers.map(async (h) => {
-      if (h.state === "starting" || h.state === "running") {
-        await Promise.race([h.done, new Promise((r) => setTimeout(r, WORKER_STOP_MS))]);
-      }
-      h.worker.terminate();
-    }));
+    await this.workers.stop();
     for (const name of this.ctx.metrics.gauges.keys()) if (name.startsWith("weft_udp_")) this.ctx.metrics.gauges.delete(name);
     for (const fd of [...this.tunFds, ...this.udpFds]) this.sys.close(fd);
     this.nl.close();

@@ -7,8 +7,12 @@
  *   WEFT_UDP_NO_GSO=1    no UDP_SEGMENT on send (one datagram per message)
  *   WEFT_UDP_NO_GRO=1    no UDP_GRO on receive
  *   WEFT_UDP_WORKERS=N   packet workers, 1..8 (N > 1 opens flannel0 with IFF_MULTI_QUEUE)
- *   WEFT_UDP_SPIN_US=N   after traffic, poll without sleeping for N µs (0..10000) before blocking
+ *   WEFT_UDP_SPIN_US=N   adaptive busy-poll for replies that come within N µs (0..10000; 0 off)
+ *   WEFT_UDP_NO_WARMUP=1 no JIT warm-up of the workers on loopback (warm_up.ts)
  *   WEFT_UDP_TRACE=1     time each packet-loop stage and log p50/p90 per stage after each burst
+ *
+ * and, for tests only, WEFT_TEST_UDP_WORKER_CRASH_AFTER=N: packet worker 0 throws after N
+ * packets (once; the restarted worker does not), to show that traffic resumes.
  */
 import { getCI } from "../../config/json_ci.ts";
 
@@ -31,8 +35,12 @@ export interface UdpOptions {
   workers: number;
   /** Busy-poll window after traffic, µs (PacketLoopOptions.spinUs). */
   spinUs: number;
+  /** Warm the workers' forwarding code up before traffic (warm_up.ts). */
+  warmUp: boolean;
   /** Log per-stage timings of the packet loops (loop_trace.ts). */
   trace: boolean;
+  /** Tests only: worker 0's first thread throws after this many packets. */
+  testCrashAfter?: number;
 }
 
 function envFlag(env: Record<string, string | undefined>, name: string): boolean {
@@ -72,13 +80,20 @@ export function udpOptions(backend: Record<string, unknown>, env: Record<string,
       throw new RangeError(`udp backend: WEFT_UDP_SPIN_US=${JSON.stringify(spin)} must be an integer 0..10000 (µs)`);
     }
   }
+  const crash = env.WEFT_TEST_UDP_WORKER_CRASH_AFTER;
+  const testCrashAfter = crash ? Number(crash) : undefined;
+  if (testCrashAfter !== undefined && !(Number.isInteger(testCrashAfter) && testCrashAfter >= 0)) {
+    throw new RangeError(`udp backend: WEFT_TEST_UDP_WORKER_CRASH_AFTER=${JSON.stringify(crash)} must be a whole number of packets`);
+  }
   return {
     port,
     spinUs,
     vnetHdr: !envFlag(env, "WEFT_UDP_NO_VNET"),
     gso: !envFlag(env, "WEFT_UDP_NO_GSO"),
     gro: !envFlag(env, "WEFT_UDP_NO_GRO"),
+    warmUp: !envFlag(env, "WEFT_UDP_NO_WARMUP"),
     trace: envFlag(env, "WEFT_UDP_TRACE"),
+    ...(testCrashAfter === undefined ? {} : { testCrashAfter }),
     workers,
   };
 }
