@@ -8,10 +8,10 @@
  *     when nothing changed;
  *  2. poll(TUN, UDP): without sleeping right after a turn that moved packets (the answer to
  *     what was just written into the TUN is often queued already), else for up to 200 ms;
- *  3. TUN readable: read one packet and send it at once (a sparse packet never waits for the
- *     read that says EAGAIN), then read up to `readBatch` more (super-packets with their
- *     virtio_net_hdr when offloads are on) into EG_IN slots, egress(), sendmmsg the datagrams
- *     (UdpSender, GSO runs), write ICMP unreachables back into the TUN;
+ *  3. TUN readable: read up to `readBatch` packets (super-packets with their virtio_net_hdr
+ *     when offloads are on) into EG_IN slots, egress(), sendmmsg the datagrams (UdpSender, GSO
+ *     runs), write ICMP unreachables back into the TUN; after a quiet turn the first packet is
+ *     sent before the next read (a sparse packet never waits for the read that says EAGAIN);
  *  4. UDP readable: one recvmmsg (MSG_DONTWAIT; with UDP GRO each message may hold many
  *     datagrams; one message after a quiet turn, four times more for each busy one) into IN_IN
  *     slots after VNET_HDR_LEN bytes of headroom, ingress(), write every resulting packet
@@ -111,6 +111,8 @@ export class PacketLoop {
   #published = 0;
   /** Messages the next recvmmsg asks for. */
   #recvN = 1;
+  /** The last turn moved no packets (see egress()). */
+  #quiet = true;
   /** Adaptive spin (spinUs): window in ms, when the last datagram left, the last reply delay, spin deadline. */
   readonly #spinMs: number;
   #sentAt = 0;
@@ -199,6 +201,7 @@ export class PacketLoop {
     } else {
       this.#recvN = 1;
     }
+    this.#quiet = n === 0;
     if (n > 0) {
       this.#dirty = true;
       const now = performance.now();
@@ -219,24 +222,28 @@ export class PacketLoop {
   }
 
   /**
-   * Reads what the TUN has (up to readBatch packets) and sends it. The first packet goes out
-   * before the next read is tried: when traffic is sparse that read only says EAGAIN, and the
-   * packet should not wait for it. Returns packets read.
+   * Reads what the TUN has (up to readBatch packets) and sends it. After a quiet turn the first
+   * packet goes out before the next read is tried: with sparse traffic that read only says
+   * EAGAIN, and the packet should not wait for it. Under load the whole batch is read first, so
+   * runs to one peer still become one GSO message. Returns packets read.
    */
   egress(): number {
     const tr = this.#trace;
     let t0 = 0;
     if (tr) { t0 = performance.now(); tr.egressStart(t0); tr.add(T.egWake, t0 - this.#woke); }
-    if (this.#readTun(0, 1) === 0) {
-      if (tr) stamp(tr, T.tunRead, t0);
-      return 0;
-    }
+    const first = this.#readTun(0, this.#quiet ? 1 : this.readBatch);
     if (tr) stamp(tr, T.tunRead, t0);
-    this.#forward(0, 1);
-    const t1 = tr ? performance.now() : 0;
-    const n = this.#readTun(1, this.readBatch);
-    if (tr) stamp(tr, T.tunReadMore, t1);
-    if (n > 1) this.#forward(1, n - 1);
+    if (first === 0) return 0;
+    let n = first;
+    if (this.#quiet) {
+      this.#forward(0, 1);
+      const t1 = tr ? performance.now() : 0;
+      n = this.#readTun(1, this.readBatch);
+      if (tr) stamp(tr, T.tunReadMore, t1);
+      if (n > 1) this.#forward(1, n - 1);
+    } else {
+      this.#forward(0, n);
+    }
     if (tr) tr.add(T.egTotal, performance.now() - t0);
     return n;
   }
