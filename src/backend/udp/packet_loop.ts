@@ -10,8 +10,9 @@
  *     what was just written into the TUN is often queued already), else for up to 200 ms;
  *  3. TUN readable: read up to `readBatch` packets (super-packets with their virtio_net_hdr
  *     when offloads are on) into EG_IN slots, egress(), sendmmsg the datagrams (UdpSender, GSO
- *     runs), write ICMP unreachables back into the TUN; after a quiet turn the first packet is
- *     sent before the next read (a sparse packet never waits for the read that says EAGAIN);
+ *     runs), write ICMP unreachables back into the TUN; when the last turn read nothing from
+ *     the TUN, the first packet is sent before the next read (a sparse packet never waits for
+ *     the read that says EAGAIN);
  *  4. UDP readable: one recvmmsg (MSG_DONTWAIT; with UDP GRO each message may hold many
  *     datagrams; one message after a quiet turn, four times more for each busy one) into IN_IN
  *     slots after VNET_HDR_LEN bytes of headroom, ingress(), write every resulting packet
@@ -111,7 +112,7 @@ export class PacketLoop {
   #published = 0;
   /** Messages the next recvmmsg asks for. */
   #recvN = 1;
-  /** The last turn moved no packets (see egress()). */
+  /** The last turn read nothing from the TUN (see egress()). */
   #quiet = true;
   /** Adaptive spin (spinUs): window in ms, when the last datagram left, the last reply delay, spin deadline. */
   readonly #spinMs: number;
@@ -194,14 +195,15 @@ export class PacketLoop {
     if (tr) this.#woke = performance.now();
     if (rc > 0) {
       if (pollRevents(this.#pollfds, 0) & READY) n += this.egress();
+      else this.#quiet = true;
       if (pollRevents(this.#pollfds, 1) & READY) n += this.ingress();
       else this.#recvN = 1;
     } else if (rc < 0 && rc !== -EINTR) {
       throw new Error(`udp packet loop: poll on TUN fd ${this.#o.tunFd} and UDP fd ${this.#o.udpFd} failed: errno ${-rc}`);
     } else {
       this.#recvN = 1;
+      this.#quiet = true;
     }
-    this.#quiet = n === 0;
     if (n > 0) {
       this.#dirty = true;
       const now = performance.now();
@@ -222,8 +224,9 @@ export class PacketLoop {
   }
 
   /**
-   * Reads what the TUN has (up to readBatch packets) and sends it. After a quiet turn the first
-   * packet goes out before the next read is tried: with sparse traffic that read only says
+   * Reads what the TUN has (up to readBatch packets) and sends it. After a turn that read no
+   * packet from the TUN (a reply, sparse traffic), the first
+   * packet goes out before the next read is tried: then that read usually only says
    * EAGAIN, and the packet should not wait for it. Under load the whole batch is read first, so
    * runs to one peer still become one GSO message. Returns packets read.
    */
@@ -231,11 +234,13 @@ export class PacketLoop {
     const tr = this.#trace;
     let t0 = 0;
     if (tr) { t0 = performance.now(); tr.egressStart(t0); tr.add(T.egWake, t0 - this.#woke); }
-    const first = this.#readTun(0, this.#quiet ? 1 : this.readBatch);
+    const sparse = this.#quiet;
+    const first = this.#readTun(0, sparse ? 1 : this.readBatch);
     if (tr) stamp(tr, T.tunRead, t0);
+    this.#quiet = first === 0;
     if (first === 0) return 0;
     let n = first;
-    if (this.#quiet) {
+    if (sparse) {
       this.#forward(0, 1);
       const t1 = tr ? performance.now() : 0;
       n = this.#readTun(1, this.readBatch);
