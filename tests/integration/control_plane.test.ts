@@ -269,6 +269,14 @@ describe("command line", () => {
     expect(h.code).toBe(0);
     expect(h.stdout).toContain("-etcd-endpoints string");
   });
+  test("`deno task agent` (deno.json) runs the same agent under Deno", async () => {
+    const p = Bun.spawnSync([join(import.meta.dir, "..", "..", "node_modules", ".bin", "deno"), "task", "agent", "--version"], {
+      cwd: join(import.meta.dir, "..", ".."), env: { ...process.env, NO_COLOR: "1" },
+    });
+    expect(p.exitCode).toBe(0);
+    expect(p.stderr.toString()).toMatch(/^v\d+\.\d+\.\d+$/m);
+  }, 60_000);
+
   test("bad flags exit 1 naming the flag and the range", async () => {
     const r = await runWeft(["--subnet-lease-renew-margin=0"]);
     expect(r.code).toBe(1);
