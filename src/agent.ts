@@ -8,6 +8,7 @@ import { type NetworkConfig, NetworkConfigError, parseNetworkConfig } from "./co
 import { getBackend } from "./backend/registry.ts";
 import type { Network } from "./backend/types.ts";
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs } from "./lease/lease.ts";
+import { NetworkFullError } from "./lease/allocate.ts";
 import { LEASE_TTL_SECONDS, type OwnLease, acquireLease, recordsToLeases, renewLeaseLoop, sleep } from "./lease/manager.ts";
 import { LeaseWatcher } from "./lease/watch.ts";
 import type { Logger } from "./log.ts";
@@ -131,7 +132,8 @@ export class Agent implements AgentView {
       this.network = network;
 
       const attrs: LeaseAttrs = { publicIP: ext.extAddr, publicIPv6: ext.extAddr6, ...network.leaseAttrs };
-      const lease = await acquireLease({ registry: this.opts.registry, config, attrs, previous, log, ttlSeconds: this.#ttl });
+      const lease = await this.#acquire({ registry: this.opts.registry, config, attrs, previous, log, ttlSeconds: this.#ttl });
+      if (!lease) return this.#exitCode;
       this.#setLease(lease);
       await network.start(lease);
       // Masquerade and forward rules after the lease, before subnet.env (compat §9). With both
@@ -217,6 +219,27 @@ export class Agent implements AgentView {
         said = "missing";
       }
       await sleep(retry, this.#stop.signal);
+    }
+    return undefined;
+  }
+
+  /**
+   * acquireLease(), retried while etcd fails (1 s doubling to 30 s) so a flaky store delays the
+   * start instead of ending it. A full network or a bad lease policy outcome is final.
+   */
+  async #acquire(opts: Parameters<typeof acquireLease>[0]): Promise<OwnLease | undefined> {
+    for (let wait = 1000; !this.#stop.signal.aborted; wait = Math.min(wait * 2, 30_000)) {
+      try {
+        const lease = await acquireLease(opts);
+        this.etcdError = undefined;
+        return lease;
+      } catch (e) {
+        if (e instanceof NetworkFullError || /max retries reached/.test((e as Error).message)) throw e;
+        this.etcdError = (e as Error).message;
+        this.metrics.error("etcd");
+        this.opts.log.warn(`failed to acquire a lease (retrying in ${wait / 1000} s): ${this.etcdError}`);
+        await sleep(wait, this.#stop.signal);
+      }
     }
     return undefined;
   }

@@ -41,3 +41,33 @@ test("Agent: waits for the config, leases, writes subnet.env, follows peers, sto
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("Agent: a store that fails while the lease is acquired delays the start, it does not end it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "weft-agent-"));
+  let failures = 3; // the first is met by the previous-lease lookup, which moves on without it
+  class FlakyRegistry extends MemoryRegistry {
+    override async listSubnets() {
+      if (failures-- > 0) throw new Error("14 UNAVAILABLE: etcd is restarting");
+      return super.listSubnets();
+    }
+  }
+  const registry = new FlakyRegistry(`{"Network":"10.8.0.0/16","Backend":{"Type":"alloc"}}`);
+  let log = "";
+  const agent = new Agent({
+    registry, log: createLogger((t) => (log += t)), hostNetwork: () => host,
+    iface: { iface: [], ifaceRegex: [], ifaceCanReach: "", publicIP: "", publicIPv6: "" },
+    subnetFile: join(dir, "subnet.env"), renewMarginMinutes: 60, ipMasq: false, forwardRules: false,
+    randomFullyDisabled: false, iptablesResyncSeconds: 5, healthzIP: "127.0.0.1", healthzPort: 0,
+  });
+  try {
+    const done = agent.run();
+    const end = Date.now() + 10_000;
+    while (!agent.ready && Date.now() < end) await Bun.sleep(20);
+    expect(agent.ready).toBe(true);
+    expect(log.match(/failed to acquire a lease \(retrying in \d+ s\): 14 UNAVAILABLE/g)?.length).toBe(2);
+    agent.stop();
+    expect(await done).toBe(0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 15_000);
