@@ -12,6 +12,7 @@ import { silentLogger } from "../../src/log.ts";
 import { formatIPv4Net, parseIPv4 } from "../../src/net/ip.ts";
 import { CompactedError, type Registry, type WatchBatch } from "../../src/registry/types.ts";
 import { Metrics } from "../../src/status/metrics.ts";
+import { waitFor } from "../support/agent.ts";
 
 export interface Harness {
   /** A fresh, empty registry (its own prefix). */
@@ -31,15 +32,6 @@ const CONFIG = `{"Network":"10.5.0.0/16","Backend":{"Type":"alloc"}}`;
 const cfg = parseNetworkConfig(CONFIG);
 const value = (ip: string) => encodeLeaseAttrs({ publicIP: parseIPv4(ip) });
 
-async function until<T>(f: () => T | Promise<T>, what: string, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
 
 /** Collects watch batches in the background. */
 function collect(r: Registry, from: bigint) {
@@ -90,8 +82,8 @@ export function registrySuite(name: string, make: () => Promise<Harness>): void 
       const { revision } = await r.listSubnets();
       const w = collect(r, revision + 1n);
       await r.createSubnet("10.5.4.0-24", value("1.1.1.4"), h.minTTL);
-      await until(async () => !(await r.getSubnet("10.5.4.0-24")), "expiry", (h.minTTL + 5) * 1000);
-      await until(() => w.batches.flatMap((b) => b.events).some((e) => e.type === "delete" && e.key === "10.5.4.0-24"), "delete event");
+      await waitFor(async () => !(await r.getSubnet("10.5.4.0-24")), "expiry", (h.minTTL + 5) * 1000);
+      await waitFor(() => w.batches.flatMap((b) => b.events).some((e) => e.type === "delete" && e.key === "10.5.4.0-24"), "delete event");
       await w.stop();
     }, 30_000);
 
@@ -101,7 +93,7 @@ export function registrySuite(name: string, make: () => Promise<Harness>): void 
       const w = collect(r, revision + 1n);
       const keys = Array.from({ length: 150 }, (_, i) => `10.5.${10 + (i >> 4)}.${(i & 15) * 16}-28`);
       await h.putMany(r, keys.map((k) => [k, value("9.9.9.9")]));
-      await until(() => w.batches.flatMap((b) => b.events).length >= 150, "150 events");
+      await waitFor(() => w.batches.flatMap((b) => b.events).length >= 150, "150 events");
       expect(w.batches.flatMap((b) => b.events).map((e) => (e.type === "put" ? e.record.key : e.key))).toEqual(keys);
       await w.stop();
     });
@@ -113,7 +105,7 @@ export function registrySuite(name: string, make: () => Promise<Harness>): void 
       await r.deleteSubnet("10.5.5.0-24");
       await h.compact();
       const w = collect(r, revision);
-      await until(() => w.error, "compaction error");
+      await waitFor(() => w.error, "compaction error");
       expect(w.error).toBeInstanceOf(CompactedError);
       await w.stop();
     });
@@ -156,7 +148,7 @@ export function registrySuite(name: string, make: () => Promise<Harness>): void 
           registry: r, current: () => lease, marginMs: 3_600_000, ttlSeconds: 6, log: silentLogger, metrics, signal: ac.signal,
           onRenewed: (l) => { lease = l; },
         });
-        await until(() => metrics.leaseRenewals >= 1, "a renewal", 15_000);
+        await waitFor(() => metrics.leaseRenewals >= 1, "a renewal", 15_000);
         ac.abort();
         await loop;
         expect(lease.etcdLease).not.toBe(first);
@@ -181,31 +173,31 @@ export function registrySuite(name: string, make: () => Promise<Harness>): void 
           onOwnLease: (rec) => { ownSeen.push(rec?.value); },
         });
         const running = w.run();
-        await until(() => snapshot === 1, "snapshot");
+        await waitFor(() => snapshot === 1, "snapshot");
         expect([...w.peers.keys()]).toEqual(["10.5.30.0-24"]); // the snapshot goes to onSnapshot, not onEvents
         expect(events).toEqual([]);
 
         // A burst in one transaction: every event handled (flanneld: only the first).
         const burst = Array.from({ length: 20 }, (_, i) => `10.5.${40 + i}.0-24`);
         await h.putMany(r, burst.map((k) => [k, value("10.2.1.1")]));
-        await until(() => w.peers.size === 21, "21 peers");
+        await waitFor(() => w.peers.size === 21, "21 peers");
         // Unreadable records are skipped (and counted once), never fatal.
         await h.putMany(r, [["10.5.70.0-24", "{not json"], ["garbage-key", value("1.2.3.4")]]);
         await h.putMany(r, [["10.5.70.0-24", "{not json"]]);
         // Same subnet, new attributes: an added (update) event.
         await r.putSubnet("10.5.30.0-24", encodeLeaseAttrs({ publicIP: parseIPv4("10.2.0.1"), backendType: "host-gw" }), 0);
-        await until(() => events.some((e) => e.type === "added" && e.lease.attrs.backendType === "host-gw"), "update event");
+        await waitFor(() => events.some((e) => e.type === "added" && e.lease.attrs.backendType === "host-gw"), "update event");
         expect(metrics.errors.get("malformed_lease")).toBe(2);
         // Our own key goes to onOwnLease only.
         await r.deleteSubnet("10.5.31.0-24");
-        await until(() => ownSeen.includes(undefined), "own lease delete");
+        await waitFor(() => ownSeen.includes(undefined), "own lease delete");
 
         // Missed changes across a compaction are found by the re-list.
         await h.interrupt(r);
         await r.deleteSubnet("10.5.40.0-24");
         await r.putSubnet("10.5.80.0-24", value("10.2.2.2"), 0);
         await h.compact();
-        await until(() => !w.peers.has("10.5.40.0-24") && w.peers.has("10.5.80.0-24"), "catch-up after compaction", 20_000);
+        await waitFor(() => !w.peers.has("10.5.40.0-24") && w.peers.has("10.5.80.0-24"), "catch-up after compaction", 20_000);
         expect(events.filter((e) => e.type === "removed").map((e) => leaseKey(e.lease))).toContain("10.5.40.0-24");
         expect(events.some((e) => leaseKey(e.lease) === "10.5.31.0-24")).toBe(false);
         ac.abort();

@@ -27,6 +27,7 @@ import { join } from "node:path";
 import { formatIPv4, parseIPv4Net } from "../../src/net/ip.ts";
 import { readSubnetEnv } from "../../src/subnet_env.ts";
 import { type NetnsForward, forwardIntoNetns } from "../../tools/netns_forward.ts";
+import { type Runtime, weftCommand } from "./agent.ts";
 import { EtcdServer } from "./etcd.ts";
 import { addNetns, cleanupStale, delNetns, ip, ipJson, nsExec as exec, onCleanup, run, uniqueName } from "./ns.ts";
 
@@ -35,7 +36,7 @@ const PROBE = join(import.meta.dir, "ns_probe.ts");
 const BUN = process.execPath;
 
 /** How the agent runs: the compiled `dist/weft`, `bun src/main.ts` or `deno run -A src/main.ts`. */
-export type Runtime = "binary" | "bun" | "deno";
+export type { Runtime } from "./agent.ts";
 
 /** The agent's status port inside each host namespace. */
 export const STATUS_PORT = 8471;
@@ -397,14 +398,6 @@ export class Host {
 }
 
 /** The argv that runs weft under `runtime`. */
-export function weftArgv(runtime: Runtime, args: string[]): string[] {
-  switch (runtime) {
-    case "binary": return [join(ROOT, "dist", "weft"), ...args];
-    case "bun": return [BUN, join(ROOT, "src", "main.ts"), ...args];
-    case "deno": return [join(ROOT, "node_modules", ".bin", "deno"), "run", "-A", "--quiet", join(ROOT, "src", "main.ts"), ...args];
-  }
-}
-
 export class Cluster {
   readonly hosts: Host[] = [];
   /** Every namespace of this cluster still standing (underlay, hosts, containers). */
@@ -482,7 +475,7 @@ export class Cluster {
 
   /** Runs an admin command (`dist/weft --etcd-endpoints=… ARGS`) in the underlay; throws on failure. */
   weft(args: string[], stdin = ""): string {
-    const r = exec(this.underlay, weftArgv("binary", [`--etcd-endpoints=${this.etcd.endpoint}`, ...args]), { stdin });
+    const r = exec(this.underlay, weftCommand("binary", [`--etcd-endpoints=${this.etcd.endpoint}`, ...args]), { stdin });
     if (r.code !== 0) throw new Error(`weft ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
     return r.stdout;
   }
@@ -547,7 +540,7 @@ export class Cluster {
       `--healthz-ip=${h.ip}`, `--healthz-port=${STATUS_PORT}`, ...(this.opts.agentArgs ?? []),
     ];
     const started = Date.now();
-    const p = trackProc(spawn("ip", ["netns", "exec", h.ns, ...weftArgv(runtime, args)], {
+    const p = trackProc(spawn("ip", ["netns", "exec", h.ns, ...weftCommand(runtime, args)], {
       stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.opts.agentEnv },
     }));
     h.agent = p;
