@@ -3,7 +3,8 @@
  * figures, asserts nothing. Needs root; every namespace and process is removed at the end.
  *
  *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
- *                         [--rtt-only] [--rounds N] [--trace] [--env WEFT_UDP_X=1,…]…
+ *                         [--rtt-only] [--rounds N] [--trace] [--no-ref-proxy] [--ref-spin US]
+ *                         [--env WEFT_UDP_X=1,…]…
  *
  * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
  * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
@@ -19,6 +20,12 @@
  * CPU is utime+stime of both agents (/proc/<pid>/stat, workers included) over the iperf3 runs,
  * given as CPU-seconds per second per Gbit/s, i.e. cores busy per Gbit/s.
  *
+ * A reference in the same run (unless `--no-ref-proxy`, or without a C compiler): the C proxy of
+ * bench/ref/tun_proxy.c, flanneld's udp design (one thread, poll, one packet per syscall) with no
+ * runtime, on the same hosts and containers (see setUpRefProxy). `--ref-spin US` makes its h1
+ * side poll without sleeping for US µs after each send (the requester waits for the reply
+ * awake; the responder never spins), to show what busy-polling buys on this machine.
+ *
  * `--rtt-only` skips iperf3; `--rounds N` repeats the RTT pair (VXLAN, then udp) N times and
  * reports the median round (other engineers' load on a shared machine only ever slows a round);
  * `--trace` runs the agents with WEFT_UDP_TRACE=1 and prints each worker's per-stage timings.
@@ -26,6 +33,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Cluster, type Host, exec, ip, ping } from "../tests/support/netns.ts";
+import { figure } from "./lib/figures.ts";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -52,6 +60,9 @@ const only = opt("--only", "").split(",").filter(Boolean);
 const RTT_ONLY = argv.includes("--rtt-only");
 const ROUNDS = Number(opt("--rounds", "1"));
 const TRACE = argv.includes("--trace");
+/** The C reference proxy runs unless --no-ref-proxy, when a C compiler is there. */
+const REF = !argv.includes("--no-ref-proxy") && spawnSync("cc", ["--version"]).status === 0;
+const REF_SPIN = Number(opt("--ref-spin", "0"));
 const TICK = 100; // CLK_TCK
 
 interface Figures {
@@ -89,8 +100,8 @@ async function rtt(from: string, to: string): Promise<{ rttIdle: number; rttBusy
   return { rttIdle: await p50(from, to, 200, 10), rttBusy: await p50(from, to, 2000, 1) };
 }
 
-async function measure(from: string, to: string, agents: Host[], rttBase?: string): Promise<Figures> {
-  const pids = agents.map((h) => h.agent?.pid).filter((p): p is number => p !== undefined);
+/** `pids`: the processes whose CPU time the path costs (agents, or the reference proxies). */
+async function measure(from: string, to: string, pids: number[], rttBase?: string): Promise<Figures> {
   const t0 = performance.now();
   const c0 = pids.reduce((a, p) => a + cpuTicks(p), 0);
   const one = RTT_ONLY ? NaN : iperf(from, to, 1);
@@ -133,6 +144,19 @@ function setUpVxlan(hosts: Host[]): string[] {
   return hosts.map((_, i) => `10.60.${i + 1}.2`);
 }
 
+/** FIGURE lines for one path: TCP against kernel VXLAN, RTT added to it, CPU. */
+function headline(path: string, f: Figures, vxlan: Figures): void {
+  if (!RTT_ONLY) {
+    figure("udp_path", `${path}_1_stream_over_vxlan`, f.one / vxlan.one, "x");
+    figure("udp_path", `${path}_4_streams`, f.four, "Gbit/s");
+    if (f.cpuPerGbit !== undefined) figure("udp_path", `${path}_cores_per_gbit`, f.cpuPerGbit, "cores/(Gbit/s)");
+  }
+  if (f.base) {
+    figure("udp_path", `${path}_added_rtt_10ms_apart`, (f.rttIdle - f.base.rttIdle) * 1000, "µs");
+    figure("udp_path", `${path}_added_rtt_1ms_apart`, (f.rttBusy - f.base.rttBusy) * 1000, "µs");
+  }
+}
+
 const us = (ms: number) => `${(ms * 1000).toFixed(0).padStart(5)}`;
 
 function row(name: string, f: Figures, vxlan?: Figures): string {
@@ -141,6 +165,43 @@ function row(name: string, f: Figures, vxlan?: Figures): string {
   return `${name.padEnd(14)} ${f.one.toFixed(2).padStart(6)} ${ratio} ${f.four.toFixed(2).padStart(6)}   ` +
     `${us(f.rttIdle)} ${added(f.rttIdle, f.base?.rttIdle)}   ${us(f.rttBusy)} ${added(f.rttBusy, f.base?.rttBusy)}   ` +
     `${f.cpuPerGbit === undefined ? "    —" : f.cpuPerGbit.toFixed(2).padStart(5)}`;
+}
+
+/**
+ * The reference proxy: bench/ref/tun_proxy.c (compiled here with cc) on both hosts — a TUN<->UDP proxy
+ * of flanneld's udp design in C, one thread, poll() and one packet per syscall — on its own TUN
+ * `refp0`, port 8385 and addresses 10.70.<i>.2 on the same containers, beside flannel0 and vxb.
+ * It shows what that design's thread wake-ups and kernel entries cost here, without any
+ * runtime. Returns the container addresses, the proxies' pids and a stop function.
+ */
+async function setUpRefProxy(hosts: Host[], spinUs = 0): Promise<{ targets: string[]; pids: number[]; stop(): void }> {
+  const { mkdtempSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { spawn } = await import("node:child_process");
+  const { rmSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), "weft-ref-"));
+  const bin = join(dir, "tun_proxy");
+  const cc = spawnSync("cc", ["-O2", "-o", bin, join(import.meta.dir, "ref", "tun_proxy.c")], { encoding: "utf8" });
+  if (cc.status !== 0) throw new Error(`reference proxy: cc failed (status ${cc.status}): ${cc.stderr ?? cc.error}`);
+  const procs = hosts.map((h, i) => {
+    const peer = hosts[1 - i]!;
+    const p = spawn("ip", ["netns", "exec", h.ns, bin, "refp0", h.ip, "8385", peer.ip], { stdio: ["ignore", "pipe", "inherit"] });
+    return { p, ready: new Promise((r) => p.stdout!.once("data", r)) };
+  });
+  await Promise.all(procs.map((x) => x.ready));
+  hosts.forEach((h, i) => {
+    ip(h.ns, "link", "set", "refp0", "mtu", "1472", "up");
+    ip(h.ns, "addr", "add", `10.70.${i + 1}.0/32`, "dev", "refp0");
+    ip(h.ns, "route", "add", `10.70.${i + 1}.0/24`, "dev", "cni0");
+    ip(h.ns, "route", "add", `10.70.${2 - i}.0/24`, "dev", "refp0");
+    const ct = h.containers[0]!;
+    ip(ct.ns, "addr", "add", `10.70.${i + 1}.2/32`, "dev", "eth0");
+    const gw = h.env!.subnet!.split("/")[0]!;
+    ip(ct.ns, "route", "add", "10.70.0.0/16", "via", gw, "src", `10.70.${i + 1}.2`, "mtu", "1472");
+  });
+  // `ip netns exec` execs the proxy: its pid is the proxy's.
+  return { targets: hosts.map((_, i) => `10.70.${i + 1}.2`), pids: procs.map((x) => x.p.pid!), stop: () => { procs.forEach((x) => x.p.kill("SIGKILL")); rmSync(dir, { recursive: true, force: true }); } };
 }
 
 /** Round trips of a 64-byte datagram between two processes on loopback in `ns`, µs. */
@@ -196,6 +257,7 @@ async function main(): Promise<void> {
     await Bun.sleep(300);
     console.log(`udp_path: ${RUNTIME} agents, iperf3 ${SECONDS} s per run, ${readFileSync("/proc/cpuinfo", "utf8").match(/^processor/gm)!.length} CPUs\n`);
     const vxlan = await measure(from, vx2!, []);
+    let first: { name: string; f: Figures } | undefined;
     void vx1;
     console.log("                 TCP Gbit/s             RTT p50 µs, echoes 10 ms apart | 1 ms apart   agent");
     console.log("path            1 stream /vxlan 4 str.    udp added          udp added         cores/Gbit/s");
@@ -209,7 +271,11 @@ async function main(): Promise<void> {
       await Promise.all(c.hosts.map((h) => c.startAgent(h)));
       const st = (await c.status(h1)).dataPath;
       await ping(from, udpTarget, { count: 30, intervalMs: 5 }); // peers programmed, JIT warm
-      const f = await measure(from, udpTarget, c.hosts, vx2);
+      const f = await measure(from, udpTarget, c.hosts.map((h) => h.agent!.pid!), vx2);
+      if (!first) {
+        first = { name, f };
+        headline(`udp_${name}`, f, vxlan);
+      }
       if (extra) console.log(`udp ${name}:`);
       console.log(`${row(extra ? "  same, env" : `udp ${name}`, f, vxlan)}   (${extra ? "" : st.offloads})`);
       if (f.base) console.log(`${"".padEnd(39)}vxlan:${us(f.base.rttIdle)}       vxlan:${us(f.base.rttBusy)}`);
@@ -217,6 +283,19 @@ async function main(): Promise<void> {
         await Bun.sleep(1500); // the workers report after a second without traffic
         for (const h of c.hosts) for (const l of h.log.split("\n").filter((l) => l.includes("stage µs"))) console.log(`  ${h.name} ${l.slice(l.indexOf("worker"))}`);
       }
+    }
+    if (REF) {
+      const ref = await setUpRefProxy(c.hosts, REF_SPIN);
+      servers.push(ref);
+      await ping(from, ref.targets[1]!, { count: 30, intervalMs: 5 });
+      const f = await measure(from, ref.targets[1]!, ref.pids, vx2);
+      console.log(`${row("C ref proxy", f, vxlan)}   (bench/ref/tun_proxy.c: flanneld's udp design${REF_SPIN ? `, h1 spins ${REF_SPIN} µs` : ""})`);
+      if (f.base) console.log(`${"".padEnd(39)}vxlan:${us(f.base.rttIdle)}       vxlan:${us(f.base.rttBusy)}`);
+      headline("c_ref", f, vxlan);
+      if (first && !RTT_ONLY) figure("udp_path", `udp_${first.name}_over_c_ref_1_stream`, first.f.one / f.one, "x");
+      if (first && !RTT_ONLY) console.log(`${"".padEnd(16)}udp ${first.name} / C ref proxy, 1 stream: ${(first.f.one / f.one).toFixed(1)}×`);
+    } else {
+      console.log("C ref proxy: skipped (--no-ref-proxy, or no C compiler `cc`)");
     }
     const again = await measure(from, vx2!, []);
     console.log(row("kernel vxlan", again), " (again, for drift)");
