@@ -16,7 +16,8 @@
  *  4. UDP readable: one recvmmsg (MSG_DONTWAIT; with UDP GRO each message may hold many
  *     datagrams; one message after a quiet turn, four times more for each busy one) into IN_IN
  *     slots after VNET_HDR_LEN bytes of headroom, ingress(), write every resulting packet
- *     (coalesced TCP super-packets with a virtio_net_hdr) into the TUN;
+ *     (coalesced TCP super-packets with a virtio_net_hdr) into the TUN; when that wrote
+ *     anything and step 3 did not run, step 3 runs now (the answer is often queued already);
  *  5. fold the core's counters into this worker's stats row: before sleeping, and at least every
  *     PUBLISH_MS under load — never between a packet and its answer.
  * Ownership: the core owns EG_IN/IN_IN and its rings only during egress()/ingress(); the
@@ -112,6 +113,8 @@ export class PacketLoop {
   #published = 0;
   /** Messages the next recvmmsg asks for. */
   #recvN = 1;
+  /** TUN writes done so far (ingress() and ICMP errors), to tell whether a turn wrote any. */
+  #tunWrites = 0;
   /** The last turn read nothing from the TUN (see egress()). */
   #quiet = true;
   /** Adaptive spin (spinUs): window in ms, when the last datagram left, the last reply delay, spin deadline. */
@@ -194,10 +197,23 @@ export class PacketLoop {
     let n = 0;
     if (tr) this.#woke = performance.now();
     if (rc > 0) {
-      if (pollRevents(this.#pollfds, 0) & READY) n += this.egress();
+      const tunReady = (pollRevents(this.#pollfds, 0) & READY) !== 0;
+      if (tunReady) n += this.egress();
       else this.#quiet = true;
-      if (pollRevents(this.#pollfds, 1) & READY) n += this.ingress();
-      else this.#recvN = 1;
+      if (pollRevents(this.#pollfds, 1) & READY) {
+        const wrote = this.#tunWrites;
+        n += this.ingress();
+        // What was just written into the TUN is often answered at once (an echo reply, an ACK
+        // of a local socket): the kernel queued the answer during the write. Read it now, not
+        // after another poll(): one syscall fewer between a request and its answer leaving;
+        // when there was no answer the read says EAGAIN (one syscall, on a turn that worked).
+        if (!tunReady && this.#tunWrites !== wrote) {
+          if (tr) this.#woke = performance.now();
+          n += this.egress();
+        }
+      } else {
+        this.#recvN = 1;
+      }
     } else if (rc < 0 && rc !== -EINTR) {
       throw new Error(`udp packet loop: poll on TUN fd ${this.#o.tunFd} and UDP fd ${this.#o.udpFd} failed: errno ${-rc}`);
     } else {
@@ -359,6 +375,7 @@ export class PacketLoop {
 
   /** Writes `count` TUN descriptors {off, len} found at `ring`. */
   #writeTun(ring: number, count: number): void {
+    this.#tunWrites += count;
     const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd, bytes = this.#bytes;
     for (let i = 0; i < count; i++) {
       const dw = (ring + i * L.TUN_DESC_SIZE) >>> 2;
