@@ -26,6 +26,8 @@ export const TRACE_STAGES = [
   /** poll() returned for the socket: to the recvmmsg() call. */
   "inWake",
   "udpRecv",
+  /** Turning the received messages into the core's descriptors (JS). */
+  "inDesc",
   /** core.ingress(). */
   "inCore",
   /** The TUN write()s. */

@@ -76,7 +76,7 @@ const C = {
 const T = {
   egWake: traceStage("egWake"), tunRead: traceStage("tunRead"), tunReadMore: traceStage("tunReadMore"),
   egCore: traceStage("egCore"), udpSend: traceStage("udpSend"), egTotal: traceStage("egTotal"),
-  inWake: traceStage("inWake"), udpRecv: traceStage("udpRecv"), inCore: traceStage("inCore"),
+  inWake: traceStage("inWake"), udpRecv: traceStage("udpRecv"), inDesc: traceStage("inDesc"), inCore: traceStage("inCore"),
   tunWrite: traceStage("tunWrite"), inTotal: traceStage("inTotal"), tail: traceStage("tail"),
 };
 
@@ -344,6 +344,7 @@ export class PacketLoop {
       n++;
     }
     row[C.rxMessages] = row[C.rxMessages]! + r;
+    if (tr) t = stamp(tr, T.inDesc, t);
     const core = this.#core;
     for (let start = 0; start < n;) {
       const k = core.ingress(start, n - start);
