@@ -103,9 +103,14 @@ export function enableUdpGro(sys: Sys, fd: number): boolean {
 const NAME_ROOM = 32;
 /** Room for control messages per message (UDP_GRO's int needs 24; more is left for others). */
 const CONTROL_ROOM = 64;
-/** u32 word offsets inside one mmsghdr. */
-const W_NAMELEN = 2, W_CONTROLLEN = 10, W_FLAGS = 12, W_LEN = 14;
-const MMSG_WORDS = MMSGHDR_SIZE / 4, IOV_WORDS = IOVEC_SIZE / 4;
+/**
+ * u32 word offsets inside one mmsghdr (msg_controllen's low half, msg_flags, msg_len), and the
+ * words per mmsghdr and per sender address: for hot loops that read `UdpBatch.words` directly
+ * instead of calling one accessor per field (see `UdpBatch.nameWords`).
+ */
+export const W_NAMELEN = 2, W_CONTROLLEN = 10, W_FLAGS = 12, W_LEN = 14;
+export const MMSG_WORDS = MMSGHDR_SIZE / 4, NAME_WORDS = NAME_ROOM / 4;
+const IOV_WORDS = IOVEC_SIZE / 4;
 
 /**
  * A batch of up to `capacity` datagrams for one socket, received with one recvmmsg or sent with
@@ -130,7 +135,15 @@ const MMSG_WORDS = MMSGHDR_SIZE / 4, IOV_WORDS = IOVEC_SIZE / 4;
 export class UdpBatch {
   readonly capacity: number;
   private readonly mem: Uint8Array;
-  private readonly words: Uint32Array;
+  /**
+   * The batch's memory as u32 words (host order): message `i`'s header starts at word
+   * `i * MMSG_WORDS`, its sender's sockaddr at `nameWords + i * NAME_WORDS` (sa_family in the
+   * low 16 bits of the first word, an IPv4 address in the second, in network byte order).
+   * Read-only for callers; valid as the accessors' results are.
+   */
+  readonly words: Uint32Array;
+  /** Word offset of message 0's sender address in `words`. */
+  readonly nameWords: number;
   private readonly from: Uint8Array[];
   private readonly sources: Uint8Array[];
   private readonly slotLength: Uint32Array;
@@ -146,6 +159,7 @@ export class UdpBatch {
     this.iovOff = n * MMSGHDR_SIZE;
     this.nameOff = this.iovOff + n * IOVEC_SIZE;
     this.controlOff = this.nameOff + n * NAME_ROOM;
+    this.nameWords = this.nameOff / 4;
     this.mem = structBuffer(this.controlOff + n * CONTROL_ROOM);
     this.words = new Uint32Array(this.mem.buffer);
     this.slotLength = new Uint32Array(n);

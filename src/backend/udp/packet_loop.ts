@@ -27,9 +27,9 @@
  */
 import * as L from "../../core/layout.ts";
 import type { Core } from "../../core/types.ts";
-import { AF_INET, EAGAIN, EINTR, MSG_DONTWAIT, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, pollRevents, setPollfd, structBuffer } from "../../../ffi/linux.ts";
+import { AF_INET, EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, pollRevents, setPollfd, structBuffer } from "../../../ffi/linux.ts";
 import type { Sys } from "../../../ffi/sys.ts";
-import { UdpBatch } from "../../../ffi/udp.ts";
+import { MMSG_WORDS, NAME_WORDS, UdpBatch, W_CONTROLLEN, W_FLAGS, W_LEN } from "../../../ffi/udp.ts";
 import type { ControlReader } from "./control_log.ts";
 import { type LoopTrace, traceStage } from "./loop_trace.ts";
 import { UdpSender } from "./udp_sender.ts";
@@ -89,7 +89,6 @@ export class PacketLoop {
   readonly #control: ControlReader;
   readonly #row: Float64Array;
   readonly #u32: Uint32Array;
-  readonly #u16: Uint16Array;
   readonly #bytes: Uint8Array;
   readonly #pollfds = structBuffer(2 * POLLFD_SIZE);
   readonly #sender: UdpSender;
@@ -133,7 +132,6 @@ export class PacketLoop {
     this.#row = row;
     this.#bytes = core.bytes;
     this.#u32 = new Uint32Array(core.buffer);
-    this.#u16 = new Uint16Array(core.buffer);
     core.setOptions(options.vnetHdr ? L.OPT_VNET_HDR : 0);
     this.#lastCounters.set(core.regions.counters); // count from here (a warm-up ran before)
 
@@ -326,23 +324,28 @@ export class PacketLoop {
       return 0;
     }
     if (this.#spinMs > 0) this.#received();
-    const u8 = this.#bytes, u32 = this.#u32, u16 = this.#u16;
-    let n = 0;
+    // One pass over the batch's own memory (no call per field: this runs cold after every idle
+    // spell, when each extra function costs microseconds): message i -> IN_IN descriptor n.
+    const u32 = this.#u32, w = b.words, nameWords = b.nameWords, gro = this.#o.gro, stride = this.#inStride;
+    let n = 0, packets = 0, bytes = 0, truncated = 0;
     for (let i = 0; i < r; i++) {
-      if (b.truncated(i)) { row[C.rxTruncated]!++; continue; }
-      if (b.sourceFamily(i) !== AF_INET) continue;
-      const len = b.length(i);
-      const seg = this.#o.gro ? b.segmentSize(i) : 0;
-      const d = L.IN_IN_DESC + n * L.IN_DESC_SIZE;
-      u32[d >>> 2] = L.IN_IN + i * this.#inStride + L.VNET_HDR_LEN;
-      u32[(d >>> 2) + 1] = len;
-      const src = b.sourceAddress(i); // sockaddr_in: the address is bytes 4..8, network order
-      u8[d + 8] = src[4]!; u8[d + 9] = src[5]!; u8[d + 10] = src[6]!; u8[d + 11] = src[7]!;
-      u16[(d + 12) >>> 1] = seg;
-      row[C.rxPackets] = row[C.rxPackets]! + (seg > 0 && len > seg ? Math.ceil(len / seg) : 1);
-      row[C.rxBytes] = row[C.rxBytes]! + len;
+      const m = i * MMSG_WORDS, a = nameWords + i * NAME_WORDS;
+      if ((w[m + W_FLAGS]! & MSG_TRUNC) !== 0) { truncated++; continue; }
+      if ((w[a]! & 0xffff) !== AF_INET) continue;
+      const len = w[m + W_LEN]!;
+      const seg = gro && w[m + W_CONTROLLEN] !== 0 ? b.segmentSize(i) : 0;
+      const d = (L.IN_IN_DESC + n * L.IN_DESC_SIZE) >>> 2;
+      u32[d] = L.IN_IN + i * stride + L.VNET_HDR_LEN;
+      u32[d + 1] = len;
+      u32[d + 2] = w[a + 1]!; // sin_addr: its 4 bytes as they are (network order), as the core reads them
+      u32[d + 3] = seg; // segment size (u16); the verdict half is the core's to write
+      packets += seg > 0 && len > seg ? Math.ceil(len / seg) : 1;
+      bytes += len;
       n++;
     }
+    row[C.rxPackets] = row[C.rxPackets]! + packets;
+    row[C.rxBytes] = row[C.rxBytes]! + bytes;
+    if (truncated > 0) row[C.rxTruncated] = row[C.rxTruncated]! + truncated;
     row[C.rxMessages] = row[C.rxMessages]! + r;
     if (tr) t = stamp(tr, T.inDesc, t);
     const core = this.#core;
