@@ -303,6 +303,8 @@ async function main(): Promise<void> {
     console.log("\nadded: the udp path's median minus kernel VXLAN's, measured right before it on the same containers.");
     console.log(`\nthread wake-up baseline (UDP ping-pong between two processes on h1's loopback, 2 wake-ups per round trip): ` +
       `p10 ${wake.p10.toFixed(0)} µs, p50 ${wake.p50.toFixed(0)} µs, p90 ${wake.p90.toFixed(0)} µs`);
+    // The added RTT follows this machine-wide cost (it changes with the host's load): keep them together.
+    figure("udp_path", "wakeup_round_trip_p50", wake.p50, "µs");
     console.log(`load average: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
   } finally {
     servers.forEach((s) => s.stop());
