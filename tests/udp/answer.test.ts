@@ -19,7 +19,7 @@ describe.skipIf(!isRoot)("packet loop: the answer to a TUN write", () => {
       // 1 datagram received + 1 packet read from the TUN; the peer has the echo reply.
       expect(r).toEqual({
         handled: 2,
-        reply: { len: 36, src: 0x0a090100, dst: 0x0a090205, type: 0, id: 0x77, seq: 1 },
+        reply: { len: 36, src: 0x0a090100, dst: 0x0a090205, type: 0, id: 0x1234, seq: 1 },
       });
     }, 60_000);
   }

@@ -4,9 +4,8 @@
  * 10.9.2.0/24. The peer sends an ICMP echo request for 10.9.1.0 (the TUN's own address); the
  * kernel answers it while the loop writes the request into the TUN, so the loop should read and
  * send that reply in the same turn, without another poll(). Prints one JSON line: the packets
- * the turn handled, polls made, and what the peer got back.
+ * the turn handled and what the peer got back.
  */
-import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { loadCore } from "../../src/core/loader.ts";
 import { check, loadSys } from "../../ffi/sys.ts";
@@ -16,11 +15,10 @@ import { sockaddrIn, structBuffer } from "../../ffi/linux.ts";
 import { ControlLog, ControlReader } from "../../src/backend/udp/control_log.ts";
 import { PacketLoop } from "../../src/backend/udp/packet_loop.ts";
 import { createStatsBuffer, statsRow } from "../../src/backend/udp/worker_stats.ts";
+import { buildPacket, v4 } from "../core/packets.ts";
+import { sh } from "../support/ns.ts";
 
-const ip = (...args: string[]) => {
-  const r = spawnSync("ip", args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr}`);
-};
+const ip = (...args: string[]) => sh(["ip", ...args]);
 const sys = await loadSys();
 const core = await loadCore();
 const tun = openTun(sys, { name: "weft0", nonBlocking: true });
@@ -32,14 +30,8 @@ const udp = openUdpSocket(sys, { ip: "127.0.0.1", port: 0, nonBlocking: true });
 const peer = openUdpSocket(sys, { ip: "127.0.0.2", port: 0, nonBlocking: true });
 check(core.peerSet(0, 0x7f000002, localPort(sys, peer), 0x0a090200, 24) || core.route4Insert(0x0a090200, 24, 0), "core: peer 0");
 
-// The echo request 10.9.2.5 -> 10.9.1.0, id 0x77, seq 1, 8 bytes of payload.
-const req = structBuffer(36);
-const v = new DataView(req.buffer);
-v.setUint8(0, 0x45); v.setUint16(2, 36); v.setUint8(8, 64); v.setUint8(9, 1);
-v.setUint32(12, 0x0a090205); v.setUint32(16, 0x0a090100);
-v.setUint16(10, checksum(req, 0, 20));
-v.setUint8(20, 8); v.setUint16(24, 0x77); v.setUint16(26, 1);
-v.setUint16(22, checksum(req, 20, 16));
+// The echo request 10.9.2.5 -> 10.9.1.0 (buildPacket: id 0x1234, seq 1), 8 bytes of payload.
+const req = buildPacket({ src: v4(10, 9, 2, 5), dst: v4(10, 9, 1, 0), proto: 1, payload: new Uint8Array(8) });
 
 const stats = createStatsBuffer(1);
 const row = statsRow(stats, 0);
@@ -54,10 +46,3 @@ console.log(JSON.stringify({
   reply: n > 0 ? { len: n, src: b.getUint32(12), dst: b.getUint32(16), type: b.getUint8(20), id: b.getUint16(24), seq: b.getUint16(26) } : n,
 }));
 
-function checksum(buf: Uint8Array, off: number, len: number): number {
-  const d = new DataView(buf.buffer, off, len);
-  let sum = 0;
-  for (let i = 0; i < len; i += 2) sum += d.getUint16(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
