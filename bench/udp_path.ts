@@ -30,8 +30,10 @@
  * reports the median round (other engineers' load on a shared machine only ever slows a round);
  * `--trace` runs the agents with WEFT_UDP_TRACE=1 and prints each worker's per-stage timings.
  */
-import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Cluster, type Host, exec, ip, ping } from "../tests/support/netns.ts";
 import { figure } from "./lib/figures.ts";
 
@@ -63,6 +65,7 @@ const TRACE = argv.includes("--trace");
 /** The C reference proxy runs unless --no-ref-proxy, when a C compiler is there. */
 const REF = !argv.includes("--no-ref-proxy") && spawnSync("cc", ["--version"]).status === 0;
 const REF_SPIN = Number(opt("--ref-spin", "0"));
+if (!Number.isInteger(REF_SPIN) || REF_SPIN < 0) throw new RangeError(`--ref-spin ${JSON.stringify(opt("--ref-spin", "0"))}: must be a whole number of µs, 0 or more`);
 const TICK = 100; // CLK_TCK
 
 interface Figures {
@@ -168,18 +171,13 @@ function row(name: string, f: Figures, vxlan?: Figures): string {
 }
 
 /**
- * The reference proxy: bench/ref/tun_proxy.c (compiled here with cc) on both hosts — a TUN<->UDP proxy
+ * The reference proxy: bench/ref/tun_proxy.c (compiled here with cc) on the two hosts — a TUN<->UDP proxy
  * of flanneld's udp design in C, one thread, poll() and one packet per syscall — on its own TUN
  * `refp0`, port 8385 and addresses 10.70.<i>.2 on the same containers, beside flannel0 and vxb.
  * It shows what that design's thread wake-ups and kernel entries cost here, without any
  * runtime. Returns the container addresses, the proxies' pids and a stop function.
  */
 async function setUpRefProxy(hosts: Host[], spinUs = 0): Promise<{ targets: string[]; pids: number[]; stop(): void }> {
-  const { mkdtempSync } = await import("node:fs");
-  const { tmpdir } = await import("node:os");
-  const { join } = await import("node:path");
-  const { spawn } = await import("node:child_process");
-  const { rmSync } = await import("node:fs");
   const dir = mkdtempSync(join(tmpdir(), "weft-ref-"));
   const bin = join(dir, "tun_proxy");
   const cc = spawnSync("cc", ["-O2", "-o", bin, join(import.meta.dir, "ref", "tun_proxy.c")], { encoding: "utf8" });
@@ -204,6 +202,11 @@ async function setUpRefProxy(hosts: Host[], spinUs = 0): Promise<{ targets: stri
   return { targets: hosts.map((_, i) => `10.70.${i + 1}.2`), pids: procs.map((x) => x.p.pid!), stop: () => { procs.forEach((x) => x.p.kill("SIGKILL")); rmSync(dir, { recursive: true, force: true }); } };
 }
 
+/** The kernel VXLAN RTTs measured right before a path's, under its row. */
+function printBase(f: Figures): void {
+  if (f.base) console.log(`${"".padEnd(39)}vxlan:${us(f.base.rttIdle)}       vxlan:${us(f.base.rttBusy)}`);
+}
+
 /** Round trips of a 64-byte datagram between two processes on loopback in `ns`, µs. */
 function wakeupBaseline(ns: string): { p10: number; p50: number; p90: number } {
   const echo = spawnSync("ip", ["netns", "exec", ns, process.execPath, import.meta.path, "--wakeup"], { encoding: "utf8" });
@@ -223,7 +226,6 @@ async function wakeupProbe(): Promise<void> {
     process.stdout.write("ready\n");
     for (;;) sys.sendto(fd, buf, sys.recvfrom(fd, buf, 2048, 0, from), 0, from);
   }
-  const { spawn } = await import("node:child_process");
   const child = spawn(process.execPath, [import.meta.path, "--wakeup", "--echo"], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((r) => child.stdout!.once("data", r));
   const fd = openUdpSocket(sys, { ip: "127.0.0.1", port: 0 });
@@ -251,7 +253,6 @@ async function main(): Promise<void> {
     const [vx1, vx2] = setUpVxlan(c.hosts);
     const from = h1.containers[0]!.ns, to = h2.containers[0]!.ns;
     const udpTarget = h2.containers[0]!.ip;
-    const { spawn } = await import("node:child_process");
     const server = spawn("ip", ["netns", "exec", to, "iperf3", "-s"], { stdio: "ignore" });
     servers.push({ stop: () => server.kill("SIGKILL") });
     await Bun.sleep(300);
@@ -278,7 +279,7 @@ async function main(): Promise<void> {
       }
       if (extra) console.log(`udp ${name}:`);
       console.log(`${row(extra ? "  same, env" : `udp ${name}`, f, vxlan)}   (${extra ? "" : st.offloads})`);
-      if (f.base) console.log(`${"".padEnd(39)}vxlan:${us(f.base.rttIdle)}       vxlan:${us(f.base.rttBusy)}`);
+      printBase(f);
       if (TRACE) {
         await Bun.sleep(1500); // the workers report after a second without traffic
         for (const h of c.hosts) for (const l of h.log.split("\n").filter((l) => l.includes("stage µs"))) console.log(`  ${h.name} ${l.slice(l.indexOf("worker"))}`);
@@ -290,10 +291,12 @@ async function main(): Promise<void> {
       await ping(from, ref.targets[1]!, { count: 30, intervalMs: 5 });
       const f = await measure(from, ref.targets[1]!, ref.pids, vx2);
       console.log(`${row("C ref proxy", f, vxlan)}   (bench/ref/tun_proxy.c: flanneld's udp design${REF_SPIN ? `, h1 spins ${REF_SPIN} µs` : ""})`);
-      if (f.base) console.log(`${"".padEnd(39)}vxlan:${us(f.base.rttIdle)}       vxlan:${us(f.base.rttBusy)}`);
+      printBase(f);
       headline("c_ref", f, vxlan);
-      if (first && !RTT_ONLY) figure("udp_path", `udp_${first.name}_over_c_ref_1_stream`, first.f.one / f.one, "x");
-      if (first && !RTT_ONLY) console.log(`${"".padEnd(16)}udp ${first.name} / C ref proxy, 1 stream: ${(first.f.one / f.one).toFixed(1)}×`);
+      if (first && !RTT_ONLY) {
+        figure("udp_path", `udp_${first.name}_over_c_ref_1_stream`, first.f.one / f.one, "x");
+        console.log(`${"".padEnd(16)}udp ${first.name} / C ref proxy, 1 stream: ${(first.f.one / f.one).toFixed(1)}×`);
+      }
     } else {
       console.log("C ref proxy: skipped (--no-ref-proxy, or no C compiler `cc`)");
     }
