@@ -4,7 +4,7 @@
  *
  *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
  *                         [--rtt-only] [--rounds N] [--trace] [--no-ref-proxy] [--ref-spin US]
- *                         [--env WEFT_UDP_X=1,…]…
+ *                         [--env WEFT_UDP_X=1,…]… [--agent-log RE]
  *
  * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
  * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
@@ -28,9 +28,11 @@
  *
  * `--rtt-only` skips iperf3; `--rounds N` repeats the RTT pair (VXLAN, then udp) N times and
  * reports the median round (other engineers' load on a shared machine only ever slows a round);
- * `--trace` runs the agents with WEFT_UDP_TRACE=1 and prints each worker's per-stage timings.
+ * `--trace` runs the agents with WEFT_UDP_TRACE=1 and prints each worker's per-stage timings;
+ * `--agent-log RE` prints the agents' log lines matching RE written during the measurement (with
+ * `--env BUN_JSC_reportDFGCompileTimes=1,…`: what the JIT still compiled while being measured).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,6 +69,8 @@ const REF = !argv.includes("--no-ref-proxy") && spawnSync("cc", ["--version"]).s
 const REF_SPIN = Number(opt("--ref-spin", "0"));
 if (!Number.isInteger(REF_SPIN) || REF_SPIN < 0) throw new RangeError(`--ref-spin ${JSON.stringify(opt("--ref-spin", "0"))}: must be a whole number of µs, 0 or more`);
 const TICK = 100; // CLK_TCK
+/** `--agent-log RE`: print the agents' log lines matching RE that appeared during the measurement. */
+const AGENT_LOG = argv.includes("--agent-log") ? new RegExp(opt("--agent-log", "")) : null;
 
 interface Figures {
   one: number; // Gbit/s
@@ -115,10 +119,30 @@ async function measure(from: string, to: string, pids: number[], rttBase?: strin
   const rounds: { base?: { rttIdle: number; rttBusy: number }; r: { rttIdle: number; rttBusy: number } }[] = [];
   for (let i = 0; i < ROUNDS; i++) rounds.push({ base: rttBase ? await rtt(from, rttBase) : undefined, r: await rtt(from, to) });
   const added = (x: (typeof rounds)[number]) => x.r.rttIdle - (x.base?.rttIdle ?? 0) + x.r.rttBusy - (x.base?.rttBusy ?? 0);
+  if (ROUNDS > 1) {
+    const us = (ms: number) => Math.round(ms * 1000);
+    const each = rounds.map((x) => x.base ? `+${us(x.r.rttIdle - x.base.rttIdle)}/+${us(x.r.rttBusy - x.base.rttBusy)}` : `${us(x.r.rttIdle)}/${us(x.r.rttBusy)}`);
+    console.log(`  rounds in order, ${rounds[0]!.base ? "added" : "RTT"} µs 10 ms / 1 ms apart: ${each.join(", ")}`);
+  }
   const { base, r } = rounds.sort((a, b) => added(a) - added(b))[Math.floor(rounds.length / 2)]!;
   // iperf3 runs SECONDS + 0.5 s omitted each; traffic dominates the wall time.
   const avgGbit = (one + four) / 2;
   return { one, four, ...r, cpuPerGbit: pids.length ? cpuSeconds / wall / avgGbit : undefined, base };
+}
+
+/** Collects what a process writes from now until stop() (the host's own log keeps only its tail). */
+function listen(p: ChildProcess): { stop(): string } {
+  let text = "";
+  const add = (d: Buffer) => { text += d; };
+  p.stdout!.on("data", add);
+  p.stderr!.on("data", add);
+  return {
+    stop() {
+      p.stdout!.off("data", add);
+      p.stderr!.off("data", add);
+      return text;
+    },
+  };
 }
 
 /** Kernel VXLAN between the two hosts, beside flannel0, for the same containers. */
@@ -272,6 +296,7 @@ async function main(): Promise<void> {
       await Promise.all(c.hosts.map((h) => c.startAgent(h)));
       const st = (await c.status(h1)).dataPath;
       await ping(from, udpTarget, { count: 30, intervalMs: 5 }); // peers programmed, JIT warm
+      const during = AGENT_LOG ? c.hosts.map((h) => listen(h.agent!)) : [];
       const f = await measure(from, udpTarget, c.hosts.map((h) => h.agent!.pid!), vx2);
       if (!first) {
         first = { name, f };
@@ -284,6 +309,9 @@ async function main(): Promise<void> {
         await Bun.sleep(1500); // the workers report after a second without traffic
         for (const h of c.hosts) for (const l of h.log.split("\n").filter((l) => l.includes("stage µs"))) console.log(`  ${h.name} ${l.slice(l.indexOf("worker"))}`);
       }
+      during.forEach((d, i) => {
+        for (const l of d.stop().split("\n").filter((l) => AGENT_LOG!.test(l))) console.log(`  ${c.hosts[i]!.name} during the runs: ${l.slice(0, 240)}`);
+      });
     }
     if (REF) {
       const ref = await setUpRefProxy(c.hosts, REF_SPIN);

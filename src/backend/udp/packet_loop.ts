@@ -86,6 +86,10 @@ export class PacketLoop {
   readonly #sys: Sys;
   readonly #core: Core;
   readonly #o: PacketLoopOptions;
+  // The options the hot paths read, as fields of this object: the JIT then sees one object
+  // shape whoever built the options (the warm-up's spread copy or a worker's structured clone).
+  readonly #tunFd: number;
+  readonly #gro: boolean;
   readonly #control: ControlReader;
   readonly #row: Float64Array;
   readonly #u32: Uint32Array;
@@ -128,6 +132,8 @@ export class PacketLoop {
     this.#sys = sys;
     this.#core = core;
     this.#o = options;
+    this.#tunFd = options.tunFd;
+    this.#gro = options.gro;
     this.#control = control;
     this.#row = row;
     this.#bytes = core.bytes;
@@ -269,7 +275,7 @@ export class PacketLoop {
 
   /** Reads packets into EG_IN slots from..to-1 until the TUN has no more; returns the slot after the last filled. */
   #readTun(from: number, to: number): number {
-    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd;
+    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#tunFd;
     let n = from;
     while (n < to) {
       const r = sys.read(fd, this.#egViews[n]!);
@@ -326,7 +332,7 @@ export class PacketLoop {
     if (this.#spinMs > 0) this.#received();
     // One pass over the batch's own memory (no call per field: this runs cold after every idle
     // spell, when each extra function costs microseconds): message i -> IN_IN descriptor n.
-    const u32 = this.#u32, w = b.words, nameWords = b.nameWords, gro = this.#o.gro, stride = this.#inStride;
+    const u32 = this.#u32, w = b.words, nameWords = b.nameWords, gro = this.#gro, stride = this.#inStride;
     let n = 0, packets = 0, bytes = 0, truncated = 0;
     for (let i = 0; i < r; i++) {
       const m = i * MMSG_WORDS, a = nameWords + i * NAME_WORDS;
@@ -380,7 +386,7 @@ export class PacketLoop {
   /** Writes `count` TUN descriptors {off, len} found at `ring`. */
   #writeTun(ring: number, count: number): void {
     this.#tunWrites += count;
-    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd, bytes = this.#bytes;
+    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#tunFd, bytes = this.#bytes;
     for (let i = 0; i < count; i++) {
       const dw = (ring + i * L.TUN_DESC_SIZE) >>> 2;
       const off = u32[dw]!, len = u32[dw + 1]!;

@@ -10,6 +10,11 @@
  *
  *   app socket ──write──▶ "TUN" socket ──egress()──▶ UDP socket ──ingress()──▶ "TUN" ──▶ app
  *
+ * It runs whole turns (poll, control log, egress, ingress), not egress()/ingress() alone: called
+ * directly, they left turn(), Sys.poll() and ControlReader.applyTo() in the baseline tier —
+ * JavaScriptCore's compile log (BUN_JSC_reportDFGCompileTimes=1, bench/udp_path.ts
+ * --agent-log) showed them never optimized during the first 2,200 echoes of a run.
+ *
  * A connected UDP socket stands in for the TUN (one datagram per read/write, like a TUN fd).
  * The core gets a temporary peer 127.0.0.1:<UDP socket's port> owning WARM_NET/24, and loses
  * it again afterwards; the packets are UDP in IPv4 from WARM_NET.1 to WARM_NET.2 (with a
@@ -23,6 +28,7 @@ import { check, type Sys } from "../../../ffi/sys.ts";
 import { localPort, openUdpSocket } from "../../../ffi/udp.ts";
 import { SOCKADDR_IN_SIZE, sockaddrIn, structBuffer } from "../../../ffi/linux.ts";
 import { ControlLog, ControlReader } from "./control_log.ts";
+import { LoopTrace } from "./loop_trace.ts";
 import { PacketLoop, type PacketLoopOptions } from "./packet_loop.ts";
 import { statsRow, createStatsBuffer } from "./worker_stats.ts";
 
@@ -75,16 +81,22 @@ export function warmUp(sys: Sys, core: Core, options: PacketLoopOptions, rounds 
     check(sys.connect(app, sockaddrIn(LOOPBACK, localPort(sys, tun))), "connect the warm-up app socket");
     const rc = core.peerSet(WARM_PEER, LOOPBACK, localPort(sys, udp), WARM_NET, 24) || core.route4Insert(WARM_NET, 24, WARM_PEER);
     if (rc < 0) throw new Error(`udp warm-up: the core refused the temporary peer ${WARM_PEER} (error ${rc})`);
-    const loop = new PacketLoop(sys, core, { ...options, tunFd: tun, udpFd: udp, trace: false }, new ControlReader(new ControlLog(1).buffer, 0), statsRow(createStatsBuffer(1), 0));
+    // With tracing on, the real loop takes the trace branches: so does the warm-up (its
+    // summaries dropped), else the compiled code would be thrown away at the first real packet.
+    const trace = options.trace ? new LoopTrace(() => {}) : null;
+    const loop = new PacketLoop(sys, core, { ...options, tunFd: tun, udpFd: udp, trace: options.trace }, new ControlReader(new ControlLog(1).buffer, 0), statsRow(createStatsBuffer(1), 0), trace);
     const packet = warmUpPacket(options.vnetHdr);
     const back = structBuffer(65536 + SOCKADDR_IN_SIZE);
     let out = 0;
     for (let i = 0; i < rounds; i++) {
       const burst = i % 16 === 15 ? 4 : 1; // now and then a batch, for the batch paths
       for (let k = 0; k < burst; k++) sys.write(app, packet);
-      loop.egress();
-      loop.egress(); // finds nothing, as the real loop's next look does; the next read is "sparse" again
-      loop.ingress();
+      // Whole turns, as the real loop runs them (poll and control log included): the "TUN" is
+      // read and the datagrams sent; then they are received, written back into the "TUN" and
+      // the same-turn look for an answer finds none; then a turn with nothing ready.
+      loop.turn(0);
+      loop.turn(0);
+      loop.turn(0);
       while (sys.read(app, back) > 0) out++;
     }
     return out;
