@@ -18,7 +18,10 @@
  * (200: the machine idles between them, as with sparse traffic) and 1 ms apart (2000: the
  * forwarding threads stay warm), each right after the same for kernel VXLAN;
  * CPU is utime+stime of both agents (/proc/<pid>/stat, workers included) over the iperf3 runs,
- * given as CPU-seconds per second per Gbit/s, i.e. cores busy per Gbit/s.
+ * given as CPU-seconds per second per Gbit/s, i.e. cores busy per Gbit/s; over the echoes, CPU µs
+ * per echo of every thread of those processes (/proc/<pid>/task/<tid>/schedstat), by thread name
+ * (the packet workers, the main thread, the JIT and GC threads; kernel work done in a thread's
+ * syscalls, such as the other host's receive path inside a sendmmsg, counts as that thread's).
  *
  * A reference in the same run (unless `--no-ref-proxy`, or without a C compiler): the C proxy of
  * bench/ref/tun_proxy.c, flanneld's udp design (one thread, poll, one packet per syscall) with no
@@ -33,7 +36,7 @@
  * `--env BUN_JSC_reportDFGCompileTimes=1,…`: what the JIT still compiled while being measured).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, type Host, exec, ip, ping } from "../tests/support/netns.ts";
@@ -79,6 +82,9 @@ interface Figures {
   rttIdle: number;
   rttBusy: number;
   cpuPerGbit?: number; // agent cores per Gbit/s
+  /** CPU µs per echo of the path's processes (agents, proxies) by thread name, 10 ms and 1 ms apart. */
+  cpuIdle?: Record<string, number>;
+  cpuBusy?: Record<string, number>;
   /** The kernel VXLAN path's, measured right before this path's. */
   base?: { rttIdle: number; rttBusy: number };
 }
@@ -101,10 +107,46 @@ async function p50(from: string, to: string, count: number, intervalMs: number):
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Median RTTs: 200 echoes 10 ms apart, then 2000 echoes 1 ms apart. */
-async function rtt(from: string, to: string): Promise<{ rttIdle: number; rttBusy: number }> {
+/** CPU time (ns) each thread of `pids` has run so far (/proc/<pid>/task/<tid>/schedstat), by tid, with its name. */
+function threadCpu(pids: number[]): Map<string, { comm: string; ns: number }> {
+  const m = new Map<string, { comm: string; ns: number }>();
+  for (const pid of pids) {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+        m.set(`${pid}/${tid}`, { comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim(), ns });
+      } catch { /* the thread ended */ }
+    }
+  }
+  return m;
+}
+
+/** CPU µs per echo between two threadCpu() readings, by thread name (threads that ended meanwhile are not counted). */
+function cpuPerEcho(a: Map<string, { comm: string; ns: number }>, b: Map<string, { comm: string; ns: number }>, echoes: number): Record<string, number> {
+  const by: Record<string, number> = {};
+  for (const [tid, t] of b) by[t.comm] = (by[t.comm] ?? 0) + (t.ns - (a.get(tid)?.ns ?? 0)) / echoes / 1000;
+  return by;
+}
+
+const total = (by?: Record<string, number>) => Object.values(by ?? {}).reduce((x, y) => x + y, 0);
+
+interface Rtt {
+  rttIdle: number;
+  rttBusy: number;
+  /** CPU µs per echo of the path's processes (`pids`) by thread name, 10 ms and 1 ms apart. */
+  cpuIdle?: Record<string, number>;
+  cpuBusy?: Record<string, number>;
+}
+
+/** Median RTTs: 200 echoes 10 ms apart, then 2000 echoes 1 ms apart; with `pids`, their CPU per echo. */
+async function rtt(from: string, to: string, pids: number[] = []): Promise<Rtt> {
   await ping(from, to, { count: 20, intervalMs: 5 }); // warm up
-  return { rttIdle: await p50(from, to, 200, 10), rttBusy: await p50(from, to, 2000, 1) };
+  const c0 = threadCpu(pids);
+  const rttIdle = await p50(from, to, 200, 10);
+  const c1 = threadCpu(pids);
+  const rttBusy = await p50(from, to, 2000, 1);
+  const c2 = threadCpu(pids);
+  return pids.length ? { rttIdle, rttBusy, cpuIdle: cpuPerEcho(c0, c1, 200), cpuBusy: cpuPerEcho(c1, c2, 2000) } : { rttIdle, rttBusy };
 }
 
 /** `pids`: the processes whose CPU time the path costs (agents, or the reference proxies). */
@@ -116,8 +158,8 @@ async function measure(from: string, to: string, pids: number[], rttBase?: strin
   const cpuSeconds = (pids.reduce((a, p) => a + cpuTicks(p), 0) - c0) / TICK;
   const wall = (performance.now() - t0) / 1000;
   // RTT of the kernel path right before, so both see the same machine load; the median round.
-  const rounds: { base?: { rttIdle: number; rttBusy: number }; r: { rttIdle: number; rttBusy: number } }[] = [];
-  for (let i = 0; i < ROUNDS; i++) rounds.push({ base: rttBase ? await rtt(from, rttBase) : undefined, r: await rtt(from, to) });
+  const rounds: { base?: Rtt; r: Rtt }[] = [];
+  for (let i = 0; i < ROUNDS; i++) rounds.push({ base: rttBase ? await rtt(from, rttBase) : undefined, r: await rtt(from, to, pids) });
   const added = (x: (typeof rounds)[number]) => x.r.rttIdle - (x.base?.rttIdle ?? 0) + x.r.rttBusy - (x.base?.rttBusy ?? 0);
   if (ROUNDS > 1) {
     const us = (ms: number) => Math.round(ms * 1000);
@@ -182,6 +224,10 @@ function headline(path: string, f: Figures, vxlan: Figures): void {
     figure("udp_path", `${path}_added_rtt_10ms_apart`, (f.rttIdle - f.base.rttIdle) * 1000, "µs");
     figure("udp_path", `${path}_added_rtt_1ms_apart`, (f.rttBusy - f.base.rttBusy) * 1000, "µs");
   }
+  if (f.cpuIdle !== undefined) {
+    figure("udp_path", `${path}_cpu_per_echo_10ms_apart`, total(f.cpuIdle), "µs");
+    figure("udp_path", `${path}_cpu_per_echo_1ms_apart`, total(f.cpuBusy), "µs");
+  }
 }
 
 const us = (ms: number) => `${(ms * 1000).toFixed(0).padStart(5)}`;
@@ -229,6 +275,10 @@ async function setUpRefProxy(hosts: Host[], spinUs = 0): Promise<{ targets: stri
 /** The kernel VXLAN RTTs measured right before a path's, under its row. */
 function printBase(f: Figures): void {
   if (f.base) console.log(`${"".padEnd(39)}vxlan:${us(f.base.rttIdle)}       vxlan:${us(f.base.rttBusy)}`);
+  if (f.cpuIdle === undefined) return;
+  const parts = (by: Record<string, number>) => Object.entries(by).filter(([, v]) => v >= 0.5).sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ");
+  console.log(`${"".padEnd(32)}CPU per echo:${total(f.cpuIdle).toFixed(0).padStart(5)} µs     ${total(f.cpuBusy).toFixed(0).padStart(5)} µs   (both hosts' processes, all threads)`);
+  console.log(`${"".padEnd(34)}by thread, 10 ms apart: ${parts(f.cpuIdle)}; 1 ms apart: ${parts(f.cpuBusy!)}`);
 }
 
 /** Round trips of a 64-byte datagram between two processes on loopback in `ns`, µs. */
