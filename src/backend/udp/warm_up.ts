@@ -25,14 +25,20 @@
 import * as L from "../../core/layout.ts";
 import type { Core } from "../../core/types.ts";
 import { check, type Sys } from "../../../ffi/sys.ts";
-import { localPort, openUdpSocket } from "../../../ffi/udp.ts";
+import { enableUdpGro, localPort, openUdpSocket } from "../../../ffi/udp.ts";
 import { SOCKADDR_IN_SIZE, sockaddrIn, structBuffer } from "../../../ffi/linux.ts";
 import { ControlLog, ControlReader } from "./control_log.ts";
 import { LoopTrace } from "./loop_trace.ts";
 import { PacketLoop, type PacketLoopOptions } from "./packet_loop.ts";
 import { statsRow, createStatsBuffer } from "./worker_stats.ts";
 
-/** Round trips forwarded: enough for the optimizing tiers of both engines. */
+/**
+ * Round trips forwarded: enough for the optimizing tiers of both engines (JavaScriptCore: DFG on
+ * the whole forwarding path, 70–90 ms). 15,000 rounds (300–430 ms per worker start) also bring
+ * turn(), egress() and ingress() to FTL before the first packet, and no JIT work is left for the
+ * traffic — but the added RTT did not change (bench/udp_path.ts, 2 interleaved pairs of runs:
+ * +204/+206 µs 10 ms apart against +144/+202), so the start stays short.
+ */
 export const WARM_UP_ROUNDS = 3000;
 /** The temporary peer's id (the highest; PeerTable hands out ids from 0). */
 const WARM_PEER = L.PEER_CAP - 1;
@@ -77,6 +83,8 @@ export function warmUp(sys: Sys, core: Core, options: PacketLoopOptions, rounds 
   };
   try {
     const tun = open(), app = open(), udp = open();
+    // As the real socket: the bursts then arrive as one GRO message (the cmsg branch runs too).
+    if (options.gro) enableUdpGro(sys, udp);
     check(sys.connect(tun, sockaddrIn(LOOPBACK, localPort(sys, app))), "connect the warm-up TUN socket");
     check(sys.connect(app, sockaddrIn(LOOPBACK, localPort(sys, tun))), "connect the warm-up app socket");
     const rc = core.peerSet(WARM_PEER, LOOPBACK, localPort(sys, udp), WARM_NET, 24) || core.route4Insert(WARM_NET, 24, WARM_PEER);
