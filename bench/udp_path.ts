@@ -34,6 +34,7 @@
  * `--trace` runs the agents with WEFT_UDP_TRACE=1 and prints each worker's per-stage timings;
  * `--agent-log RE` prints the agents' log lines matching RE written during the measurement (with
  * `--env BUN_JSC_reportDFGCompileTimes=1,…`: what the JIT still compiled while being measured).
+ * For a profile of the agents with their JavaScript and Wasm named, see bench/lib/jitdump_map.ts.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
