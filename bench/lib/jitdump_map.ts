@@ -21,11 +21,16 @@ import { basename } from "node:path";
 const JIT_CODE_LOAD = 0;
 const MAGIC = 0x4a695444; // "JiTD", as a little-endian u32
 
-/** "<start hex> <size hex> <name>" lines for the code loads in one JITDump file. */
+/**
+ * "<start hex> <size hex> <name>" lines for the code loads in one JITDump file. JSC frees code
+ * (a function recompiled at a higher tier, a deoptimized one) and later puts other code at the
+ * same addresses without an unload record, so a load drops every earlier one it overlaps:
+ * otherwise the worker's FTL code would be reported under the names of startup code it replaced.
+ */
 export function perfMapLines(dump: Uint8Array, file = "JITDump"): string[] {
   const v = new DataView(dump.buffer, dump.byteOffset, dump.byteLength);
   if (dump.byteLength < 40 || v.getUint32(0, true) !== MAGIC) throw new Error(`${file}: not a JITDump file (no "JiTD" magic)`);
-  const lines: string[] = [];
+  let loads: { start: bigint; end: bigint; name: string }[] = [];
   let off = v.getUint32(8, true); // header size
   while (off + 16 <= dump.byteLength) {
     const id = v.getUint32(off, true), size = v.getUint32(off + 4, true);
@@ -34,11 +39,13 @@ export function perfMapLines(dump: Uint8Array, file = "JITDump"): string[] {
       const addr = v.getBigUint64(off + 32, true), codeSize = v.getBigUint64(off + 40, true);
       const nameEnd = dump.indexOf(0, off + 56);
       const name = new TextDecoder().decode(dump.subarray(off + 56, nameEnd < 0 ? off + size : nameEnd));
-      lines.push(`${addr.toString(16)} ${codeSize.toString(16)} ${name}`);
+      const end = addr + codeSize;
+      loads = loads.filter((l) => l.end <= addr || l.start >= end);
+      loads.push({ start: addr, end, name });
     }
     off += size;
   }
-  return lines;
+  return loads.map((l) => `${l.start.toString(16)} ${(l.end - l.start).toString(16)} ${l.name}`);
 }
 
 if (import.meta.main) {
