@@ -4,7 +4,7 @@
  *
  *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
  *                         [--rtt-only] [--rounds N] [--trace] [--no-ref-proxy] [--ref-spin US]
- *                         [--env WEFT_UDP_X=1,…]… [--agent-log RE]
+ *                         [--env WEFT_UDP_X=1,…]… [--agent-log RE] [--interleaved]
  *
  * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
  * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
@@ -35,6 +35,8 @@
  * `--agent-log RE` prints the agents' log lines matching RE written during the measurement (with
  * `--env BUN_JSC_reportDFGCompileTimes=1,…`: what the JIT still compiled while being measured).
  * For a profile of the agents with their JavaScript and Wasm named, see bench/lib/jitdump_map.ts.
+ * `--interleaved` (with the C reference) also measures VXLAN, weft's udp path and the C proxy
+ * with their echoes taking turns, and prints the paired differences (see interleaved()).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -68,6 +70,7 @@ const only = opt("--only", "").split(",").filter(Boolean);
 const RTT_ONLY = argv.includes("--rtt-only");
 const ROUNDS = Number(opt("--rounds", "1"));
 const TRACE = argv.includes("--trace");
+const INTERLEAVED = argv.includes("--interleaved");
 /** The C reference proxy runs unless --no-ref-proxy, when a C compiler is there. */
 const REF = !argv.includes("--no-ref-proxy") && spawnSync("cc", ["--version"]).status === 0;
 const REF_SPIN = Number(opt("--ref-spin", "0"));
@@ -148,6 +151,41 @@ async function rtt(from: string, to: string, pids: number[] = []): Promise<Rtt> 
   const rttBusy = await p50(from, to, 2000, 1);
   const c2 = threadCpu(pids);
   return pids.length ? { rttIdle, rttBusy, cpuIdle: cpuPerEcho(c0, c1, 200), cpuBusy: cpuPerEcho(c1, c2, 2000) } : { rttIdle, rttBusy };
+}
+
+/**
+ * Kernel VXLAN, weft's udp path ("all") and the C proxy measured together: their echoes take
+ * turns (ns_probe --stagger; each path still 10 ms or 1 ms apart), so a change in the machine's
+ * state hits all three alike and the paired differences hold still where separate rounds drift.
+ * `--rounds` rounds of 200 + 2000 echoes per path; prints each round and the medians.
+ */
+async function interleaved(from: string, t: { vxlan: string; udp: string; ref: string }): Promise<void> {
+  const targets = [t.vxlan, t.udp, t.ref];
+  const p50s = async (count: number, intervalMs: number) => {
+    const by = await ping(from, targets, { count, intervalMs, stagger: true });
+    return targets.map((ip) => {
+      const s = [...by.get(ip)!.rtts].sort((a, b) => a - b);
+      if (s.length === 0) throw new Error(`interleaved: no echo replies from ${ip}`);
+      return s[Math.floor(s.length / 2)]! * 1000;
+    });
+  };
+  const rounds: { idle: number[]; busy: number[] }[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    await ping(from, targets, { count: 20, intervalMs: 5, stagger: true });
+    rounds.push({ idle: await p50s(200, 10), busy: await p50s(2000, 1) });
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const diff = (k: "idle" | "busy", a: number, b: number) => med(rounds.map((r) => r[k][a]! - r[k][b]!));
+  const f = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)}`;
+  console.log(`interleaved (VXLAN, weft udp and the C proxy taking turns; µs, 10 ms / 1 ms apart, median of ${ROUNDS} round${ROUNDS > 1 ? "s" : ""}):`);
+  rounds.forEach((r, i) => console.log(`  round ${i + 1}: vxlan ${r.idle[0]!.toFixed(0)} / ${r.busy[0]!.toFixed(0)}, weft added ${f(r.idle[1]! - r.idle[0]!)} / ${f(r.busy[1]! - r.busy[0]!)}, C ref added ${f(r.idle[2]! - r.idle[0]!)} / ${f(r.busy[2]! - r.busy[0]!)}`));
+  console.log(`  weft added ${f(diff("idle", 1, 0))} / ${f(diff("busy", 1, 0))}, C ref added ${f(diff("idle", 2, 0))} / ${f(diff("busy", 2, 0))}, weft − C ref ${f(diff("idle", 1, 2))} / ${f(diff("busy", 1, 2))}`);
+  figure("udp_path", "interleaved_udp_added_rtt_10ms_apart", diff("idle", 1, 0), "µs");
+  figure("udp_path", "interleaved_udp_added_rtt_1ms_apart", diff("busy", 1, 0), "µs");
+  figure("udp_path", "interleaved_c_ref_added_rtt_10ms_apart", diff("idle", 2, 0), "µs");
+  figure("udp_path", "interleaved_c_ref_added_rtt_1ms_apart", diff("busy", 2, 0), "µs");
+  figure("udp_path", "interleaved_udp_minus_c_ref_10ms_apart", diff("idle", 1, 2), "µs");
+  figure("udp_path", "interleaved_udp_minus_c_ref_1ms_apart", diff("busy", 1, 2), "µs");
 }
 
 /** `pids`: the processes whose CPU time the path costs (agents, or the reference proxies). */
@@ -375,6 +413,15 @@ async function main(): Promise<void> {
       if (first && !RTT_ONLY) {
         figure("udp_path", `udp_${first.name}_over_c_ref_1_stream`, first.f.one / f.one, "x");
         console.log(`${"".padEnd(16)}udp ${first.name} / C ref proxy, 1 stream: ${(first.f.one / f.one).toFixed(1)}×`);
+      }
+      if (INTERLEAVED) {
+        if (Object.keys(c.opts.agentEnv ?? {}).length > 0) { // the last configuration was not "all"
+          await Promise.all(c.hosts.map((h) => c.stopAgent(h)));
+          c.opts.agentEnv = {};
+          await Promise.all(c.hosts.map((h) => c.startAgent(h)));
+          await ping(from, udpTarget, { count: 30, intervalMs: 5 });
+        }
+        await interleaved(from, { vxlan: vx2!, udp: udpTarget, ref: ref.targets[1]! });
       }
     } else {
       console.log("C ref proxy: skipped (--no-ref-proxy, or no C compiler `cc`)");

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ping } from "../support/netns.ts";
-import { addNetns, cleanupStale, delNetns, sh, uniqueName } from "../support/ns.ts";
+import { addNetns, cleanupStale, delNetns, nsSh, sh, uniqueName } from "../support/ns.ts";
 
 const made: string[] = [];
 afterAll(() => {
@@ -46,4 +46,21 @@ test("ping() counts replies and losses (loopback answers, an unrouted address do
   const r = await ping(ns, ["127.0.0.1", "10.255.255.1"], { count: 2, intervalMs: 20, timeoutMs: 200 });
   expect(r.get("127.0.0.1")).toMatchObject({ sent: 2, received: 2 });
   expect(r.get("10.255.255.1")).toMatchObject({ sent: 2, received: 0 });
+});
+
+test("ping --stagger: the targets' echoes take turns across the interval instead of leaving together", () => {
+  const ns = addNetns(uniqueName("ping"));
+  made.push(ns);
+  const probe = (stagger: boolean) => {
+    const out = nsSh(ns, [process.execPath, join(import.meta.dir, "..", "support", "ns_probe.ts"), "ping", "--count", "6", "--interval", "40",
+      ...(stagger ? ["--stagger"] : []), "127.0.0.1", "127.0.0.2"]);
+    const sends = out.trim().split("\n").map((l) => JSON.parse(l) as { ip: string; rtt: number; t: number })
+      .map((e) => ({ ip: e.ip, at: e.t - e.rtt })).sort((a, b) => a.at - b.at);
+    const gaps = sends.slice(1).map((s, i) => s.at - sends[i]!.at).sort((a, b) => a - b);
+    return { order: sends.map((s) => s.ip), medianGapMs: gaps[Math.floor(gaps.length / 2)]! };
+  };
+  const staggered = probe(true);
+  expect(staggered.order).toEqual(Array.from({ length: 12 }, (_, i) => (i % 2 ? "127.0.0.2" : "127.0.0.1")));
+  expect(staggered.medianGapMs).toBeGreaterThan(10); // 20 ms apart, one target at a time
+  expect(probe(false).medianGapMs).toBeLessThan(10); // both targets at each 40 ms tick
 });

@@ -122,11 +122,12 @@ function summarize(events: PingEvent[], targets: string[]): Map<string, PingResu
 
 /**
  * ICMP echo from namespace `from` to each of `targets` (`count` rounds, `intervalMs` apart);
- * equivalent to `ip netns exec <from> ping -c <count> <ip>` for each target.
+ * equivalent to `ip netns exec <from> ping -c <count> <ip>` for each target. `stagger` spreads each
+ * round's echoes over the interval, one target at a time (ns_probe `--stagger`).
  */
-export async function ping(from: string, targets: string | string[], opts: { count?: number; intervalMs?: number; timeoutMs?: number } = {}): Promise<Map<string, PingResult>> {
+export async function ping(from: string, targets: string | string[], opts: { count?: number; intervalMs?: number; timeoutMs?: number; stagger?: boolean } = {}): Promise<Map<string, PingResult>> {
   const list = Array.isArray(targets) ? targets : [targets];
-  const r = exec(from, [BUN, PROBE, "ping", "--count", String(opts.count ?? 1), "--interval", String(opts.intervalMs ?? 100), "--timeout", String(opts.timeoutMs ?? 1000), ...list]);
+  const r = exec(from, [BUN, PROBE, "ping", "--count", String(opts.count ?? 1), "--interval", String(opts.intervalMs ?? 100), "--timeout", String(opts.timeoutMs ?? 1000), ...(opts.stagger ? ["--stagger"] : []), ...list]);
   if (r.code !== 0) throw new Error(`ping from ${from} failed (${r.code}): ${r.stderr.trim()}`);
   return summarize(r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as PingEvent), list);
 }

@@ -5,9 +5,11 @@
  * JSON lines on stdout, each with a wall-clock time `t` (ms, sub-ms precision) so timings from
  * different namespaces compare.
  *
- *   bun ns_probe.ts ping [--count N] [--interval MS] [--timeout MS] [--stdin] IP...
+ *   bun ns_probe.ts ping [--count N] [--interval MS] [--timeout MS] [--stdin] [--stagger] IP...
  *       one echo to every target per round; N rounds (0 = until stdin closes). `--stdin` also
- *       reads more targets from stdin, one per line. Prints {"ip","seq","rtt","t"} per reply and
+ *       reads more targets from stdin, one per line. `--stagger` spreads a round's echoes over
+ *       the interval (target k at k·MS/targets), so paths measured together take turns and
+ *       never have echoes in flight at once. Prints {"ip","seq","rtt","t"} per reply and
  *       {"ip","seq","lost":true,"t"} per echo unanswered after the timeout.
  *   bun ns_probe.ts serve PORT            TCP echo on 0.0.0.0:PORT; prints {"ready":true}
  *   bun ns_probe.ts connect [--timeout MS] IP:PORT...
@@ -46,7 +48,8 @@ async function ping(args: string[]): Promise<void> {
   const interval = flag(args, "--interval", 200);
   const timeout = flag(args, "--timeout", 1000);
   const fromStdin = args.includes("--stdin");
-  const targets: number[] = args.filter((a) => a !== "--stdin").map((a) => parseIPv4(a, "ping target"));
+  const stagger = args.includes("--stagger");
+  const targets: number[] = args.filter((a) => a !== "--stdin" && a !== "--stagger").map((a) => parseIPv4(a, "ping target"));
 
   const sys = await loadSys();
   const fd = check(sys.socket(AF_INET, SOCK_RAW, IPPROTO_ICMP), "ns_probe ping: socket(AF_INET, SOCK_RAW, ICMP)");
@@ -68,6 +71,8 @@ async function ping(args: string[]): Promise<void> {
   let stdinRest = "";
   let rounds = 0;
   let nextRound = now();
+  /** With --stagger: the target whose echo goes next in this round. */
+  let turn = 0;
 
   const send = (ip: number) => {
     seq = (seq + 1) & 0xffff;
@@ -89,10 +94,17 @@ async function ping(args: string[]): Promise<void> {
     const done = count > 0 ? rounds >= count : !stdinOpen;
     if (done && pending.size === 0) break;
     if (!done && t >= nextRound) {
-      for (const ip of targets) send(ip);
-      rounds++;
-      nextRound += interval;
-      if (nextRound < t) nextRound = t + interval;
+      let step = interval;
+      if (stagger && targets.length > 1) {
+        send(targets[turn % targets.length]!);
+        step = interval / targets.length;
+        if (++turn >= targets.length) { turn = 0; rounds++; }
+      } else {
+        for (const ip of targets) send(ip);
+        rounds++;
+      }
+      nextRound += step;
+      if (nextRound < t) nextRound = t + step;
       continue;
     }
     let until = done ? t + timeout : nextRound;
