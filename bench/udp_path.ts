@@ -4,7 +4,7 @@
  *
  *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
  *                         [--rtt-only] [--rounds N] [--trace] [--no-ref-proxy] [--ref-spin US]
- *                         [--env WEFT_UDP_X=1,…]… [--agent-log RE] [--interleaved]
+ *                         [--env WEFT_UDP_X=1,…]… [--agent-log RE] [--no-interleaved]
  *
  * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
  * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
@@ -35,8 +35,9 @@
  * `--agent-log RE` prints the agents' log lines matching RE written during the measurement (with
  * `--env BUN_JSC_reportDFGCompileTimes=1,…`: what the JIT still compiled while being measured).
  * For a profile of the agents with their JavaScript and Wasm named, see bench/lib/jitdump_map.ts.
- * `--interleaved` (with the C reference) also measures VXLAN, weft's udp path and the C proxy
- * with their echoes taking turns, and prints the paired differences (see interleaved()).
+ * With the C reference, VXLAN, weft's udp path and the C proxy are also measured with their
+ * echoes taking turns, for paired differences that hold still (see interleaved();
+ * `--no-interleaved` skips it).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -70,7 +71,8 @@ const only = opt("--only", "").split(",").filter(Boolean);
 const RTT_ONLY = argv.includes("--rtt-only");
 const ROUNDS = Number(opt("--rounds", "1"));
 const TRACE = argv.includes("--trace");
-const INTERLEAVED = argv.includes("--interleaved");
+/** The interleaved measurement (see interleaved()) runs with the C reference unless --no-interleaved. */
+const INTERLEAVED = !argv.includes("--no-interleaved");
 /** The C reference proxy runs unless --no-ref-proxy, when a C compiler is there. */
 const REF = !argv.includes("--no-ref-proxy") && spawnSync("cc", ["--version"]).status === 0;
 const REF_SPIN = Number(opt("--ref-spin", "0"));
