@@ -108,7 +108,8 @@ describe("the dashboard of a real cluster", () => {
     await page.waitForFunction(() => document.querySelectorAll("[data-key=routes] tbody tr").length === 2, null, { timeout: 10_000 });
     expect((await routes(page)).sort()).toEqual(peerSubnets(c.hosts));
     pinger = startPinger(h1.containers[0]!.ns, [c.hosts[1]!.containers[0]!.ip], 10);
-    await page.waitForFunction(() => Number.parseFloat(document.querySelector("[data-counter=txPackets] .big")?.textContent ?? "") >= 40, null, { timeout: 10_000 });
+    // Both rates ramp up over the page's first polls after the pinger starts: wait for both.
+    await page.waitForFunction(() => ["txPackets", "rxPackets"].every((k) => Number.parseFloat(document.querySelector(`[data-counter=${k}] .big`)?.textContent ?? "") > 40), null, { timeout: 10_000 });
     expect(await rate(page, "rxPackets")).toBeGreaterThan(40); // ~100 echo requests out, replies in, per second
     expect(await page.textContent("[data-counter=txBytes] .big")).toMatch(/ kbit\/s$/);
 
