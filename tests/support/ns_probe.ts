@@ -8,8 +8,8 @@
  *   bun ns_probe.ts ping [--count N] [--interval MS] [--timeout MS] [--stdin] [--stagger] IP...
  *       one echo to every target per round; N rounds (0 = until stdin closes). `--stdin` also
  *       reads more targets from stdin, one per line. `--stagger` spreads a round's echoes over
- *       the interval (target k at k·MS/targets), so paths measured together take turns and
- *       never have echoes in flight at once. Prints {"ip","seq","rtt","t"} per reply and
+ *       the interval (target k at k·MS/targets), so paths measured together take turns
+ *       instead of sending at once. Prints {"ip","seq","rtt","t"} per reply and
  *       {"ip","seq","lost":true,"t"} per echo unanswered after the timeout.
  *   bun ns_probe.ts serve PORT            TCP echo on 0.0.0.0:PORT; prints {"ready":true}
  *   bun ns_probe.ts connect [--timeout MS] IP:PORT...

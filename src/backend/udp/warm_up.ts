@@ -36,7 +36,7 @@ import { statsRow, createStatsBuffer } from "./worker_stats.ts";
  * Round trips forwarded: enough for the optimizing tiers of both engines (JavaScriptCore: DFG on
  * the whole forwarding path, 70–90 ms). 15,000 rounds (300–430 ms per worker start) also bring
  * turn(), egress() and ingress() to FTL before the first packet, and no JIT work is left for the
- * traffic — but the added RTT did not change (bench/udp_path.ts, 2 interleaved pairs of runs:
+ * traffic — but the added RTT did not change (bench/udp_path.ts, 2 alternating pairs of runs:
  * +204/+206 µs 10 ms apart against +144/+202), so the start stays short.
  */
 export const WARM_UP_ROUNDS = 3000;
@@ -92,7 +92,7 @@ export function warmUp(sys: Sys, core: Core, options: PacketLoopOptions, rounds 
     // With tracing on, the real loop takes the trace branches: so does the warm-up (its
     // summaries dropped), else the compiled code would be thrown away at the first real packet.
     const trace = options.trace ? new LoopTrace(() => {}) : null;
-    const loop = new PacketLoop(sys, core, { ...options, tunFd: tun, udpFd: udp, trace: options.trace }, new ControlReader(new ControlLog(1).buffer, 0), statsRow(createStatsBuffer(1), 0), trace);
+    const loop = new PacketLoop(sys, core, { ...options, tunFd: tun, udpFd: udp }, new ControlReader(new ControlLog(1).buffer, 0), statsRow(createStatsBuffer(1), 0), trace);
     const packet = warmUpPacket(options.vnetHdr);
     const back = structBuffer(65536 + SOCKADDR_IN_SIZE);
     let out = 0;
