@@ -15,17 +15,29 @@ import { type NetnsForward, forwardIntoNetns } from "../../tools/netns_forward.t
 
 const running = new Set<EtcdServer>();
 
-/** A free TCP port on 127.0.0.1 (best effort: the port is released before use). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * `n` distinct free TCP ports on 127.0.0.1 (best effort: they are released before use). All are
+ * held until all are chosen: picked one after another, the kernel may hand out the same port
+ * twice (etcd once got its client and peer port equal and died with "address already in use").
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
+    s.listen(0, "127.0.0.1", () => resolve(s));
+  })));
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
+
+/** A free TCP port on 127.0.0.1 (best effort: the port is released before use). */
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
+}
+
+/** Attempts at starting etcd on fresh free ports when another process took one meanwhile. */
+const PORT_ATTEMPTS = 3;
 
 export interface EtcdOptions {
   /** Run inside this network namespace, listening on `host`. */
@@ -49,12 +61,23 @@ export class EtcdServer {
   static async start(opts: EtcdOptions = {}): Promise<EtcdServer> {
     const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "weft-etcd-"));
     const host = opts.host ?? "127.0.0.1";
-    const port = opts.port ?? await freePort();
-    const e = new EtcdServer(dataDir, host, port, opts.port ? port + 1 : await freePort(), opts.netns);
-    running.add(e);
-    if (opts.netns) e.#forward = await forwardIntoNetns(opts.netns, host, port);
-    await e.restart();
-    return e;
+    for (let attempt = 1; ; attempt++) {
+      const [port, peerPort] = opts.port ? [opts.port, opts.port + 1] : await freePorts(2);
+      const e = new EtcdServer(dataDir, host, port!, peerPort!, opts.netns);
+      running.add(e);
+      try {
+        if (opts.netns) e.#forward = await forwardIntoNetns(opts.netns, host, port!);
+        await e.restart();
+        return e;
+      } catch (err) {
+        // A port chosen free was taken before etcd bound it: try fresh ones (ours only).
+        const raced = !opts.port && attempt < PORT_ATTEMPTS && /address already in use/.test(String(err));
+        await e.stop().catch(() => {});
+        await e.#forward?.close().catch(() => {});
+        running.delete(e);
+        if (!raced) throw err;
+      }
+    }
   }
 
   /** The URL agents use (inside the namespace's network when there is one). */
