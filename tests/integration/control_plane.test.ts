@@ -146,7 +146,10 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
       },
     }));
     await etcd.client().kv.txn({ compare: [], success: puts, failure: [] } as never);
-    await waitFor(async () => (await peerSubnets(a)).length === 150, "150 peers");
+    let seen = 0;
+    await waitFor(async () => (seen = (await peerSubnets(a)).length) === 150, "150 peers").catch((e: Error) => {
+      throw new Error(`${e.message} (saw ${seen})\n--- agent log ---\n${a.log.slice(-4000)}`);
+    });
     const metrics = await (await a.get("/metrics"))!.text();
     expect(metrics).toMatch(/^weft_peers 150$/m);
     expect(metrics).toMatch(/^weft_watch_events_total 150$/m);
