@@ -75,7 +75,10 @@ export class EtcdServer {
         await e.stop().catch(() => {});
         await e.#forward?.close().catch(() => {});
         running.delete(e);
-        if (!raced) throw err;
+        if (!raced) {
+          if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true }); // a failed start leaves nothing
+          throw err;
+        }
       }
     }
   }
