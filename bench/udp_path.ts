@@ -44,7 +44,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, type Host, exec, ip, ping } from "../tests/support/netns.ts";
-import { figure } from "./lib/figures.ts";
+import { figure, median } from "./lib/figures.ts";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -108,9 +108,9 @@ function iperf(from: string, to: string, streams: number): number {
 }
 
 async function p50(from: string, to: string, count: number, intervalMs: number): Promise<number> {
-  const s = [...(await ping(from, to, { count, intervalMs })).get(to)!.rtts].sort((a, b) => a - b);
-  if (s.length === 0) throw new Error(`no echo replies from ${to}`);
-  return s[Math.floor(s.length / 2)]!;
+  const rtts = (await ping(from, to, { count, intervalMs })).get(to)!.rtts;
+  if (rtts.length === 0) throw new Error(`no echo replies from ${to}`);
+  return median(rtts);
 }
 
 /** CPU time (ns) each thread of `pids` has run so far (/proc/<pid>/task/<tid>/schedstat), by tid, with its name. */
@@ -166,9 +166,9 @@ async function interleaved(from: string, t: { vxlan: string; udp: string; ref: s
   const p50s = async (count: number, intervalMs: number) => {
     const by = await ping(from, targets, { count, intervalMs, stagger: true });
     return targets.map((ip) => {
-      const s = [...by.get(ip)!.rtts].sort((a, b) => a - b);
-      if (s.length === 0) throw new Error(`interleaved: no echo replies from ${ip}`);
-      return s[Math.floor(s.length / 2)]! * 1000;
+      const rtts = by.get(ip)!.rtts;
+      if (rtts.length === 0) throw new Error(`interleaved: no echo replies from ${ip}`);
+      return median(rtts) * 1000;
     });
   };
   const rounds: { idle: number[]; busy: number[] }[] = [];
@@ -176,8 +176,7 @@ async function interleaved(from: string, t: { vxlan: string; udp: string; ref: s
     await ping(from, targets, { count: 20, intervalMs: 5, stagger: true });
     rounds.push({ idle: await p50s(200, 10), busy: await p50s(2000, 1) });
   }
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const diff = (k: "idle" | "busy", a: number, b: number) => med(rounds.map((r) => r[k][a]! - r[k][b]!));
+  const diff = (k: "idle" | "busy", a: number, b: number) => median(rounds.map((r) => r[k][a]! - r[k][b]!));
   const f = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)}`;
   console.log(`interleaved (VXLAN, weft udp and the C proxy taking turns; µs, 10 ms / 1 ms apart, median of ${ROUNDS} round${ROUNDS > 1 ? "s" : ""}):`);
   rounds.forEach((r, i) => console.log(`  round ${i + 1}: vxlan ${r.idle[0]!.toFixed(0)} / ${r.busy[0]!.toFixed(0)}, weft added ${f(r.idle[1]! - r.idle[0]!)} / ${f(r.busy[1]! - r.busy[0]!)}, C ref added ${f(r.idle[2]! - r.idle[0]!)} / ${f(r.busy[2]! - r.busy[0]!)}`));

@@ -104,11 +104,13 @@ const NAME_ROOM = 32;
 /** Room for control messages per message (UDP_GRO's int needs 24; more is left for others). */
 const CONTROL_ROOM = 64;
 /**
- * u32 word offsets inside one mmsghdr (msg_controllen's low half, msg_flags, msg_len), and the
+ * u32 word offsets inside one mmsghdr (msg_controllen's low half, msg_flags, msg_len; and
+ * msg_namelen, which only this module writes), and the
  * words per mmsghdr and per sender address: for hot loops that read `UdpBatch.words` directly
  * instead of calling one accessor per field (see `UdpBatch.nameWords`).
  */
-export const W_NAMELEN = 2, W_CONTROLLEN = 10, W_FLAGS = 12, W_LEN = 14;
+export const W_CONTROLLEN = 10, W_FLAGS = 12, W_LEN = 14;
+const W_NAMELEN = 2;
 export const MMSG_WORDS = MMSGHDR_SIZE / 4, NAME_WORDS = NAME_ROOM / 4;
 const IOV_WORDS = IOVEC_SIZE / 4;
 
@@ -145,7 +147,6 @@ export class UdpBatch {
   /** Word offset of message 0's sender address in `words`. */
   readonly nameWords: number;
   private readonly from: Uint8Array[];
-  private readonly sources: Uint8Array[];
   private readonly slotLength: Uint32Array;
   private readonly gso: Uint16Array;
   private readonly iovOff: number;
@@ -165,7 +166,6 @@ export class UdpBatch {
     this.slotLength = new Uint32Array(n);
     this.gso = new Uint16Array(n);
     this.from = [];
-    this.sources = [];
     const base = sys.addressOf(this.mem);
     const pointer = (w: number, addr: bigint) => {
       this.words[w] = Number(addr & 0xffffffffn);
@@ -183,7 +183,6 @@ export class UdpBatch {
       pointer(iov, sys.addressOf(slot));
       this.words[iov + 2] = slot.byteLength;
       this.from.push(this.mem.subarray(i * MMSGHDR_SIZE));
-      this.sources.push(this.mem.subarray(this.nameOff + i * NAME_ROOM, this.nameOff + i * NAME_ROOM + SOCKADDR_IN6_SIZE));
     }
   }
 
@@ -286,11 +285,6 @@ export class UdpBatch {
   sourcePort(i: number): number {
     const o = this.nameOff + i * NAME_ROOM + 2;
     return (this.mem[o]! << 8) | this.mem[o + 1]!;
-  }
-
-  /** Sender's raw sockaddr of message `i` (a view the next recv overwrites; 28 bytes of room). */
-  sourceAddress(i: number): Uint8Array {
-    return this.sources[i]!;
   }
 
   /**
