@@ -79,7 +79,16 @@ const REF_SPIN = Number(opt("--ref-spin", "0"));
 if (!Number.isInteger(REF_SPIN) || REF_SPIN < 0) throw new RangeError(`--ref-spin ${JSON.stringify(opt("--ref-spin", "0"))}: must be a whole number of µs, 0 or more`);
 const TICK = 100; // CLK_TCK
 /** `--agent-log RE`: print the agents' log lines matching RE that appeared during the measurement. */
-const AGENT_LOG = argv.includes("--agent-log") ? new RegExp(opt("--agent-log", "")) : null;
+const AGENT_LOG = argv.includes("--agent-log") ? agentLogPattern(opt("--agent-log", "")) : null;
+function agentLogPattern(text: string): RegExp {
+  try {
+    return new RegExp(text);
+  } catch (e) {
+    throw new SyntaxError(`--agent-log ${JSON.stringify(text)}: not a regular expression (${(e as Error).message})`);
+  }
+}
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new RangeError(`--rounds ${JSON.stringify(opt("--rounds", "1"))}: must be a whole number, 1 or more`);
+if (!(SECONDS > 0)) throw new RangeError(`--seconds ${JSON.stringify(opt("--seconds", "3"))}: must be a number of seconds above 0`);
 
 interface Figures {
   one: number; // Gbit/s
