@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentProcess, type Runtime, runWeft, waitFor } from "../support/agent.ts";
-import { EtcdServer } from "../support/etcd.ts";
+import { EtcdServer, outageSignal } from "../support/etcd.ts";
 
 let etcd: EtcdServer;
 let dir: string;
@@ -176,7 +176,7 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     await waitFor(async () => (await peerSubnets(a)).includes("10.5.20.0/24"), "first peer");
     a.proc.kill("SIGSTOP");
     try {
-      await etcd.stop();
+      await etcd.stop(outageSignal(runtime));
       await etcd.restart(); // the agent's watch stream is gone
       await etcd.client().delete().key(`${prefix}/subnets/10.5.20.0-24`);
       await etcd.client().put(`${prefix}/subnets/10.5.21.0-24`).value(`{"PublicIP":"127.0.8.21","PublicIPv6":null}`);
@@ -192,11 +192,35 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     await a.stop();
   }, 60_000);
 
+  test("etcd restarted 10 times in a row: every lease put after each restart is seen", async () => {
+    // Short outages hit the watch in each phase of its reconnecting: while its stream is still
+    // being torn down, in backoff, and while a new stream waits for etcd to listen again. Half
+    // the puts come at once after the restart, half after the agent reported etcd healthy.
+    const { prefix } = await network();
+    const a = await (await agent(prefix, "127.0.20.1")).ready();
+    const own = await subnetOf(a);
+    const free = Array.from({ length: 12 }, (_, i) => `10.5.${40 + i}.0/24`).filter((s) => s !== own);
+    const downMs = [200, 500, 1000, 1500, 300, 700, 1200, 200, 900, 400];
+    for (const [i, ms] of downMs.entries()) {
+      await etcd.stop(outageSignal(runtime));
+      await Bun.sleep(ms);
+      await etcd.restart();
+      if (i % 2 === 1) await waitFor(async () => (await a.status()).etcd.ok === true, `etcd reported up after restart ${i + 1}`, 15_000);
+      const subnet = free[i]!;
+      await etcd.client().put(`${prefix}/subnets/${subnet.replace("/", "-")}`).value(`{"PublicIP":"127.0.20.${i + 2}","PublicIPv6":null}`);
+      await waitFor(async () => (await peerSubnets(a)).includes(subnet), `${subnet}, put after restart ${i + 1} (${ms} ms down)`, 20_000)
+        .catch((e: Error) => { throw new Error(`${e.message}\n--- agent log ---\n${a.log.slice(-4000)}`); });
+    }
+    expect((await peerSubnets(a)).length).toBe(downMs.length);
+    expect(a.exitCode).toBeNull();
+    await a.stop();
+  }, 120_000);
+
   test("etcd down for 10 s: the agent keeps its lease and catches up", async () => {
     const { prefix } = await network();
     const a = await (await agent(prefix, "127.0.9.1")).ready();
     const before = await a.status();
-    await etcd.stop();
+    await etcd.stop(outageSignal(runtime));
     await waitFor(async () => (await a.status()).etcd.ok === false, "etcd reported down", 9_000);
     await Bun.sleep(10_000);
     expect((await a.get("/healthz"))?.status).toBe(200);

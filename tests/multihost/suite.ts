@@ -19,6 +19,7 @@ import {
   Cluster, type Container, type Host, type PingEvent, type Runtime, exec, ipJson, ipMonitor, ping, startEchoServer,
   startNetlinkWatch, startPinger, tcpConnect, waitFor, wallMs,
 } from "../support/netns.ts";
+import { outageSignal } from "../support/etcd.ts";
 
 const ECHO_PORT = 7000;
 const SUBNETS_PREFIX = "/coreos.com/network/subnets/";
@@ -185,7 +186,7 @@ export function multihostSuite(backend: "vxlan" | "host-gw", runtime: Runtime): 
     test("etcd restarting under continuous pings loses no ping", async () => {
       const pingers = c.containers.map((from) => startPinger(from.ns, c.containers.filter((t) => t.host !== from.host).map((t) => t.ip), 50));
       await waitFor(() => pingers.every((p) => new Set(p.events.filter((e) => e.rtt !== undefined).map((e) => e.ip)).size === 4), 5000, "first replies");
-      await c.etcd.stop();
+      await c.etcd.stop(outageSignal(runtime));
       await Bun.sleep(2000);
       await c.etcd.restart();
       await Bun.sleep(2000);
