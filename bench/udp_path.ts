@@ -5,6 +5,7 @@
  *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
  *                         [--rtt-only] [--rounds N] [--trace] [--no-ref-proxy] [--ref-spin US]
  *                         [--env WEFT_UDP_X=1,…]… [--agent-log RE] [--no-interleaved]
+ *                         [--ref-js [worker,mmsg,wasm-buffer]]
  *
  * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
  * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
@@ -27,7 +28,10 @@
  * bench/ref/tun_proxy.c, flanneld's udp design (one thread, poll, one packet per syscall) with no
  * runtime, on the same hosts and containers (see setUpRefProxy). `--ref-spin US` makes its h1
  * side poll without sleeping for US µs after each send (the requester waits for the reply
- * awake; the responder never spins), to show what busy-polling buys on this machine.
+ * awake; the responder never spins), to show what busy-polling buys on this machine. `--ref-js`
+ * adds the same proxy in JavaScript (bench/ref/tun_proxy.ts, through ffi/, under the agents'
+ * runtime), which splits weft's distance to the C proxy into what the runtime costs a wake-up
+ * and what weft's loop adds to that.
  *
  * `--rtt-only` skips iperf3; `--rounds N` repeats the RTT pair (VXLAN, then udp) N times and
  * reports the median round (other engineers' load on a shared machine only ever slows a round);
@@ -35,9 +39,9 @@
  * `--agent-log RE` prints the agents' log lines matching RE written during the measurement (with
  * `--env BUN_JSC_reportDFGCompileTimes=1,…`: what the JIT still compiled while being measured).
  * For a profile of the agents with their JavaScript and Wasm named, see bench/lib/jitdump_map.ts.
- * With the C reference, VXLAN, weft's udp path and the C proxy are also measured with their
- * echoes taking turns, for paired differences that hold still (see interleaved();
- * `--no-interleaved` skips it).
+ * With the C reference, VXLAN, weft's udp path (in the first configuration measured) and the C
+ * proxy, and the JS proxy with `--ref-js`, are also measured with their echoes taking turns, for
+ * paired differences that hold still (see interleaved(); `--no-interleaved` skips it).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -75,6 +79,17 @@ const TRACE = argv.includes("--trace");
 const INTERLEAVED = !argv.includes("--no-interleaved");
 /** The C reference proxy runs unless --no-ref-proxy, when a C compiler is there. */
 const REF = !argv.includes("--no-ref-proxy") && spawnSync("cc", ["--version"]).status === 0;
+/**
+ * `--ref-js [worker,mmsg,wasm-buffer]`: also the same proxy in JavaScript (bench/ref/tun_proxy.ts),
+ * under the agents' runtime, with the named traits of weft's loop (tun_proxy.ts says what each is).
+ */
+const REF_JS = REF && argv.includes("--ref-js");
+const REF_JS_TRAITS = ["worker", "mmsg", "wasm-buffer"];
+const refJsNext = argv[argv.indexOf("--ref-js") + 1];
+const REF_JS_WITH = REF_JS && refJsNext !== undefined && !refJsNext.startsWith("--") ? refJsNext.split(",") : [];
+for (const t of REF_JS_WITH) {
+  if (!REF_JS_TRAITS.includes(t)) throw new RangeError(`--ref-js ${JSON.stringify(refJsNext)}: "${t}" is not one of ${REF_JS_TRAITS.join(", ")}`);
+}
 const REF_SPIN = Number(opt("--ref-spin", "0"));
 if (!Number.isInteger(REF_SPIN) || REF_SPIN < 0) throw new RangeError(`--ref-spin ${JSON.stringify(opt("--ref-spin", "0"))}: must be a whole number of µs, 0 or more`);
 const TICK = 100; // CLK_TCK
@@ -170,8 +185,11 @@ async function rtt(from: string, to: string, pids: number[] = []): Promise<Rtt> 
  * state hits all three alike and the paired differences hold still where separate rounds drift.
  * `--rounds` rounds of 200 + 2000 echoes per path; prints each round and the medians.
  */
-async function interleaved(from: string, t: { vxlan: string; udp: string; ref: string }): Promise<void> {
-  const targets = [t.vxlan, t.udp, t.ref];
+async function interleaved(from: string, t: { vxlan: string; udp: string; ref: string; js?: string }): Promise<void> {
+  // Index 0 is the kernel path every other is compared with; the C proxy is the floor of the design.
+  const paths: [label: string, key: string, ip: string][] = [["vxlan", "vxlan", t.vxlan], ["weft", "udp", t.udp], ["C ref", "c_ref", t.ref]];
+  if (t.js) paths.push(["JS ref", "js_ref", t.js]);
+  const targets = paths.map((p) => p[2]);
   const p50s = async (count: number, intervalMs: number) => {
     const by = await ping(from, targets, { count, intervalMs, stagger: true });
     return targets.map((ip) => {
@@ -187,15 +205,21 @@ async function interleaved(from: string, t: { vxlan: string; udp: string; ref: s
   }
   const diff = (k: "idle" | "busy", a: number, b: number) => median(rounds.map((r) => r[k][a]! - r[k][b]!));
   const f = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)}`;
-  console.log(`interleaved (VXLAN, weft udp and the C proxy taking turns; µs, 10 ms / 1 ms apart, median of ${ROUNDS} round${ROUNDS > 1 ? "s" : ""}):`);
-  rounds.forEach((r, i) => console.log(`  round ${i + 1}: vxlan ${r.idle[0]!.toFixed(0)} / ${r.busy[0]!.toFixed(0)}, weft added ${f(r.idle[1]! - r.idle[0]!)} / ${f(r.busy[1]! - r.busy[0]!)}, C ref added ${f(r.idle[2]! - r.idle[0]!)} / ${f(r.busy[2]! - r.busy[0]!)}`));
-  console.log(`  weft added ${f(diff("idle", 1, 0))} / ${f(diff("busy", 1, 0))}, C ref added ${f(diff("idle", 2, 0))} / ${f(diff("busy", 2, 0))}, weft − C ref ${f(diff("idle", 1, 2))} / ${f(diff("busy", 1, 2))}`);
-  figure("udp_path", "interleaved_udp_added_rtt_10ms_apart", diff("idle", 1, 0), "µs");
-  figure("udp_path", "interleaved_udp_added_rtt_1ms_apart", diff("busy", 1, 0), "µs");
-  figure("udp_path", "interleaved_c_ref_added_rtt_10ms_apart", diff("idle", 2, 0), "µs");
-  figure("udp_path", "interleaved_c_ref_added_rtt_1ms_apart", diff("busy", 2, 0), "µs");
-  figure("udp_path", "interleaved_udp_minus_c_ref_10ms_apart", diff("idle", 1, 2), "µs");
-  figure("udp_path", "interleaved_udp_minus_c_ref_1ms_apart", diff("busy", 1, 2), "µs");
+  const names = paths.slice(1).map((p) => p[0]).join(", ");
+  console.log(`interleaved (VXLAN, ${names} taking turns; µs, 10 ms / 1 ms apart, median of ${ROUNDS} round${ROUNDS > 1 ? "s" : ""}):`);
+  const added = (r: (typeof rounds)[number], i: number) => `${paths[i]![0]} added ${f(r.idle[i]! - r.idle[0]!)} / ${f(r.busy[i]! - r.busy[0]!)}`;
+  rounds.forEach((r, n) => console.log(`  round ${n + 1}: vxlan ${r.idle[0]!.toFixed(0)} / ${r.busy[0]!.toFixed(0)}, ${paths.slice(1).map((_, i) => added(r, i + 1)).join(", ")}`));
+  // Each path over VXLAN, then the differences that split weft's cost: weft − C, and with the JS
+  // proxy, JS − C (what the runtime adds) and weft − JS (what weft's loop adds to it).
+  const pairs: [number, number][] = t.js ? [[1, 0], [2, 0], [3, 0], [1, 2], [3, 2], [1, 3]] : [[1, 0], [2, 0], [1, 2]];
+  const text = pairs.map(([a, b]) => `${paths[a]![0]}${b === 0 ? " added" : ` − ${paths[b]![0]}`} ${f(diff("idle", a, b))} / ${f(diff("busy", a, b))}`);
+  console.log(`  ${text.join(", ")}`);
+  for (const [a, b] of pairs) {
+    // Names as before the JS proxy came: interleaved_udp_added_rtt_10ms_apart, interleaved_udp_minus_c_ref_10ms_apart.
+    const name = b === 0 ? `${paths[a]![1]}_added_rtt` : `${paths[a]![1]}_minus_${paths[b]![1]}`;
+    figure("udp_path", `interleaved_${name}_10ms_apart`, diff("idle", a, b), "µs");
+    figure("udp_path", `interleaved_${name}_1ms_apart`, diff("busy", a, b), "µs");
+  }
 }
 
 /** `pids`: the processes whose CPU time the path costs (agents, or the reference proxies). */
@@ -289,36 +313,71 @@ function row(name: string, f: Figures, vxlan?: Figures): string {
     `${f.cpuPerGbit === undefined ? "    —" : f.cpuPerGbit.toFixed(2).padStart(5)}`;
 }
 
-/**
- * The reference proxy: bench/ref/tun_proxy.c (compiled here with cc) on the two hosts — a TUN<->UDP proxy
- * of flanneld's udp design in C, one thread, poll() and one packet per syscall — on its own TUN
- * `refp0`, port 8385 and addresses 10.70.<i>.2 on the same containers, beside flannel0 and vxb.
- * It shows what that design's thread wake-ups and kernel entries cost here, without any
- * runtime. Returns the container addresses, the proxies' pids and a stop function.
- */
-async function setUpRefProxy(hosts: Host[], spinUs = 0): Promise<{ targets: string[]; pids: number[]; stop(): void }> {
+/** A reference proxy: the C one (flanneld's design, no runtime) or its JavaScript twin. */
+interface RefKind {
+  label: string;
+  /** Its own TUN, UDP port and container network 10.<net>.0.0/16, beside flannel0 and vxb. */
+  dev: string;
+  port: number;
+  net: number;
+  /** The command that runs it on a host (after `ip netns exec <ns>`), given its arguments. */
+  command(args: string[]): string[];
+  stop(): void;
+}
+
+/** bench/ref/tun_proxy.c, compiled here with cc. */
+function cRef(): RefKind {
   const dir = mkdtempSync(join(tmpdir(), "weft-ref-"));
   const bin = join(dir, "tun_proxy");
   const cc = spawnSync("cc", ["-O2", "-o", bin, join(import.meta.dir, "ref", "tun_proxy.c")], { encoding: "utf8" });
-  if (cc.status !== 0) throw new Error(`reference proxy: cc failed (status ${cc.status}): ${cc.stderr ?? cc.error}`);
+  if (cc.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`reference proxy: cc failed (status ${cc.status}): ${cc.stderr ?? cc.error}`);
+  }
+  return { label: "C ref proxy", dev: "refp0", port: 8385, net: 70, command: (args) => [bin, ...args], stop: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** bench/ref/tun_proxy.ts, run by this runtime (`--ref-js`). */
+function jsRef(): RefKind {
+  const runtime = RUNTIME === "deno" ? [join(import.meta.dir, "..", "node_modules", ".bin", "deno"), "run", "-A"] : [process.execPath];
+  return { label: "JS ref proxy", dev: "refj0", port: 8485, net: 71, command: (args) => [...runtime, join(import.meta.dir, "ref", "tun_proxy.ts"), ...REF_JS_WITH.map((t) => `--${t}`), ...args], stop: () => {} };
+}
+
+/**
+ * A reference proxy on the two hosts: a TUN<->UDP proxy of flanneld's udp design (one thread,
+ * poll() and one packet per syscall) on its own TUN, port and addresses 10.<net>.<i>.2 on the
+ * same containers. The C one shows what that design's thread wake-ups and kernel entries cost
+ * here without any runtime; the JavaScript one what a runtime adds to them. `spinUs` (C only):
+ * h1's proxy polls without sleeping that long after each send. Returns the container addresses,
+ * the proxies' pids and a stop function.
+ */
+async function setUpRefProxy(hosts: Host[], kind: RefKind, spinUs = 0): Promise<{ targets: string[]; pids: number[]; stop(): void }> {
   const procs = hosts.map((h, i) => {
     const peer = hosts[1 - i]!;
-    const p = spawn("ip", ["netns", "exec", h.ns, bin, "refp0", h.ip, "8385", peer.ip], { stdio: ["ignore", "pipe", "inherit"] });
+    const args = [kind.dev, h.ip, String(kind.port), peer.ip, ...(i === 0 && spinUs > 0 ? [String(spinUs)] : [])];
+    const p = spawn("ip", ["netns", "exec", h.ns, ...kind.command(args)], { stdio: ["ignore", "pipe", "inherit"] });
     return { p, ready: new Promise((r) => p.stdout!.once("data", r)) };
   });
-  await Promise.all(procs.map((x) => x.ready));
-  hosts.forEach((h, i) => {
-    ip(h.ns, "link", "set", "refp0", "mtu", "1472", "up");
-    ip(h.ns, "addr", "add", `10.70.${i + 1}.0/32`, "dev", "refp0");
-    ip(h.ns, "route", "add", `10.70.${i + 1}.0/24`, "dev", "cni0");
-    ip(h.ns, "route", "add", `10.70.${2 - i}.0/24`, "dev", "refp0");
-    const ct = h.containers[0]!;
-    ip(ct.ns, "addr", "add", `10.70.${i + 1}.2/32`, "dev", "eth0");
-    const gw = h.env!.subnet!.split("/")[0]!;
-    ip(ct.ns, "route", "add", "10.70.0.0/16", "via", gw, "src", `10.70.${i + 1}.2`, "mtu", "1472");
-  });
+  const stop = () => { procs.forEach((x) => x.p.kill("SIGKILL")); kind.stop(); };
+  try {
+    await Promise.all(procs.map((x) => x.ready));
+    hosts.forEach((h, i) => {
+      const net = `10.${kind.net}`;
+      ip(h.ns, "link", "set", kind.dev, "mtu", "1472", "up");
+      ip(h.ns, "addr", "add", `${net}.${i + 1}.0/32`, "dev", kind.dev);
+      ip(h.ns, "route", "add", `${net}.${i + 1}.0/24`, "dev", "cni0");
+      ip(h.ns, "route", "add", `${net}.${2 - i}.0/24`, "dev", kind.dev);
+      const ct = h.containers[0]!;
+      ip(ct.ns, "addr", "add", `${net}.${i + 1}.2/32`, "dev", "eth0");
+      const gw = h.env!.subnet!.split("/")[0]!;
+      ip(ct.ns, "route", "add", `${net}.0.0/16`, "via", gw, "src", `${net}.${i + 1}.2`, "mtu", "1472");
+    });
+  } catch (e) {
+    stop();
+    throw e;
+  }
   // `ip netns exec` execs the proxy: its pid is the proxy's.
-  return { targets: hosts.map((_, i) => `10.70.${i + 1}.2`), pids: procs.map((x) => x.p.pid!), stop: () => { procs.forEach((x) => x.p.kill("SIGKILL")); rmSync(dir, { recursive: true, force: true }); } };
+  return { targets: hosts.map((_, i) => `10.${kind.net}.${i + 1}.2`), pids: procs.map((x) => x.p.pid!), stop };
 }
 
 /** The kernel VXLAN RTTs measured right before a path's, under its row. */
@@ -381,7 +440,7 @@ async function main(): Promise<void> {
     await Bun.sleep(300);
     console.log(`udp_path: ${RUNTIME} agents, iperf3 ${SECONDS} s per run, ${readFileSync("/proc/cpuinfo", "utf8").match(/^processor/gm)!.length} CPUs\n`);
     const vxlan = await measure(from, vx2!, []);
-    let first: { name: string; f: Figures } | undefined;
+    let first: { name: string; f: Figures; env: Record<string, string> } | undefined;
     void vx1;
     console.log("                 TCP Gbit/s             RTT p50 µs, echoes 10 ms apart | 1 ms apart   agent");
     console.log("path            1 stream /vxlan 4 str.    udp added          udp added         cores/Gbit/s");
@@ -398,7 +457,7 @@ async function main(): Promise<void> {
       const during = AGENT_LOG ? c.hosts.map((h) => listen(h.agent!)) : [];
       const f = await measure(from, udpTarget, c.hosts.map((h) => h.agent!.pid!), vx2);
       if (!first) {
-        first = { name, f };
+        first = { name, f, env: c.opts.agentEnv ?? {} };
         headline(`udp_${name}`, f, vxlan);
       }
       if (extra) console.log(`udp ${name}:`);
@@ -413,7 +472,7 @@ async function main(): Promise<void> {
       });
     }
     if (REF) {
-      const ref = await setUpRefProxy(c.hosts, REF_SPIN);
+      const ref = await setUpRefProxy(c.hosts, cRef(), REF_SPIN);
       servers.push(ref);
       await ping(from, ref.targets[1]!, { count: 30, intervalMs: 5 });
       const f = await measure(from, ref.targets[1]!, ref.pids, vx2);
@@ -424,14 +483,25 @@ async function main(): Promise<void> {
         figure("udp_path", `udp_${first.name}_over_c_ref_1_stream`, first.f.one / f.one, "x");
         console.log(`${"".padEnd(16)}udp ${first.name} / C ref proxy, 1 stream: ${(first.f.one / f.one).toFixed(1)}×`);
       }
+      let js: Awaited<ReturnType<typeof setUpRefProxy>> | undefined;
+      if (REF_JS) {
+        js = await setUpRefProxy(c.hosts, jsRef());
+        servers.push(js);
+        await ping(from, js.targets[1]!, { count: 30, intervalMs: 5 });
+        const fj = await measure(from, js.targets[1]!, js.pids, vx2);
+        console.log(`${row("JS ref proxy", fj, vxlan)}   (bench/ref/tun_proxy.ts: the same design in JavaScript, under ${RUNTIME === "deno" ? "Deno" : "Bun"}${REF_JS_WITH.length ? `, with ${REF_JS_WITH.join(", ")}` : ""})`);
+        printBase(fj);
+        headline("js_ref", fj, vxlan);
+      }
       if (INTERLEAVED) {
-        if (Object.keys(c.opts.agentEnv ?? {}).length > 0) { // the last configuration was not "all"
+        // The agents run the first configuration measured ("all" unless --only or --env chose others).
+        if (first && c.opts.agentEnv !== first.env) {
           await Promise.all(c.hosts.map((h) => c.stopAgent(h)));
-          c.opts.agentEnv = {};
+          c.opts.agentEnv = first.env;
           await Promise.all(c.hosts.map((h) => c.startAgent(h)));
           await ping(from, udpTarget, { count: 30, intervalMs: 5 });
         }
-        await interleaved(from, { vxlan: vx2!, udp: udpTarget, ref: ref.targets[1]! });
+        await interleaved(from, { vxlan: vx2!, udp: udpTarget, ref: ref.targets[1]!, js: js?.targets[1] });
       }
     } else {
       console.log("C ref proxy: skipped (--no-ref-proxy, or no C compiler `cc`)");

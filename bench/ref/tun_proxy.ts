@@ -1,0 +1,75 @@
+/**
+ * @module tun_proxy.c in JavaScript, through weft's syscall layer (ffi/): the same design (one
+ * thread, poll() on both fds, one packet per read/sendto and recvfrom/write, nothing else), run
+ * by the same runtime as the agent. Beside the C proxy it splits weft's added RTT in two: what a
+ * JavaScript runtime adds to each wake-up (JIT code, FFI thunks, the runtime's own memory, all
+ * cold after an idle spell) and what weft's packet loop adds on top. Each flag gives it one trait
+ * of weft's loop, to see what that trait costs:
+ *   --worker       the loop runs in a Worker thread (the main thread idles), as weft's do;
+ *   --mmsg         datagrams go through recvmmsg/sendmmsg (ffi/udp.ts UdpBatch), as weft's do;
+ *   --wasm-buffer  the packet buffer lies inside a 54 MiB fixed WebAssembly.Memory, as weft's do.
+ * bench/udp_path.ts runs it with `--ref-js [worker,mmsg,wasm-buffer]`.
+ *
+ *   bun bench/ref/tun_proxy.ts [--worker] [--mmsg] [--wasm-buffer] DEV LOCAL_IP PORT PEER_IP
+ *   (prints "ready" once serving)
+ */
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { MSG_DONTWAIT, POLLFD_SIZE, POLLIN, pollRevents, setPollfd, sockaddrIn, structBuffer } from "../../ffi/linux.ts";
+import { loadSys } from "../../ffi/sys.ts";
+import { openTun } from "../../ffi/tun.ts";
+import { openUdpSocket, UdpBatch } from "../../ffi/udp.ts";
+import { parseIPv4 } from "../../src/net/ip.ts";
+
+const FLAGS = ["--worker", "--mmsg", "--wasm-buffer"];
+const args: string[] = isMainThread ? process.argv.slice(2) : workerData;
+const flags = new Set(args.filter((a) => a.startsWith("--")));
+const [dev, localIP, portText, peerIP, ...rest] = args.filter((a) => !a.startsWith("--"));
+const port = Number(portText);
+const unknown = [...flags].filter((f) => !FLAGS.includes(f));
+if (!dev || !localIP || !peerIP || rest.length > 0 || unknown.length > 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+  console.error(`usage: tun_proxy.ts [${FLAGS.join("] [")}] DEV LOCAL_IP PORT PEER_IP (got ${JSON.stringify(args)}; PORT 1..65535)`);
+  process.exit(2);
+}
+
+if (isMainThread && flags.has("--worker")) {
+  const w = new Worker(new URL(import.meta.url), { workerData: args });
+  w.on("message", (m) => console.log(m));
+  w.on("error", (e) => { console.error(e); process.exit(1); });
+} else {
+  const sys = await loadSys();
+  const tun = openTun(sys, { name: dev }).fd;
+  const s = openUdpSocket(sys, { ip: localIP, port });
+  const peerAddr = parseIPv4(peerIP, "PEER_IP");
+  const buf = flags.has("--wasm-buffer")
+    ? new Uint8Array(new WebAssembly.Memory({ initial: 864, maximum: 864 }).buffer, 16 << 20, 65536)
+    : structBuffer(65536);
+  const fds = structBuffer(2 * POLLFD_SIZE);
+  setPollfd(fds, 0, tun, POLLIN);
+  setPollfd(fds, 1, s, POLLIN);
+  if (parentPort) parentPort.postMessage("ready");
+  else console.log("ready");
+  if (flags.has("--mmsg")) {
+    const rx = new UdpBatch(sys, s, [buf]), tx = new UdpBatch(sys, s, [buf]);
+    tx.setDestination(0, peerAddr, port);
+    for (;;) {
+      if (sys.poll(fds, 2, -1) <= 0) continue;
+      if (pollRevents(fds, 0) & POLLIN) {
+        const n = sys.read(tun, buf);
+        if (n > 0) { tx.setLength(0, n); tx.send(1); }
+      }
+      if ((pollRevents(fds, 1) & POLLIN) && rx.recv(1, MSG_DONTWAIT) === 1) sys.write(tun, buf, rx.length(0));
+    }
+  }
+  const peer = sockaddrIn(peerAddr, port);
+  for (;;) {
+    if (sys.poll(fds, 2, -1) <= 0) continue;
+    if (pollRevents(fds, 0) & POLLIN) {
+      const n = sys.read(tun, buf);
+      if (n > 0) sys.sendto(s, buf, n, 0, peer);
+    }
+    if (pollRevents(fds, 1) & POLLIN) {
+      const n = sys.recvfrom(s, buf, buf.length, 0, null);
+      if (n > 0) sys.write(tun, buf, n);
+    }
+  }
+}
