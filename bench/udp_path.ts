@@ -5,7 +5,7 @@
  *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
  *                         [--rtt-only] [--rounds N] [--trace] [--no-ref-proxy] [--ref-spin US]
  *                         [--env WEFT_UDP_X=1,…]… [--agent-log RE] [--no-interleaved]
- *                         [--ref-js [worker,mmsg,wasm-buffer]]
+ *                         [--ref-js [worker,mmsg,wasm-buffer,core,ref-core]]
  *
  * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
  * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
@@ -80,16 +80,17 @@ const INTERLEAVED = !argv.includes("--no-interleaved");
 /** The C reference proxy runs unless --no-ref-proxy, when a C compiler is there. */
 const REF = !argv.includes("--no-ref-proxy") && spawnSync("cc", ["--version"]).status === 0;
 /**
- * `--ref-js [worker,mmsg,wasm-buffer]`: also the same proxy in JavaScript (bench/ref/tun_proxy.ts),
+ * `--ref-js [worker,mmsg,wasm-buffer,core,ref-core]`: also the same proxy in JavaScript (bench/ref/tun_proxy.ts),
  * under the agents' runtime, with the named traits of weft's loop (tun_proxy.ts says what each is).
  */
 const REF_JS = REF && argv.includes("--ref-js");
-const REF_JS_TRAITS = ["worker", "mmsg", "wasm-buffer"];
+const REF_JS_TRAITS = ["worker", "mmsg", "wasm-buffer", "core", "ref-core"];
 const refJsNext = argv[argv.indexOf("--ref-js") + 1];
 const REF_JS_WITH = REF_JS && refJsNext !== undefined && !refJsNext.startsWith("--") ? refJsNext.split(",") : [];
 for (const t of REF_JS_WITH) {
   if (!REF_JS_TRAITS.includes(t)) throw new RangeError(`--ref-js ${JSON.stringify(refJsNext)}: "${t}" is not one of ${REF_JS_TRAITS.join(", ")}`);
 }
+if (REF_JS_WITH.includes("ref-core") && !REF_JS_WITH.includes("core")) throw new RangeError(`--ref-js ${JSON.stringify(refJsNext)}: ref-core replaces the core, so it needs core too`);
 const REF_SPIN = Number(opt("--ref-spin", "0"));
 if (!Number.isInteger(REF_SPIN) || REF_SPIN < 0) throw new RangeError(`--ref-spin ${JSON.stringify(opt("--ref-spin", "0"))}: must be a whole number of µs, 0 or more`);
 const TICK = 100; // CLK_TCK
@@ -320,8 +321,8 @@ interface RefKind {
   dev: string;
   port: number;
   net: number;
-  /** The command that runs it on a host (after `ip netns exec <ns>`), given its arguments. */
-  command(args: string[]): string[];
+  /** The command that runs it on host `i` (after `ip netns exec <ns>`), given its arguments. */
+  command(args: string[], i: number): string[];
   stop(): void;
 }
 
@@ -340,7 +341,7 @@ function cRef(): RefKind {
 /** bench/ref/tun_proxy.ts, run by this runtime (`--ref-js`). */
 function jsRef(): RefKind {
   const runtime = RUNTIME === "deno" ? [join(import.meta.dir, "..", "node_modules", ".bin", "deno"), "run", "-A"] : [process.execPath];
-  return { label: "JS ref proxy", dev: "refj0", port: 8485, net: 71, command: (args) => [...runtime, join(import.meta.dir, "ref", "tun_proxy.ts"), ...REF_JS_WITH.map((t) => `--${t}`), ...args], stop: () => {} };
+  return { label: "JS ref proxy", dev: "refj0", port: 8485, net: 71, command: (args, i) => [...runtime, join(import.meta.dir, "ref", "tun_proxy.ts"), ...REF_JS_WITH.map((t) => t === "core" ? `--core=10.71.${i + 1}.0,10.71.${2 - i}.0` : `--${t}`), ...args], stop: () => {} };
 }
 
 /**
@@ -355,7 +356,7 @@ async function setUpRefProxy(hosts: Host[], kind: RefKind, spinUs = 0): Promise<
   const procs = hosts.map((h, i) => {
     const peer = hosts[1 - i]!;
     const args = [kind.dev, h.ip, String(kind.port), peer.ip, ...(i === 0 && spinUs > 0 ? [String(spinUs)] : [])];
-    const p = spawn("ip", ["netns", "exec", h.ns, ...kind.command(args)], { stdio: ["ignore", "pipe", "inherit"] });
+    const p = spawn("ip", ["netns", "exec", h.ns, ...kind.command(args, i)], { stdio: ["ignore", "pipe", "inherit"] });
     return { p, ready: new Promise((r) => p.stdout!.once("data", r)) };
   });
   const stop = () => { procs.forEach((x) => x.p.kill("SIGKILL")); kind.stop(); };

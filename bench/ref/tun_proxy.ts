@@ -7,10 +7,15 @@
  * of weft's loop, to see what that trait costs:
  *   --worker       the loop runs in a Worker thread (the main thread idles), as weft's do;
  *   --mmsg         datagrams go through recvmmsg/sendmmsg (ffi/udp.ts UdpBatch), as weft's do;
- *   --wasm-buffer  the packet buffer lies inside a 54 MiB fixed WebAssembly.Memory, as weft's do.
- * bench/udp_path.ts runs it with `--ref-js [worker,mmsg,wasm-buffer]`.
+ *   --wasm-buffer  the packet buffer lies inside a 54 MiB fixed WebAssembly.Memory, as weft's do;
+ *   --core=MINE,PEER  each packet goes through weft's Wasm core (egress()/ingress(): checks,
+ *                  TTL, peer lookup, anti-spoofing), with the core's memory as the buffers; MINE
+ *                  and PEER are the two hosts' /24 subnets (10.71.1.0,10.71.2.0) in a /16;
+ *                  (with recvfrom/sendto: --mmsg and --wasm-buffer do not apply);
+ *   --ref-core     with --core: the TypeScript reference core (src/core/reference.ts) instead.
+ * bench/udp_path.ts runs it with `--ref-js [worker,mmsg,wasm-buffer,core,ref-core]`.
  *
- *   bun bench/ref/tun_proxy.ts [--worker] [--mmsg] [--wasm-buffer] DEV LOCAL_IP PORT PEER_IP
+ *   bun bench/ref/tun_proxy.ts [--worker] [--mmsg] [--wasm-buffer] [--core=MINE,PEER [--ref-core]] DEV LOCAL_IP PORT PEER_IP
  *   (prints "ready" once serving)
  */
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
@@ -18,14 +23,21 @@ import { MSG_DONTWAIT, POLLFD_SIZE, POLLIN, pollRevents, setPollfd, sockaddrIn, 
 import { loadSys } from "../../ffi/sys.ts";
 import { openTun } from "../../ffi/tun.ts";
 import { openUdpSocket, UdpBatch } from "../../ffi/udp.ts";
+import * as L from "../../src/core/layout.ts";
+import { loadCore } from "../../src/core/loader.ts";
+import { createReferenceCore } from "../../src/core/reference.ts";
 import { parseIPv4 } from "../../src/net/ip.ts";
 
-const FLAGS = ["--worker", "--mmsg", "--wasm-buffer"];
+const FLAGS = ["--worker", "--mmsg", "--wasm-buffer", "--ref-core"];
 const args: string[] = isMainThread ? process.argv.slice(2) : workerData;
 const flags = new Set(args.filter((a) => a.startsWith("--")));
 const [dev, localIP, portText, peerIP, ...rest] = args.filter((a) => !a.startsWith("--"));
 const port = Number(portText);
-const unknown = [...flags].filter((f) => !FLAGS.includes(f));
+const coreFlag = [...flags].find((f) => f.startsWith("--core="));
+const coreNets = coreFlag?.slice("--core=".length).split(",").map((x) => parseIPv4(x, "--core subnet"));
+const unknown = [...flags].filter((f) => !FLAGS.includes(f) && f !== coreFlag);
+if (flags.has("--ref-core") && !coreNets) throw new RangeError("--ref-core needs --core=MINE,PEER");
+if (coreNets && coreNets.length !== 2) throw new RangeError(`${coreFlag}: two subnets wanted, this host's and its peer's (10.71.1.0,10.71.2.0)`);
 if (!dev || !localIP || !peerIP || rest.length > 0 || unknown.length > 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
   console.error(`usage: tun_proxy.ts [${FLAGS.join("] [")}] DEV LOCAL_IP PORT PEER_IP (got ${JSON.stringify(args)}; PORT 1..65535)`);
   process.exit(2);
@@ -48,6 +60,7 @@ if (isMainThread && flags.has("--worker")) {
   setPollfd(fds, 1, s, POLLIN);
   if (parentPort) parentPort.postMessage("ready");
   else console.log("ready");
+  if (coreNets) await coreLoop(coreNets[0]!, coreNets[1]!);
   if (flags.has("--mmsg")) {
     const rx = new UdpBatch(sys, s, [buf]), tx = new UdpBatch(sys, s, [buf]);
     tx.setDestination(0, peerAddr, port);
@@ -60,6 +73,40 @@ if (isMainThread && flags.has("--worker")) {
       if ((pollRevents(fds, 1) & POLLIN) && rx.recv(1, MSG_DONTWAIT) === 1) sys.write(tun, buf, rx.length(0));
     }
   }
+  /** The plain loop, with every packet through weft's core (its memory holds the packets). */
+  async function coreLoop(mine: number, theirs: number): Promise<never> {
+    const core = flags.has("--ref-core") ? createReferenceCore() : await loadCore();
+    const bytes = core.bytes, u32 = new Uint32Array(core.buffer);
+    core.setOptions(0);
+    core.setTunAddr4(mine);
+    core.setClusterNetwork((mine & 0xffff0000) >>> 0, 16, 24);
+    core.peerSet(1, peerAddr, port, theirs, 24);
+    core.route4Insert(theirs, 24, 1);
+    const egIn = bytes.subarray(L.EG_IN, L.EG_IN + 65536);
+    const inIn = bytes.subarray(L.IN_IN + L.VNET_HDR_LEN, L.IN_IN + L.VNET_HDR_LEN + 65536);
+    const to = structBuffer(16), from = structBuffer(16), fromWords = new Uint32Array(from.buffer);
+    const eg = L.EG_IN_DESC >>> 2, udp = L.EG_UDP_DESC >>> 2, ing = L.IN_IN_DESC >>> 2, tunOut = L.IN_TUN_DESC >>> 2;
+    for (;;) {
+      if (sys.poll(fds, 2, -1) <= 0) continue;
+      if (pollRevents(fds, 0) & POLLIN) {
+        const n = sys.read(tun, egIn);
+        if (n > 0) {
+          u32[eg] = L.EG_IN; u32[eg + 1] = n;
+          core.egress(0, 1);
+          if (core.egressUdpCount() === 1) sys.sendto(s, bytes.subarray(u32[udp]!), u32[udp + 1]!, 0, sockaddrIn(peerAddr, port, to));
+        }
+      }
+      if (pollRevents(fds, 1) & POLLIN) {
+        const n = sys.recvfrom(s, inIn, inIn.length, 0, from);
+        if (n > 0) {
+          u32[ing] = L.IN_IN + L.VNET_HDR_LEN; u32[ing + 1] = n; u32[ing + 2] = fromWords[1]!; u32[ing + 3] = 0;
+          core.ingress(0, 1);
+          if (core.ingressTunCount() === 1) sys.write(tun, bytes, u32[tunOut + 1]!, u32[tunOut]!);
+        }
+      }
+    }
+  }
+
   const peer = sockaddrIn(peerAddr, port);
   for (;;) {
     if (sys.poll(fds, 2, -1) <= 0) continue;
