@@ -17,6 +17,13 @@ const agents: AgentProcess[] = [];
 let prefixN = 0;
 
 const CONFIG = `{"Network":"10.5.0.0/16","Backend":{"Type":"alloc"}}`;
+/**
+ * An agent's own lease is one of the first 100 free subnets (flannel's allocation: 10.5.1.0/24 to
+ * 10.5.100.0/24 in a fresh prefix). Leases the tests write as peers lie above, from 10.5.101.0/24
+ * on. One written over the agent's own key is taken as its own lease, not as a peer: with six
+ * such keys inside that range (the 150-lease burst began at 10.5.100.0), a test waited in vain
+ * for its "peer" in roughly one run in ten.
+ */
 
 /** A fresh prefix with the config stored; returns the flags that select it. */
 async function network(config = CONFIG): Promise<{ prefix: string; admin: (args: string[], stdin?: string) => ReturnType<typeof runWeft> }> {
@@ -141,7 +148,7 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     const a = await (await agent(prefix, "127.0.5.1")).ready();
     const puts = Array.from({ length: 150 }, (_, i) => ({
       request_put: {
-        key: Buffer.from(`${prefix}/subnets/10.5.${100 + i}.0-24`),
+        key: Buffer.from(`${prefix}/subnets/10.5.${101 + i}.0-24`),
         value: Buffer.from(`{"PublicIP":"127.0.6.${i + 1}","PublicIPv6":null}`),
       },
     }));
@@ -159,11 +166,11 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
   test("malformed leases written by others are logged once and skipped", async () => {
     const { prefix } = await network();
     const a = await (await agent(prefix, "127.0.5.9")).ready();
-    await etcd.client().put(`${prefix}/subnets/10.5.9.0-24`).value("{not json");
+    await etcd.client().put(`${prefix}/subnets/10.5.209.0-24`).value("{not json");
     await etcd.client().put(`${prefix}/subnets/nonsense`).value("{}");
-    await etcd.client().put(`${prefix}/subnets/10.5.10.0-24`).value(`{"PublicIP":"127.0.7.1","PublicIPv6":null}`);
-    await waitFor(async () => (await peerSubnets(a)).includes("10.5.10.0/24"), "good lease");
-    expect(a.log.match(/ignoring malformed lease 10\.5\.9\.0-24/g)?.length).toBe(1);
+    await etcd.client().put(`${prefix}/subnets/10.5.210.0-24`).value(`{"PublicIP":"127.0.7.1","PublicIPv6":null}`);
+    await waitFor(async () => (await peerSubnets(a)).includes("10.5.210.0/24"), "good lease");
+    expect(a.log.match(/ignoring malformed lease 10\.5\.209\.0-24/g)?.length).toBe(1);
     expect(a.log).toContain("ignoring malformed lease nonsense");
     expect(a.exitCode).toBeNull();
     await a.stop();
@@ -172,21 +179,21 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
   test("compaction while the agent was away: it re-lists and catches up", async () => {
     const { prefix } = await network();
     const a = await (await agent(prefix, "127.0.8.1", { env: { WEFT_RESYNC_MS: "600000" } })).ready();
-    await etcd.client().put(`${prefix}/subnets/10.5.20.0-24`).value(`{"PublicIP":"127.0.8.20","PublicIPv6":null}`);
-    await waitFor(async () => (await peerSubnets(a)).includes("10.5.20.0/24"), "first peer");
+    await etcd.client().put(`${prefix}/subnets/10.5.220.0-24`).value(`{"PublicIP":"127.0.8.20","PublicIPv6":null}`);
+    await waitFor(async () => (await peerSubnets(a)).includes("10.5.220.0/24"), "first peer");
     a.proc.kill("SIGSTOP");
     try {
       await etcd.stop(outageSignal(runtime));
       await etcd.restart(); // the agent's watch stream is gone
-      await etcd.client().delete().key(`${prefix}/subnets/10.5.20.0-24`);
-      await etcd.client().put(`${prefix}/subnets/10.5.21.0-24`).value(`{"PublicIP":"127.0.8.21","PublicIPv6":null}`);
+      await etcd.client().delete().key(`${prefix}/subnets/10.5.220.0-24`);
+      await etcd.client().put(`${prefix}/subnets/10.5.221.0-24`).value(`{"PublicIP":"127.0.8.21","PublicIPv6":null}`);
       await etcd.compact();
     } finally {
       a.proc.kill("SIGCONT");
     }
     await waitFor(async () => {
       const p = await peerSubnets(a).catch(() => [] as string[]);
-      return p.includes("10.5.21.0/24") && !p.includes("10.5.20.0/24");
+      return p.includes("10.5.221.0/24") && !p.includes("10.5.220.0/24");
     }, "catch-up after compaction", 30_000);
     expect(a.log).toMatch(/re-listing/);
     await a.stop();
@@ -198,15 +205,13 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     // the puts come at once after the restart, half after the agent reported etcd healthy.
     const { prefix } = await network();
     const a = await (await agent(prefix, "127.0.20.1")).ready();
-    const own = await subnetOf(a);
-    const free = Array.from({ length: 12 }, (_, i) => `10.5.${40 + i}.0/24`).filter((s) => s !== own);
     const downMs = [200, 500, 1000, 1500, 300, 700, 1200, 200, 900, 400];
     for (const [i, ms] of downMs.entries()) {
       await etcd.stop(outageSignal(runtime));
       await Bun.sleep(ms);
       await etcd.restart();
       if (i % 2 === 1) await waitFor(async () => (await a.status()).etcd.ok === true, `etcd reported up after restart ${i + 1}`, 15_000);
-      const subnet = free[i]!;
+      const subnet = `10.5.${140 + i}.0/24`;
       await etcd.client().put(`${prefix}/subnets/${subnet.replace("/", "-")}`).value(`{"PublicIP":"127.0.20.${i + 2}","PublicIPv6":null}`);
       await waitFor(async () => (await peerSubnets(a)).includes(subnet), `${subnet}, put after restart ${i + 1} (${ms} ms down)`, 20_000)
         .catch((e: Error) => { throw new Error(`${e.message}\n--- agent log ---\n${a.log.slice(-4000)}`); });
@@ -228,8 +233,8 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     await etcd.restart();
     // Healthy again as soon as the watch is back, with no event needed.
     await waitFor(async () => (await a.status()).etcd.ok === true, "etcd reported up", 15_000);
-    await etcd.client().put(`${prefix}/subnets/10.5.30.0-24`).value(`{"PublicIP":"127.0.9.30","PublicIPv6":null}`);
-    await waitFor(async () => (await peerSubnets(a)).includes("10.5.30.0/24"), "event after the outage", 30_000);
+    await etcd.client().put(`${prefix}/subnets/10.5.230.0-24`).value(`{"PublicIP":"127.0.9.30","PublicIPv6":null}`);
+    await waitFor(async () => (await peerSubnets(a)).includes("10.5.230.0/24"), "event after the outage", 30_000);
     const after = await a.status();
     expect(after.lease.subnet).toBe(before.lease.subnet);
     expect(await etcd.client().get(`${prefix}/subnets/${before.lease.key}`).string()).toBe(`{"PublicIP":"127.0.9.1","PublicIPv6":null}`);
