@@ -181,9 +181,9 @@ async function rtt(from: string, to: string, pids: number[] = []): Promise<Rtt> 
 }
 
 /**
- * Kernel VXLAN, weft's udp path ("all") and the C proxy measured together: their echoes take
- * turns (ns_probe --stagger; each path still 10 ms or 1 ms apart), so a change in the machine's
- * state hits all three alike and the paired differences hold still where separate rounds drift.
+ * Kernel VXLAN, weft's udp path, the C proxy and (`t.js`) the JS proxy measured together: their
+ * echoes take turns (ns_probe --stagger; each path still 10 ms or 1 ms apart), so a change in the
+ * machine's state hits all alike and the paired differences hold still where separate rounds drift.
  * `--rounds` rounds of 200 + 2000 echoes per path; prints each round and the medians.
  */
 async function interleaved(from: string, t: { vxlan: string; udp: string; ref: string; js?: string }): Promise<void> {
@@ -316,7 +316,6 @@ function row(name: string, f: Figures, vxlan?: Figures): string {
 
 /** A reference proxy: the C one (flanneld's design, no runtime) or its JavaScript twin. */
 interface RefKind {
-  label: string;
   /** Its own TUN, UDP port and container network 10.<net>.0.0/16, beside flannel0 and vxb. */
   dev: string;
   port: number;
@@ -335,13 +334,13 @@ function cRef(): RefKind {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`reference proxy: cc failed (status ${cc.status}): ${cc.stderr ?? cc.error}`);
   }
-  return { label: "C ref proxy", dev: "refp0", port: 8385, net: 70, command: (args) => [bin, ...args], stop: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dev: "refp0", port: 8385, net: 70, command: (args) => [bin, ...args], stop: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** bench/ref/tun_proxy.ts, run by this runtime (`--ref-js`). */
 function jsRef(): RefKind {
   const runtime = RUNTIME === "deno" ? [join(import.meta.dir, "..", "node_modules", ".bin", "deno"), "run", "-A"] : [process.execPath];
-  return { label: "JS ref proxy", dev: "refj0", port: 8485, net: 71, command: (args, i) => [...runtime, join(import.meta.dir, "ref", "tun_proxy.ts"), ...REF_JS_WITH.map((t) => t === "core" ? `--core=10.71.${i + 1}.0,10.71.${2 - i}.0` : `--${t}`), ...args], stop: () => {} };
+  return { dev: "refj0", port: 8485, net: 71, command: (args, i) => [...runtime, join(import.meta.dir, "ref", "tun_proxy.ts"), ...REF_JS_WITH.map((t) => t === "core" ? `--core=10.71.${i + 1}.0,10.71.${2 - i}.0` : `--${t}`), ...args], stop: () => {} };
 }
 
 /**
@@ -505,7 +504,7 @@ async function main(): Promise<void> {
         await interleaved(from, { vxlan: vx2!, udp: udpTarget, ref: ref.targets[1]!, js: js?.targets[1] });
       }
     } else {
-      console.log("C ref proxy: skipped (--no-ref-proxy, or no C compiler `cc`)");
+      console.log(`C ref proxy: skipped (--no-ref-proxy, or no C compiler \`cc\`)${argv.includes("--ref-js") ? "; so is the JS one, measured beside it" : ""}`);
     }
     const again = await measure(from, vx2!, []);
     console.log(row("kernel vxlan", again), " (again, for drift)");

@@ -25,6 +25,7 @@ import { openTun } from "../../ffi/tun.ts";
 import { openUdpSocket, UdpBatch } from "../../ffi/udp.ts";
 import * as L from "../../src/core/layout.ts";
 import { loadCore } from "../../src/core/loader.ts";
+import type { Core } from "../../src/core/types.ts";
 import { createReferenceCore } from "../../src/core/reference.ts";
 import { parseIPv4 } from "../../src/net/ip.ts";
 
@@ -39,7 +40,7 @@ const unknown = [...flags].filter((f) => !FLAGS.includes(f) && f !== coreFlag);
 if (flags.has("--ref-core") && !coreNets) throw new RangeError("--ref-core needs --core=MINE,PEER");
 if (coreNets && coreNets.length !== 2) throw new RangeError(`${coreFlag}: two subnets wanted, this host's and its peer's (10.71.1.0,10.71.2.0)`);
 if (!dev || !localIP || !peerIP || rest.length > 0 || unknown.length > 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-  console.error(`usage: tun_proxy.ts [${FLAGS.join("] [")}] DEV LOCAL_IP PORT PEER_IP (got ${JSON.stringify(args)}; PORT 1..65535)`);
+  console.error(`usage: tun_proxy.ts [${FLAGS.join("] [")}] [--core=MINE,PEER] DEV LOCAL_IP PORT PEER_IP (got ${JSON.stringify(args)}; PORT 1..65535)`);
   process.exit(2);
 }
 
@@ -52,16 +53,46 @@ if (isMainThread && flags.has("--worker")) {
   const tun = openTun(sys, { name: dev }).fd;
   const s = openUdpSocket(sys, { ip: localIP, port });
   const peerAddr = parseIPv4(peerIP, "PEER_IP");
-  const buf = flags.has("--wasm-buffer")
-    ? new Uint8Array(new WebAssembly.Memory({ initial: 864, maximum: 864 }).buffer, 16 << 20, 65536)
-    : structBuffer(65536);
+  const peer = sockaddrIn(peerAddr, port);
   const fds = structBuffer(2 * POLLFD_SIZE);
   setPollfd(fds, 0, tun, POLLIN);
   setPollfd(fds, 1, s, POLLIN);
+  const core = coreNets ? await setUpCore(coreNets[0]!, coreNets[1]!) : null;
+  const buf = core ? null : flags.has("--wasm-buffer")
+    ? new Uint8Array(new WebAssembly.Memory({ initial: 864, maximum: 864 }).buffer, 16 << 20, 65536)
+    : structBuffer(65536);
   if (parentPort) parentPort.postMessage("ready");
   else console.log("ready");
-  if (coreNets) await coreLoop(coreNets[0]!, coreNets[1]!);
-  if (flags.has("--mmsg")) {
+  if (core) coreLoop(core);
+  else if (flags.has("--mmsg")) mmsgLoop(buf!);
+  else plainLoop(buf!);
+
+  /** weft's core (Wasm, or the TypeScript reference) with this host's lease and its one peer. */
+  async function setUpCore(mine: number, theirs: number): Promise<Core> {
+    const core = flags.has("--ref-core") ? createReferenceCore() : await loadCore();
+    core.setOptions(0);
+    core.setTunAddr4(mine);
+    core.setClusterNetwork((mine & 0xffff0000) >>> 0, 16, 24);
+    core.peerSet(1, peerAddr, port, theirs, 24);
+    core.route4Insert(theirs, 24, 1);
+    return core;
+  }
+
+  function plainLoop(buf: Uint8Array): never {
+    for (;;) {
+      if (sys.poll(fds, 2, -1) <= 0) continue;
+      if (pollRevents(fds, 0) & POLLIN) {
+        const n = sys.read(tun, buf);
+        if (n > 0) sys.sendto(s, buf, n, 0, peer);
+      }
+      if (pollRevents(fds, 1) & POLLIN) {
+        const n = sys.recvfrom(s, buf, buf.length, 0, null);
+        if (n > 0) sys.write(tun, buf, n);
+      }
+    }
+  }
+
+  function mmsgLoop(buf: Uint8Array): never {
     const rx = new UdpBatch(sys, s, [buf]), tx = new UdpBatch(sys, s, [buf]);
     tx.setDestination(0, peerAddr, port);
     for (;;) {
@@ -73,19 +104,17 @@ if (isMainThread && flags.has("--worker")) {
       if ((pollRevents(fds, 1) & POLLIN) && rx.recv(1, MSG_DONTWAIT) === 1) sys.write(tun, buf, rx.length(0));
     }
   }
-  /** The plain loop, with every packet through weft's core (its memory holds the packets). */
-  async function coreLoop(mine: number, theirs: number): Promise<never> {
-    const core = flags.has("--ref-core") ? createReferenceCore() : await loadCore();
+
+  /** The plain loop with every packet through the core; the core's memory holds the packets. */
+  function coreLoop(core: Core): never {
     const bytes = core.bytes, u32 = new Uint32Array(core.buffer);
-    core.setOptions(0);
-    core.setTunAddr4(mine);
-    core.setClusterNetwork((mine & 0xffff0000) >>> 0, 16, 24);
-    core.peerSet(1, peerAddr, port, theirs, 24);
-    core.route4Insert(theirs, 24, 1);
     const egIn = bytes.subarray(L.EG_IN, L.EG_IN + 65536);
     const inIn = bytes.subarray(L.IN_IN + L.VNET_HDR_LEN, L.IN_IN + L.VNET_HDR_LEN + 65536);
-    const to = structBuffer(16), from = structBuffer(16), fromWords = new Uint32Array(from.buffer);
+    const from = structBuffer(16), fromWords = new Uint32Array(from.buffer);
     const eg = L.EG_IN_DESC >>> 2, udp = L.EG_UDP_DESC >>> 2, ing = L.IN_IN_DESC >>> 2, tunOut = L.IN_TUN_DESC >>> 2;
+    // sendto() takes a buffer from its start: a view at the datagram's offset, made again only
+    // when the core puts it elsewhere (one datagram per egress() call lands at the same place).
+    let sendOff = -1, sendView = bytes;
     for (;;) {
       if (sys.poll(fds, 2, -1) <= 0) continue;
       if (pollRevents(fds, 0) & POLLIN) {
@@ -93,7 +122,10 @@ if (isMainThread && flags.has("--worker")) {
         if (n > 0) {
           u32[eg] = L.EG_IN; u32[eg + 1] = n;
           core.egress(0, 1);
-          if (core.egressUdpCount() === 1) sys.sendto(s, bytes.subarray(u32[udp]!), u32[udp + 1]!, 0, sockaddrIn(peerAddr, port, to));
+          if (core.egressUdpCount() === 1) {
+            if (u32[udp] !== sendOff) { sendOff = u32[udp]!; sendView = bytes.subarray(sendOff); }
+            sys.sendto(s, sendView, u32[udp + 1]!, 0, peer);
+          }
         }
       }
       if (pollRevents(fds, 1) & POLLIN) {
@@ -104,19 +136,6 @@ if (isMainThread && flags.has("--worker")) {
           if (core.ingressTunCount() === 1) sys.write(tun, bytes, u32[tunOut + 1]!, u32[tunOut]!);
         }
       }
-    }
-  }
-
-  const peer = sockaddrIn(peerAddr, port);
-  for (;;) {
-    if (sys.poll(fds, 2, -1) <= 0) continue;
-    if (pollRevents(fds, 0) & POLLIN) {
-      const n = sys.read(tun, buf);
-      if (n > 0) sys.sendto(s, buf, n, 0, peer);
-    }
-    if (pollRevents(fds, 1) & POLLIN) {
-      const n = sys.recvfrom(s, buf, buf.length, 0, null);
-      if (n > 0) sys.write(tun, buf, n);
     }
   }
 }
