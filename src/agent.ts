@@ -68,6 +68,8 @@ export class Agent implements AgentView {
   #peerTTL = new Map<string, number | null>(); // etcd lease id -> expiry ms
   #exitCode: ExitCode = 0;
   readonly #stop = new AbortController();
+  /** Fires "change" when a re-put of our key changed the lease under the renewal loop. */
+  readonly #leaseChanged = new EventTarget();
 
   constructor(readonly opts: AgentOptions) {}
 
@@ -167,6 +169,7 @@ export class Agent implements AgentView {
           ttlSeconds: this.#ttl, log, metrics: this.metrics, signal,
           retryMs: this.opts.leaseTTLSeconds ? 1000 : 60_000,
           onRenewed: (l) => this.#setLease(l),
+          changed: this.#leaseChanged,
         }),
       ]);
     } catch (e) {
@@ -303,19 +306,39 @@ export class Agent implements AgentView {
   }
 
   /**
-   * Our key changed under us. A re-put (ours, or an admin's) updates what we know; a delete or
-   * expiry is answered by taking the same subnet back, else by a non-zero exit so a supervisor
-   * restarts us (flanneld exits 0 and stays down: §12.12).
+   * Our key changed under us. A re-put (ours, or an admin's) gives the lease a new etcd lease and
+   * expiry, or makes it a reservation (lease 0), and we adopt that, as flanneld does (compat §4).
+   * We keep our own attributes: a re-put that advertises others (another public IP, another
+   * VTEP) is logged, and our next renewal writes ours back (adopting them would make every
+   * renewal re-advertise a stranger's address). A delete or expiry is answered by taking the same
+   * subnet back, else by a non-zero exit so a supervisor restarts us (flanneld exits 0 and stays
+   * down: §12.12).
    */
   async #ownLeaseChanged(record: SubnetRecord | undefined): Promise<void> {
     const lease = this.lease;
     if (!lease) return;
     const { log, registry } = this.opts;
     if (record) {
+      const ours = encodeLeaseAttrs(lease.attrs);
+      let theirs: string;
       try {
-        const attrs = decodeLeaseAttrs(record.key, record.value);
-        this.#setLease({ ...lease, attrs, etcdLease: record.lease, expiration: record.lease === "0" ? null : lease.expiration });
-      } catch { /* unreadable: our next renewal rewrites it */ }
+        theirs = encodeLeaseAttrs(decodeLeaseAttrs(record.key, record.value));
+      } catch (e) {
+        theirs = `an unreadable value (${(e as Error).message})`;
+      }
+      if (theirs !== ours) {
+        log.warn(`lease ${lease.key} was re-put by another writer with ${theirs}; this host keeps its own ${ours} ` +
+          `and writes it back at its next renewal`);
+      }
+      if (record.lease === lease.etcdLease) return;
+      let expiration: number | null = null;
+      if (record.lease !== "0") {
+        const ttl = await registry.leaseTimeToLive(record.lease).catch(() => -1);
+        expiration = ttl >= 0 ? Date.now() + ttl * 1000 : lease.expiration;
+      }
+      if (this.lease !== lease) return; // renewed or re-acquired meanwhile
+      this.#setLease({ ...lease, etcdLease: record.lease, expiration });
+      this.#leaseChanged.dispatchEvent(new Event("change"));
       return;
     }
     log.warn(`Lease ${lease.key} has been revoked; taking it back`);

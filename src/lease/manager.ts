@@ -124,6 +124,11 @@ export interface RenewOptions {
   signal: AbortSignal;
   /** Called with the renewed lease. */
   onRenewed: (lease: OwnLease) => void;
+  /**
+   * Fires "change" when the lease changed under the loop (a re-put brought a sooner expiry, or
+   * made it a reservation): the loop then looks again at once rather than at the old expiry.
+   */
+  changed?: EventTarget;
 }
 
 /** Renews the lease before it expires until `signal` aborts. Reservations are never renewed. */
@@ -138,7 +143,7 @@ export async function renewLeaseLoop(opts: RenewOptions): Promise<void> {
     return exp === null ? 60_000 : Math.max(0, exp - margin - Date.now());
   };
   let wait = nextWait();
-  while (await sleep(wait, signal)) {
+  while (await sleep(wait, signal, opts.changed)) {
     const lease = opts.current();
     if (lease.expiration === null || lease.expiration - margin > Date.now()) { // a reservation, or renewed meanwhile
       wait = nextWait();
@@ -160,12 +165,23 @@ export async function renewLeaseLoop(opts: RenewOptions): Promise<void> {
   }
 }
 
-/** Resolves true after `ms`, or false as soon as `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+/**
+ * Resolves true after `ms` (or as soon as `wake` fires "change"), or false as soon as `signal`
+ * aborts.
+ */
+export function sleep(ms: number, signal: AbortSignal, wake?: EventTarget): Promise<boolean> {
   if (signal.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
-    const t = setTimeout(() => { signal.removeEventListener("abort", onAbort); resolve(true); }, ms);
-    const onAbort = () => { clearTimeout(t); resolve(false); };
+    const done = (result: boolean) => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", onAbort);
+      wake?.removeEventListener("change", onWake);
+      resolve(result);
+    };
+    const onAbort = () => done(false);
+    const onWake = () => done(true);
+    const t = setTimeout(onWake, ms);
     signal.addEventListener("abort", onAbort, { once: true });
+    wake?.addEventListener("change", onWake, { once: true });
   });
 }

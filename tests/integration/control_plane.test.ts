@@ -253,6 +253,32 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     await a.stop();
   }, 30_000);
 
+  test("its own lease re-put by another writer: the expiry is adopted, its own attributes written back", async () => {
+    // flanneld adopts only the expiry of such a re-put (compat §4) and its renewal restores its
+    // attributes; a stranger's PublicIP kept in our lease would send every peer's traffic there.
+    const { prefix } = await network();
+    const a = await (await agent(prefix, "127.0.11.1", { env: { WEFT_TEST_LEASE_TTL_SECONDS: "3600" } })).ready();
+    const key = (await a.status()).lease.key as string;
+    const etcdKey = `${prefix}/subnets/${key}`;
+    const ours = `{"PublicIP":"127.0.11.1","PublicIPv6":null}`;
+    const renewedBefore = (a.log.match(/renewed lease/g) ?? []).length;
+    const short = etcd.client().lease(6, { autoKeepAlive: false });
+    await short.put(etcdKey).value(`{"PublicIP":"127.0.11.99","PublicIPv6":null}`);
+    await waitFor(() => a.log.includes(`lease ${key} was re-put by another writer`), "re-put noticed");
+    expect(a.log).toMatch(/127\.0\.11\.99.*keeps its own.*127\.0\.11\.1/);
+    expect((await a.status()).lease.publicIP).toBe("127.0.11.1");
+    // Its expiry is now the re-put's (6 s), not its own hour (it would renew in 20 min): renewed
+    // at once, with its own attributes, before that short lease runs out; the key never went away.
+    await waitFor(() => (a.log.match(/renewed lease/g) ?? []).length > renewedBefore, "renewal after the re-put", 15_000);
+    expect(await etcd.client().get(etcdKey).string()).toBe(ours);
+    expect(a.log).not.toMatch(/has been revoked/);
+    // A re-put without a lease makes it a reservation, which it then holds lease-less.
+    await etcd.client().put(etcdKey).value(ours);
+    await waitFor(async () => (await a.status()).lease.reservation === true, "reservation adopted");
+    expect(a.exitCode).toBeNull();
+    await a.stop();
+  }, 60_000);
+
   test("an invalid config is rejected: exit 1, the field named, nothing written", async () => {
     const { prefix, admin } = await network("");
     const bad = `{"Network":"10.5.0.0/16","SubnetLen":31}`;
