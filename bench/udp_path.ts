@@ -5,7 +5,7 @@
  *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
  *                         [--rtt-only] [--rounds N] [--trace] [--no-ref-proxy] [--ref-spin US]
  *                         [--env WEFT_UDP_X=1,…]… [--agent-log RE] [--no-interleaved]
- *                         [--ref-js [worker,mmsg,wasm-buffer,core,ref-core]]
+ *                         [--ref-js [worker,mmsg,wasm-buffer,core,ref-core,loop]]
  *
  * Topology (tests/support/netns.ts): two hosts joined by an underlay bridge, real etcd, weft
  * with `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host. Kernel
@@ -80,17 +80,19 @@ const INTERLEAVED = !argv.includes("--no-interleaved");
 /** The C reference proxy runs unless --no-ref-proxy, when a C compiler is there. */
 const REF = !argv.includes("--no-ref-proxy") && spawnSync("cc", ["--version"]).status === 0;
 /**
- * `--ref-js [worker,mmsg,wasm-buffer,core,ref-core]`: also the same proxy in JavaScript (bench/ref/tun_proxy.ts),
+ * `--ref-js [worker,mmsg,wasm-buffer,core,ref-core,loop]`: also the same proxy in JavaScript (bench/ref/tun_proxy.ts),
  * under the agents' runtime, with the named traits of weft's loop (tun_proxy.ts says what each is).
  */
 const REF_JS = REF && argv.includes("--ref-js");
-const REF_JS_TRAITS = ["worker", "mmsg", "wasm-buffer", "core", "ref-core"];
+const REF_JS_TRAITS = ["worker", "mmsg", "wasm-buffer", "core", "ref-core", "loop"];
 const refJsNext = argv[argv.indexOf("--ref-js") + 1];
 const REF_JS_WITH = REF_JS && refJsNext !== undefined && !refJsNext.startsWith("--") ? refJsNext.split(",") : [];
 for (const t of REF_JS_WITH) {
   if (!REF_JS_TRAITS.includes(t)) throw new RangeError(`--ref-js ${JSON.stringify(refJsNext)}: "${t}" is not one of ${REF_JS_TRAITS.join(", ")}`);
 }
-if (REF_JS_WITH.includes("ref-core") && !REF_JS_WITH.includes("core")) throw new RangeError(`--ref-js ${JSON.stringify(refJsNext)}: ref-core replaces the core, so it needs core too`);
+for (const t of ["ref-core", "loop"]) {
+  if (REF_JS_WITH.includes(t) && !REF_JS_WITH.includes("core")) throw new RangeError(`--ref-js ${JSON.stringify(refJsNext)}: ${t} needs core too (the two hosts' subnets come with it)`);
+}
 const REF_SPIN = Number(opt("--ref-spin", "0"));
 if (!Number.isInteger(REF_SPIN) || REF_SPIN < 0) throw new RangeError(`--ref-spin ${JSON.stringify(opt("--ref-spin", "0"))}: must be a whole number of µs, 0 or more`);
 const TICK = 100; // CLK_TCK

@@ -12,10 +12,14 @@
  *                  TTL, peer lookup, anti-spoofing), with the core's memory as the buffers; MINE
  *                  and PEER are the two hosts' /24 subnets (10.71.1.0,10.71.2.0) in a /16;
  *                  (with recvfrom/sendto: --mmsg and --wasm-buffer do not apply);
- *   --ref-core     with --core: the TypeScript reference core (src/core/reference.ts) instead.
- * bench/udp_path.ts runs it with `--ref-js [worker,mmsg,wasm-buffer,core,ref-core]`.
+ *   --ref-core     with --core: the TypeScript reference core (src/core/reference.ts) instead;
+ *   --loop         with --core: not this file's loop but weft's own packet worker (WorkerPool,
+ *                  worker.ts, PacketLoop with its warm-up, the peer given through a ControlLog),
+ *                  without offloads (weft's "none" configuration), in a process that does nothing
+ *                  else: what weft's loop costs apart from the agent around it (etcd, HTTP, netlink).
+ * bench/udp_path.ts runs it with `--ref-js [worker,mmsg,wasm-buffer,core,ref-core,loop]`.
  *
- *   bun bench/ref/tun_proxy.ts [--worker] [--mmsg] [--wasm-buffer] [--core=MINE,PEER [--ref-core]] DEV LOCAL_IP PORT PEER_IP
+ *   bun bench/ref/tun_proxy.ts [--worker] [--mmsg] [--wasm-buffer] [--core=MINE,PEER [--ref-core|--loop]] DEV LOCAL_IP PORT PEER_IP
  *   (prints "ready" once serving)
  */
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
@@ -28,8 +32,13 @@ import { loadCore } from "../../src/core/loader.ts";
 import type { Core } from "../../src/core/types.ts";
 import { createReferenceCore } from "../../src/core/reference.ts";
 import { parseIPv4 } from "../../src/net/ip.ts";
+import { ControlLog } from "../../src/backend/udp/control_log.ts";
+import { coreWasmBytes } from "../../src/backend/udp/core_wasm.ts";
+import { WorkerPool } from "../../src/backend/udp/worker_pool.ts";
+import { createStatsBuffer } from "../../src/backend/udp/worker_stats.ts";
+import { createLogger } from "../../src/log.ts";
 
-const FLAGS = ["--worker", "--mmsg", "--wasm-buffer", "--ref-core"];
+const FLAGS = ["--worker", "--mmsg", "--wasm-buffer", "--ref-core", "--loop"];
 const args: string[] = isMainThread ? process.argv.slice(2) : workerData;
 const flags = new Set(args.filter((a) => a.startsWith("--")));
 const [dev, localIP, portText, peerIP, ...rest] = args.filter((a) => !a.startsWith("--"));
@@ -37,14 +46,16 @@ const port = Number(portText);
 const coreFlag = [...flags].find((f) => f.startsWith("--core="));
 const coreNets = coreFlag?.slice("--core=".length).split(",").map((x) => parseIPv4(x, "--core subnet"));
 const unknown = [...flags].filter((f) => !FLAGS.includes(f) && f !== coreFlag);
-if (flags.has("--ref-core") && !coreNets) throw new RangeError("--ref-core needs --core=MINE,PEER");
+if ((flags.has("--ref-core") || flags.has("--loop")) && !coreNets) throw new RangeError("--ref-core and --loop need --core=MINE,PEER");
 if (coreNets && coreNets.length !== 2) throw new RangeError(`${coreFlag}: two subnets wanted, this host's and its peer's (10.71.1.0,10.71.2.0)`);
 if (!dev || !localIP || !peerIP || rest.length > 0 || unknown.length > 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
   console.error(`usage: tun_proxy.ts [${FLAGS.join("] [")}] [--core=MINE,PEER] DEV LOCAL_IP PORT PEER_IP (got ${JSON.stringify(args)}; PORT 1..65535)`);
   process.exit(2);
 }
 
-if (isMainThread && flags.has("--worker")) {
+if (flags.has("--loop")) {
+  await weftLoop();
+} else if (isMainThread && flags.has("--worker")) {
   const w = new Worker(new URL(import.meta.url), { workerData: args });
   w.on("message", (m) => console.log(m));
   w.on("error", (e) => { console.error(e); process.exit(1); });
@@ -138,4 +149,25 @@ if (isMainThread && flags.has("--worker")) {
       }
     }
   }
+}
+
+/** `--loop`: weft's packet worker on this proxy's TUN and socket, its one peer sent through the control log. */
+async function weftLoop(): Promise<void> {
+  const sys = await loadSys();
+  const tunFd = openTun(sys, { name: dev!, nonBlocking: true }).fd; // PacketLoop reads until EAGAIN
+  const udpFd = openUdpSocket(sys, { ip: localIP!, port });
+  const [mine, theirs] = coreNets as [number, number];
+  const control = new ControlLog(1);
+  const pool = new WorkerPool({
+    url: new URL("../../src/backend/udp/worker.ts", import.meta.url).href, wasm: await coreWasmBytes(),
+    control, stats: createStatsBuffer(1), log: createLogger(), failed: () => {}, fdOpen: () => true,
+  }, [{ tunFd, udpFd, vnetHdr: false, gso: false, gro: false, ifaceMtu: 1500 }]);
+  await pool.start();
+  await control.append([
+    { op: "cluster", network: (mine & 0xffff0000) >>> 0, networkLen: 16, subnetLen: 24 },
+    { op: "tunAddr", addr: mine },
+    { op: "peerSet", id: 1, ip: parseIPv4(peerIP!, "PEER_IP"), port, subnet: theirs, len: 24 },
+    { op: "routeInsert", prefix: theirs, len: 24, id: 1 },
+  ], () => true);
+  console.log("ready");
 }

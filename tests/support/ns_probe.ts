@@ -9,8 +9,9 @@
  *       one echo to every target per round; N rounds (0 = until stdin closes). `--stdin` also
  *       reads more targets from stdin, one per line. `--stagger` spreads a round's echoes over
  *       the interval (target k at k·MS/targets), so paths measured together take turns
- *       instead of sending at once. Prints {"ip","seq","rtt","t"} per reply and
- *       {"ip","seq","lost":true,"t"} per echo unanswered after the timeout.
+ *       instead of sending at once; each round starts one target later than the last.
+ *       Prints {"ip","seq","rtt","t"} per reply and {"ip","seq","lost":true,"t"} per echo
+ *       unanswered after the timeout.
  *   bun ns_probe.ts serve PORT            TCP echo on 0.0.0.0:PORT; prints {"ready":true}
  *   bun ns_probe.ts connect [--timeout MS] IP:PORT...
  *       connects to each in turn, sends a line, expects it back; {"target","ok","ms","error"?}
@@ -96,7 +97,9 @@ async function ping(args: string[]): Promise<void> {
     if (!done && t >= nextRound) {
       let step = interval;
       if (stagger && targets.length > 1) {
-        send(targets[turn % targets.length]!);
+        // Each round starts one target later: every path follows every other equally often, so
+        // none always comes right after the one that warmed the code paths they share.
+        send(targets[(turn + rounds) % targets.length]!);
         step = interval / targets.length;
         if (++turn >= targets.length) { turn = 0; rounds++; }
       } else {
