@@ -306,8 +306,8 @@ export class Agent implements AgentView {
   }
 
   /**
-   * Our key changed under us. A re-put (ours, or an admin's) gives the lease a new etcd lease and
-   * expiry, or makes it a reservation (lease 0), and we adopt that, as flanneld does (compat §4).
+   * Our key changed under us. A re-put (ours, or an admin's) gives the lease a new expiry, or
+   * makes it a reservation (lease 0), and we adopt that, as flanneld does (compat §4).
    * We keep our own attributes: a re-put that advertises others (another public IP, another
    * VTEP) is logged, and our next renewal writes ours back (adopting them would make every
    * renewal re-advertise a stranger's address). A delete or expiry is answered by taking the same
@@ -337,7 +337,10 @@ export class Agent implements AgentView {
         expiration = ttl >= 0 ? Date.now() + ttl * 1000 : lease.expiration;
       }
       if (this.lease !== lease) return; // renewed or re-acquired meanwhile
-      this.#setLease({ ...lease, etcdLease: record.lease, expiration });
+      // A reservation is marked by lease "0". Otherwise we keep the id of the etcd lease we
+      // granted: the renewal revokes the lease it replaces, and one someone else granted may
+      // hold other keys; theirs simply runs out once our renewal has moved the key off it.
+      this.#setLease({ ...lease, etcdLease: record.lease === "0" ? "0" : lease.etcdLease, expiration });
       this.#leaseChanged.dispatchEvent(new Event("change"));
       return;
     }

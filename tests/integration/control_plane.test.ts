@@ -263,6 +263,7 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     const ours = `{"PublicIP":"127.0.11.1","PublicIPv6":null}`;
     const renewedBefore = (a.log.match(/renewed lease/g) ?? []).length;
     const short = etcd.client().lease(6, { autoKeepAlive: false });
+    await short.put(`${prefix}/elsewhere`).value("held by the same etcd lease");
     await short.put(etcdKey).value(`{"PublicIP":"127.0.11.99","PublicIPv6":null}`);
     await waitFor(() => a.log.includes(`lease ${key} was re-put by another writer`), "re-put noticed");
     expect(a.log).toMatch(/127\.0\.11\.99.*keeps its own.*127\.0\.11\.1/);
@@ -272,6 +273,8 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     await waitFor(() => (a.log.match(/renewed lease/g) ?? []).length > renewedBefore, "renewal after the re-put", 15_000);
     expect(await etcd.client().get(etcdKey).string()).toBe(ours);
     expect(a.log).not.toMatch(/has been revoked/);
+    // The renewal revoked only its own old lease, never the writer's, which holds another key.
+    expect(await etcd.client().get(`${prefix}/elsewhere`).string()).toBe("held by the same etcd lease");
     // A re-put without a lease makes it a reservation, which it then holds lease-less.
     await etcd.client().put(etcdKey).value(ours);
     await waitFor(async () => (await a.status()).lease.reservation === true, "reservation adopted");
