@@ -91,7 +91,7 @@ export class EtcdRegistry implements Registry {
   async putSubnet(key: string, value: string, ttlSeconds: number, revokeLease?: string): Promise<{ lease: string }> {
     const lease = ttlSeconds > 0 ? await this.#grant(ttlSeconds) : "0";
     await this.#client.kv.put({ key: enc.encode(this.#subnetPrefix + key), value: enc.encode(value), lease } as never);
-    if (revokeLease && revokeLease !== "0" && revokeLease !== lease) await this.#revoke(revokeLease).catch(() => {});
+    if (revokeLease && revokeLease !== "0" && revokeLease !== lease) await this.#revokeIfEmpty(revokeLease).catch(() => {});
     return { lease };
   }
 
@@ -150,6 +150,12 @@ export class EtcdRegistry implements Registry {
 
   async #revoke(lease: string): Promise<void> {
     await this.#client.leaseClient.leaseRevoke({ ID: lease } as never);
+  }
+
+  /** Revokes `lease` unless it still holds a key (someone else's: revoking would delete it). */
+  async #revokeIfEmpty(lease: string): Promise<void> {
+    const res = await this.#client.leaseClient.leaseTimeToLive({ ID: lease, keys: true } as never);
+    if (Number(res.TTL) >= 0 && (res.keys?.length ?? 0) === 0) await this.#revoke(lease);
   }
 
   #suffix(key: Buffer | Uint8Array): string {

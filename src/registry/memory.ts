@@ -58,7 +58,9 @@ export class MemoryRegistry implements Registry {
   async putSubnet(key: string, value: string, ttlSeconds: number, revokeLease?: string): Promise<{ lease: string }> {
     const lease = ttlSeconds > 0 ? this.#grant(ttlSeconds) : "0";
     this.#put([[key, value, lease]]);
-    if (revokeLease && revokeLease !== "0" && revokeLease !== lease) this.#revoke(revokeLease);
+    const held = this.#leases.get(revokeLease ?? "")?.keys ?? [];
+    const empty = [...held].every((k) => this.#subnets.get(k)?.lease !== revokeLease);
+    if (revokeLease && revokeLease !== "0" && revokeLease !== lease && empty) this.#revoke(revokeLease);
     return { lease };
   }
 

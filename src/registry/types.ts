@@ -53,7 +53,8 @@ export interface Registry {
   createSubnet(key: string, value: string, ttlSeconds: number): Promise<{ lease: string } | undefined>;
   /**
    * Puts `key` under a fresh lease of `ttlSeconds`, or with no lease when `ttlSeconds` is 0 (a
-   * reservation); then revokes `revokeLease` if given (flannel leaks it: §12.15).
+   * reservation); then revokes `revokeLease` if given (flannel leaks it: §12.15), unless that
+   * lease still holds other keys (someone else's, which revoking would delete).
    */
   putSubnet(key: string, value: string, ttlSeconds: number, revokeLease?: string): Promise<{ lease: string }>;
   deleteSubnet(key: string): Promise<void>;

@@ -100,6 +100,20 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     await moved.stop();
   }, 60_000);
 
+  test("reusing its lease never revokes an etcd lease that holds other keys", async () => {
+    // weft revokes the lease it replaces (flanneld leaks it: compat §12.15), but only when that
+    // lease holds nothing else: one another writer shared with other keys would take them along.
+    const { prefix } = await network();
+    const shared = etcd.client().lease(3600, { autoKeepAlive: false });
+    await shared.put(`${prefix}/subnets/10.5.120.0-24`).value(`{"PublicIP":"127.0.2.50","PublicIPv6":null}`);
+    await shared.put(`${prefix}/elsewhere`).value("held by the same etcd lease");
+    const a = await (await agent(prefix, "127.0.2.50")).ready();
+    expect(await subnetOf(a)).toBe("10.5.120.0/24"); // reused by public IP, under a lease of its own
+    expect(await etcd.client().get(`${prefix}/elsewhere`).string()).toBe("held by the same etcd lease");
+    await a.stop();
+    await shared.revoke();
+  }, 30_000);
+
   test("a reservation is used lease-less and never renewed", async () => {
     const { prefix, admin } = await network();
     expect((await admin(["leases", "reserve", "10.5.77.0/24", "127.0.3.1"])).code).toBe(0);
