@@ -93,6 +93,9 @@ for (const t of REF_JS_WITH) {
 for (const t of ["ref-core", "loop"]) {
   if (REF_JS_WITH.includes(t) && !REF_JS_WITH.includes("core")) throw new RangeError(`--ref-js ${JSON.stringify(refJsNext)}: ${t} needs core too (the two hosts' subnets come with it)`);
 }
+if (REF_JS_WITH.includes("loop") && REF_JS_WITH.length > 2) {
+  throw new RangeError(`--ref-js ${JSON.stringify(refJsNext)}: loop runs weft's own worker and goes with core alone (core,loop)`);
+}
 const REF_SPIN = Number(opt("--ref-spin", "0"));
 if (!Number.isInteger(REF_SPIN) || REF_SPIN < 0) throw new RangeError(`--ref-spin ${JSON.stringify(opt("--ref-spin", "0"))}: must be a whole number of µs, 0 or more`);
 const TICK = 100; // CLK_TCK
@@ -358,7 +361,11 @@ async function setUpRefProxy(hosts: Host[], kind: RefKind, spinUs = 0): Promise<
     const peer = hosts[1 - i]!;
     const args = [kind.dev, h.ip, String(kind.port), peer.ip, ...(i === 0 && spinUs > 0 ? [String(spinUs)] : [])];
     const p = spawn("ip", ["netns", "exec", h.ns, ...kind.command(args, i)], { stdio: ["ignore", "pipe", "inherit"] });
-    return { p, ready: new Promise((r) => p.stdout!.once("data", r)) };
+    const ready = new Promise<void>((resolve, reject) => {
+      p.stdout!.once("data", () => resolve());
+      p.once("exit", (code) => reject(new Error(`reference proxy ${kind.dev} on ${h.name} exited (${code}) before it was ready (its error is above)`)));
+    });
+    return { p, ready };
   });
   const stop = () => { procs.forEach((x) => x.p.kill("SIGKILL")); kind.stop(); };
   try {

@@ -337,10 +337,9 @@ export class Agent implements AgentView {
         expiration = ttl >= 0 ? Date.now() + ttl * 1000 : lease.expiration;
       }
       if (this.lease !== lease) return; // renewed or re-acquired meanwhile
-      // A reservation is marked by lease "0". Otherwise we keep the id of the etcd lease we
-      // granted: the renewal revokes the lease it replaces, and one someone else granted may
-      // hold other keys; theirs simply runs out once our renewal has moved the key off it.
-      this.#setLease({ ...lease, etcdLease: record.lease === "0" ? "0" : lease.etcdLease, expiration });
+      // The renewal revokes this lease once the key is off it, unless it still holds other keys
+      // (Registry.putSubnet): a lease another writer granted may.
+      this.#setLease({ ...lease, etcdLease: record.lease, expiration });
       this.#leaseChanged.dispatchEvent(new Event("change"));
       return;
     }

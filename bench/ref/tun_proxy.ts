@@ -47,6 +47,10 @@ const coreFlag = [...flags].find((f) => f.startsWith("--core="));
 const coreNets = coreFlag?.slice("--core=".length).split(",").map((x) => parseIPv4(x, "--core subnet"));
 const unknown = [...flags].filter((f) => !FLAGS.includes(f) && f !== coreFlag);
 if ((flags.has("--ref-core") || flags.has("--loop")) && !coreNets) throw new RangeError("--ref-core and --loop need --core=MINE,PEER");
+const besideLoop = [...flags].filter((f) => f !== "--loop" && f !== coreFlag);
+if (flags.has("--loop") && besideLoop.length > 0) {
+  throw new RangeError(`--loop runs weft's own worker and takes only --core=MINE,PEER, not ${besideLoop.join(" ")}`);
+}
 if (coreNets && coreNets.length !== 2) throw new RangeError(`${coreFlag}: two subnets wanted, this host's and its peer's (10.71.1.0,10.71.2.0)`);
 if (!dev || !localIP || !peerIP || rest.length > 0 || unknown.length > 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
   console.error(`usage: tun_proxy.ts [${FLAGS.join("] [")}] [--core=MINE,PEER] DEV LOCAL_IP PORT PEER_IP (got ${JSON.stringify(args)}; PORT 1..65535)`);

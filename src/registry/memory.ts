@@ -58,9 +58,7 @@ export class MemoryRegistry implements Registry {
   async putSubnet(key: string, value: string, ttlSeconds: number, revokeLease?: string): Promise<{ lease: string }> {
     const lease = ttlSeconds > 0 ? this.#grant(ttlSeconds) : "0";
     this.#put([[key, value, lease]]);
-    const held = this.#leases.get(revokeLease ?? "")?.keys ?? [];
-    const empty = [...held].every((k) => this.#subnets.get(k)?.lease !== revokeLease);
-    if (revokeLease && revokeLease !== "0" && revokeLease !== lease && empty) this.#revoke(revokeLease);
+    if (revokeLease && revokeLease !== "0" && revokeLease !== lease && this.#keysOf(revokeLease).length === 0) this.#revoke(revokeLease);
     return { lease };
   }
 
@@ -127,9 +125,15 @@ export class MemoryRegistry implements Registry {
   #revoke(id: string): void {
     const l = this.#leases.get(id);
     if (!l) return;
+    const keys = this.#keysOf(id);
     clearTimeout(l.timer);
     this.#leases.delete(id);
-    this.#delete([...l.keys].filter((k) => this.#subnets.get(k)?.lease === id));
+    this.#delete(keys);
+  }
+
+  /** The keys lease `id` holds now (a key put again under another lease has left it). */
+  #keysOf(id: string): string[] {
+    return [...this.#leases.get(id)?.keys ?? []].filter((k) => this.#subnets.get(k)?.lease === id);
   }
 
   #put(records: [key: string, value: string, lease: string][]): void {
