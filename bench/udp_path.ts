@@ -2,7 +2,7 @@
  * @module The udp backend's data path against kernel VXLAN, in one run on one machine. Prints
  * figures, asserts nothing. Needs root; every namespace and process is removed at the end.
  *
- *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin-100]
+ *   bun bench/udp_path.ts [--seconds 3] [--runtime bun|binary|deno] [--only all,no-gso,…,spin]
  *                         [--rtt-only] [--rounds N] [--trace] [--no-ref-proxy] [--ref-spin US]
  *                         [--env WEFT_UDP_X=1,…]… [--agent-log RE] [--no-interleaved]
  *                         [--ref-js [worker,mmsg,wasm-buffer,core,ref-core,loop]]
@@ -26,9 +26,9 @@
  *
  * A reference in the same run (unless `--no-ref-proxy`, or without a C compiler): the C proxy of
  * bench/ref/tun_proxy.c, flanneld's udp design (one thread, poll, one packet per syscall) with no
- * runtime, on the same hosts and containers (see setUpRefProxy). `--ref-spin US` makes its h1
- * side poll without sleeping for US µs after each send (the requester waits for the reply
- * awake; the responder never spins), to show what busy-polling buys on this machine. `--ref-js`
+ * runtime, on the same hosts and containers (see setUpRefProxy). `--ref-spin US` gives it
+ * weft's busy-poll (WEFT_UDP_SPIN_US=US: after a packet, poll without sleeping as SCHED_IDLE for
+ * up to US µs) on both hosts, to compare like with like with the `spin` configuration. `--ref-js`
  * adds the same proxy in JavaScript (bench/ref/tun_proxy.ts, through ffi/, under the agents'
  * runtime), which splits weft's distance to the C proxy into what the runtime costs a wake-up
  * and what weft's loop adds to that.
@@ -58,7 +58,7 @@ const opt = (name: string, dflt: string) => {
 const SECONDS = Number(opt("--seconds", "3"));
 const RUNTIME = opt("--runtime", "bun") as "bun" | "binary" | "deno";
 
-/** The configurations: name -> WEFT_UDP_* environment (spin-100 only when named in --only). */
+/** The configurations: name -> WEFT_UDP_* environment (spin only when named in --only). */
 const CONFIGS: [string, Record<string, string>][] = [
   ["all", {}],
   ["no-gso", { WEFT_UDP_NO_GSO: "1" }],
@@ -66,7 +66,7 @@ const CONFIGS: [string, Record<string, string>][] = [
   ["no-vnet", { WEFT_UDP_NO_VNET: "1" }],
   ["none", { WEFT_UDP_NO_VNET: "1", WEFT_UDP_NO_GSO: "1", WEFT_UDP_NO_GRO: "1" }],
   ["2-workers", { WEFT_UDP_WORKERS: "2" }],
-  ["spin-100", { WEFT_UDP_SPIN_US: "100" }],
+  ["spin", { WEFT_UDP_SPIN_US: "20000" }],
 ];
 // Each `--env K=V,K=V` adds a configuration named by that text, run after the --only ones.
 const extraEnvs = argv.flatMap((a, i) => (a === "--env" ? [argv[i + 1]!] : []));
@@ -353,13 +353,13 @@ function jsRef(): RefKind {
  * poll() and one packet per syscall) on its own TUN, port and addresses 10.<net>.<i>.2 on the
  * same containers. The C one shows what that design's thread wake-ups and kernel entries cost
  * here without any runtime; the JavaScript one what a runtime adds to them. `spinUs` (C only):
- * h1's proxy polls without sleeping that long after each send. Returns the container addresses,
- * the proxies' pids and a stop function.
+ * both proxies busy-poll that long after each packet, as weft's WEFT_UDP_SPIN_US. Returns the
+ * container addresses, the proxies' pids and a stop function.
  */
 async function setUpRefProxy(hosts: Host[], kind: RefKind, spinUs = 0): Promise<{ targets: string[]; pids: number[]; stop(): void }> {
   const procs = hosts.map((h, i) => {
     const peer = hosts[1 - i]!;
-    const args = [kind.dev, h.ip, String(kind.port), peer.ip, ...(i === 0 && spinUs > 0 ? [String(spinUs)] : [])];
+    const args = [kind.dev, h.ip, String(kind.port), peer.ip, ...(spinUs > 0 ? [String(spinUs)] : [])];
     const p = spawn("ip", ["netns", "exec", h.ns, ...kind.command(args, i)], { stdio: ["ignore", "pipe", "inherit"] });
     const ready = new Promise<void>((resolve, reject) => {
       p.stdout!.once("data", () => resolve());
@@ -485,7 +485,7 @@ async function main(): Promise<void> {
       servers.push(ref);
       await ping(from, ref.targets[1]!, { count: 30, intervalMs: 5 });
       const f = await measure(from, ref.targets[1]!, ref.pids, vx2);
-      console.log(`${row("C ref proxy", f, vxlan)}   (bench/ref/tun_proxy.c: flanneld's udp design${REF_SPIN ? `, h1 spins ${REF_SPIN} µs` : ""})`);
+      console.log(`${row("C ref proxy", f, vxlan)}   (bench/ref/tun_proxy.c: flanneld's udp design${REF_SPIN ? `, busy-poll ${REF_SPIN} µs` : ""})`);
       printBase(f);
       headline("c_ref", f, vxlan);
       if (first && !RTT_ONLY) {

@@ -37,6 +37,8 @@ const LIBC = {
   fcntl: { args: [i32, i32, u64], returns: i32 },
   if_nametoindex: { args: [p], returns: u32 },
   getpid: { args: [], returns: i32 },
+  sched_setscheduler: { args: [i32, i32, p], returns: i32 },
+  sched_yield: { args: [], returns: i32 },
 } as const;
 
 /** Loads libc and returns the Bun `Sys`. Call once per thread (each Worker has its own errno). */
@@ -71,6 +73,8 @@ export function createSys(): Sys {
     fcntl: c.fcntl,
     if_nametoindex: c.if_nametoindex,
     getpid: c.getpid,
+    sched_setscheduler: c.sched_setscheduler,
+    sched_yield: c.sched_yield,
     errno: () => peek.i32(errnoAt, 0),
     addressOf: (buf) => BigInt(ptr(buf)),
   };

@@ -49,6 +49,8 @@ const LIBC = {
   fcntl: { parameters: ["i32", "i32", "u64"], result: "i32" },
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   getpid: { parameters: [], result: "i32" },
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  sched_yield: { parameters: [], result: "i32" },
 } as const;
 
 /** Lengths below this come from the BigInt table (a TUN packet with its vnet header fits). */
@@ -104,6 +106,8 @@ export function createSys(): Sys {
     fcntl: (fd, cmd, arg) => c.fcntl!(fd, cmd, u64(arg)),
     if_nametoindex: c.if_nametoindex!,
     getpid: c.getpid!,
+    sched_setscheduler: c.sched_setscheduler!,
+    sched_yield: c.sched_yield!,
     errno: () => errno.getInt32(0),
     addressOf: (buf) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))),
   };

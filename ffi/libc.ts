@@ -34,6 +34,9 @@ export interface Libc {
   fcntl(fd: number, cmd: number, arg: number): number;
   if_nametoindex(name: Uint8Array): number;
   getpid(): number;
+  /** `param` is a `struct sched_param` (one int, the priority). */
+  sched_setscheduler(pid: number, policy: number, param: Uint8Array): number;
+  sched_yield(): number;
   /** The calling thread's errno. */
   errno(): number;
   addressOf(buf: Uint8Array): bigint;
@@ -81,6 +84,8 @@ function bufferIo(
 export function libcSys(runtime: string, c: Libc): Sys {
   const socklen = new Uint8Array(new ArrayBuffer(4));
   const socklenValue = new Uint32Array(socklen.buffer);
+  /** struct sched_param { int sched_priority; }: 0, the only priority SCHED_OTHER and SCHED_IDLE take. */
+  const schedParam = new Uint8Array(new ArrayBuffer(4));
   const ret = (rc: number): number => (rc < 0 ? -c.errno() : rc);
 
   return {
@@ -138,5 +143,8 @@ export function libcSys(runtime: string, c: Libc): Sys {
     addressOf: (buf) => c.addressOf(buf),
     ifNameToIndex: (name) => c.if_nametoindex(cString(name)),
     getpid: () => c.getpid(),
+    // pid 0: the calling thread (Linux applies the policy per thread).
+    setSchedPolicy: (policy) => ret(c.sched_setscheduler(0, policy, schedParam)),
+    schedYield: () => ret(c.sched_yield()),
   };
 }

@@ -116,7 +116,14 @@ export const POLLERR = 0x8;
 export const POLLHUP = 0x10;
 export const POLLNVAL = 0x20;
 
+// ---------------------------------------------------------------- scheduling (sched_setscheduler)
+
+export const SCHED_OTHER = 0;
+/** Runs only when nothing else wants the CPU; any waking thread preempts it at once. */
+export const SCHED_IDLE = 5;
+
 // ---------------------------------------------------------------- errno
+
 
 export const EPERM = 1;
 export const ENOENT = 2;

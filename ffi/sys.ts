@@ -57,6 +57,13 @@ export interface Sys {
   /** Interface index of `name`, or 0 when there is no such interface. */
   ifNameToIndex(name: string): number;
   getpid(): number;
+  /**
+   * Sets the calling thread's scheduling policy (SCHED_OTHER, SCHED_IDLE …; priority 0). Going
+   * back from SCHED_IDLE to SCHED_OTHER needs CAP_SYS_NICE (or a permissive RLIMIT_NICE): else -EPERM.
+   */
+  setSchedPolicy(policy: number): number;
+  /** sched_yield(): lets the other runnable threads of this CPU's run queue go first. */
+  schedYield(): number;
 }
 
 /** Linux errno names for messages (the ones this project meets). */

@@ -1,12 +1,16 @@
 // Minimal TUN<->UDP proxy with flanneld's udp backend design: one thread, poll() on both fds,
 // one packet per read/sendto and recvfrom/write. Usage: tun_proxy DEV LOCAL_IP PORT PEER_IP [SPIN_US]
-// SPIN_US > 0: after sending a datagram, poll without sleeping for up to that many µs (the reply).
+// SPIN_US > 0: weft's busy-poll (WEFT_UDP_SPIN_US, src/backend/udp/packet_loop.ts): after a packet,
+// poll without sleeping for up to that many µs as SCHED_IDLE, yielding after each empty poll;
+// SCHED_OTHER again when the window closes or under load (two busy turns in a row).
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +35,25 @@ int main(int argc, char **argv) {
   static char buf[65536];
   struct pollfd p[2] = { { tun, POLLIN, 0 }, { s, POLLIN, 0 } };
   long long spin = argc == 6 ? atoll(argv[5]) : 0, until = 0;
+  int idle = 0, busy = 0;
+  struct sched_param prio0 = { 0 };
   for (;;) {
-    if (poll(p, 2, until > now_us() ? 0 : -1) <= 0) continue;
-    if (p[0].revents & POLLIN) {
-      ssize_t n = read(tun, buf, sizeof buf);
-      if (n > 0 && sendto(s, buf, n, 0, (void *)&peer, sizeof peer) > 0 && spin > 0) until = now_us() + spin;
+    int spinning = !busy && until > now_us();
+    if (!busy && spinning != idle) { sched_setscheduler(0, spinning ? SCHED_IDLE : SCHED_OTHER, &prio0); idle = spinning; }
+    int moved = 0;
+    if (poll(p, 2, busy || spinning ? 0 : -1) > 0) {
+      if (p[0].revents & POLLIN) {
+        ssize_t n = read(tun, buf, sizeof buf);
+        if (n > 0) moved = sendto(s, buf, n, 0, (void *)&peer, sizeof peer) > 0;
+      }
+      if (p[1].revents & POLLIN) { ssize_t n = recv(s, buf, sizeof buf, 0); if (n > 0) moved |= write(tun, buf, n) > 0; }
     }
-    if (p[1].revents & POLLIN) { ssize_t n = recv(s, buf, sizeof buf, 0); if (n > 0) write(tun, buf, n); until = 0; }
+    if (spin > 0 && moved) {
+      until = now_us() + spin;
+      if (idle && busy) { sched_setscheduler(0, SCHED_OTHER, &prio0); idle = 0; }
+    } else if (idle) {
+      sched_yield();
+    }
+    busy = spin > 0 && moved; // without SPIN_US: flanneld's loop, poll() blocks before every packet
   }
 }

@@ -27,6 +27,7 @@ const EXPECTED = {
   addressOfOffset: 24,
   ifIndex: [1, 0],
   getpid: true,
+  schedPolicy: [0, 5, 0, 0, true, 0], // SCHED_IDLE, then back to SCHED_OTHER (as root); policy 99 is EINVAL; sched_yield
 };
 
 describe.skipIf(!isRoot)("Sys conformance", () => {

@@ -5,8 +5,8 @@
  */
 import { check, loadSys, SysError } from "../../ffi/sys.ts";
 import {
-  AF_INET, F_GETFL, F_SETFL, ifreq, ifreqInt, MSG_DONTWAIT, MSGHDR_SIZE, O_NONBLOCK, O_RDONLY, O_WRONLY, POLLIN,
-  pollRevents, setIovec, setMsghdr, setPollfd, SIOCGIFMTU, SO_TYPE, SOCK_DGRAM, SOCKADDR_IN_SIZE, sockaddrIn, SOL_SOCKET,
+  AF_INET, EINVAL, F_GETFL, F_SETFL, ifreq, ifreqInt, MSG_DONTWAIT, MSGHDR_SIZE, O_NONBLOCK, O_RDONLY, O_WRONLY, POLLIN,
+  pollRevents, SCHED_IDLE, SCHED_OTHER, setIovec, setMsghdr, setPollfd, SIOCGIFMTU, SO_TYPE, SOCK_DGRAM, SOCKADDR_IN_SIZE, sockaddrIn, SOL_SOCKET,
   structBuffer,
 } from "../../ffi/linux.ts";
 
@@ -82,5 +82,16 @@ const whole = structBuffer(64);
 out.addressOfOffset = Number(sys.addressOf(whole.subarray(24)) - sys.addressOf(whole));
 out.ifIndex = [sys.ifNameToIndex("lo"), sys.ifNameToIndex("weft-none0")];
 out.getpid = sys.getpid() === process.pid;
+
+/** This thread's scheduling policy: field 41 of /proc/thread-self/stat (the 39th after "comm) "). */
+function policy(): number {
+  const fd = check(sys.open("/proc/thread-self/stat", O_RDONLY), "open /proc/thread-self/stat");
+  const text = new Uint8Array(1024);
+  const n = check(sys.read(fd, text), "read /proc/thread-self/stat");
+  sys.close(fd);
+  const stat = new TextDecoder().decode(text.subarray(0, n));
+  return Number(stat.slice(stat.lastIndexOf(") ") + 2).split(" ")[38]);
+}
+out.schedPolicy = [sys.setSchedPolicy(SCHED_IDLE), policy(), sys.setSchedPolicy(SCHED_OTHER), policy(), sys.setSchedPolicy(99) === -EINVAL, sys.schedYield()];
 
 console.log(JSON.stringify(out));

@@ -4,13 +4,15 @@
  * into a core (the TS reference) as a worker does.
  */
 import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createReferenceCore } from "../../src/core/reference.ts";
 import type { Lease, LeaseEvent } from "../../src/lease/lease.ts";
 import { parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
 import { ControlLog, ControlReader } from "../../src/backend/udp/control_log.ts";
 import { PeerTable } from "../../src/backend/udp/peer_table.ts";
 import { icmpSource, workerUrl } from "../../src/backend/udp/udp_backend.ts";
-import { udpOptions } from "../../src/backend/udp/udp_options.ts";
+import { hasCapSysNice, udpOptions } from "../../src/backend/udp/udp_options.ts";
 
 function lease(subnet: string, publicIP: string, backendType?: string): Lease {
   return { subnet: parseIPv4Net(subnet), attrs: { publicIP: parseIPv4(publicIP), backendType }, expiration: 0 };
@@ -119,6 +121,24 @@ describe("udpOptions()", () => {
     expect(() => udpOptions({ Port: 70000 }, {})).toThrow("Backend.Port 70000 must be an integer port 1..65535");
     expect(() => udpOptions({ Port: "8285" }, {})).toThrow('Backend.Port "8285"');
     expect(() => udpOptions({}, { WEFT_UDP_WORKERS: "0" })).toThrow("WEFT_UDP_WORKERS=\"0\" must be an integer 1..8");
+    expect(() => udpOptions({}, { WEFT_UDP_SPIN_US: "1000001" })).toThrow("WEFT_UDP_SPIN_US=\"1000001\" must be an integer 0..1000000 (µs)");
+    expect(udpOptions({}, { WEFT_UDP_SPIN_US: "1000000" }).spinUs).toBe(1_000_000);
+  });
+
+  test("hasCapSysNice() reads bit 23 of CapEff, and only CapEff", () => {
+    const status = (eff: string) => `Name:\tweft\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t${eff}\nCapBnd:\t000001ffffffffff\n`;
+    expect(hasCapSysNice(status("000001ffffffffff"))).toBe(true); // root
+    expect(hasCapSysNice(status("0000000000800000"))).toBe(true); // CAP_SYS_NICE alone
+    expect(hasCapSysNice(status("00000000a80425fb"))).toBe(false); // Docker's default set: no CAP_SYS_NICE
+    expect(hasCapSysNice(status("0000000000000000"))).toBe(false);
+    expect(hasCapSysNice("Name:\tweft\n")).toBe(false); // no CapEff line
+  });
+
+  test.skipIf(process.getuid?.() !== 0)("hasCapSysNice() on this kernel's /proc/<pid>/status: root holds it, setpriv takes it away", () => {
+    expect(hasCapSysNice(readFileSync("/proc/self/status", "utf8"))).toBe(true);
+    const r = spawnSync("setpriv", ["--bounding-set=-sys_nice", "--inh-caps=-sys_nice", "cat", "/proc/self/status"], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    expect(hasCapSysNice(r.stdout)).toBe(false);
   });
 
   test("the WEFT_UDP_* switches turn offloads off", () => {

@@ -3,11 +3,12 @@
  * underlay bridge, real etcd, agents as processes), config
  * `{"Network":"10.50.0.0/16","Backend":{"Type":"udp"}}`, one container per host on cni0.
  * h1 runs `bun src/main.ts`, h2 the compiled binary, h3 Deno: the packet workers are checked in
- * every runtime, talking to each other; at the end h3's worker is made to die mid-traffic and
- * must come back. Everything is removed afterwards, also on failure.
+ * every runtime, talking to each other; at the end h3 runs with busy-polling, then its worker
+ * is made to die mid-traffic and must come back. Everything is removed afterwards, also on failure.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Cluster, Cluster as ClusterClass, type Host, exec, ip, ipJson, ping, startEchoServer, startPinger, tcpConnect, waitFor } from "../support/netns.ts";
 
@@ -51,6 +52,35 @@ function run(ns: string, args: string[]): any {
   const r = exec(ns, [BUN, PROBE, ...args]);
   if (r.code !== 0) throw new Error(`udp_probe ${args.join(" ")} in ${ns} exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+}
+
+/** Linux scheduling policies, as /proc/<pid>/task/<tid>/stat shows them (field 41). */
+const SCHED_OTHER = 0, SCHED_IDLE = 5;
+
+/** The agent's packet threads (Bun names a Worker's thread "Worker"): state, policy, CPU ticks. */
+function packetThreads(pid: number): { tid: number; state: string; policy: number; cpuTicks: number }[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+    try {
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim() !== "Worker") return [];
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" "); // f[0] is field 3
+      return [{ tid: Number(tid), state: f[0]!, policy: Number(f[38]), cpuTicks: Number(f[11]) + Number(f[12]) }];
+    } catch {
+      return []; // the thread ended between readdir and read
+    }
+  });
+}
+
+/** Restarts `h`'s agent under Bun with `env` added, and waits until it has programmed both peers. */
+async function restartWith(h: Host, env: Record<string, string>): Promise<void> {
+  await c.stopAgent(h);
+  c.opts.agentEnv = env;
+  try {
+    await c.startAgent(h, "bun");
+  } finally {
+    c.opts.agentEnv = undefined;
+  }
+  await waitFor(async () => (await dataPath(h)).peers.length === 2, 15_000, `${h.name} to program its peers`);
 }
 
 async function dataPath(h: Host): Promise<any> {
@@ -208,16 +238,34 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
     }
   }, 60_000);
 
+  test("busy-poll (WEFT_UDP_SPIN_US): after traffic the packet thread spins as SCHED_IDLE, then sleeps as SCHED_OTHER", async () => {
+    const [h1, , h3] = c.hosts as [Host, Host, Host];
+    await restartWith(h3, { WEFT_UDP_SPIN_US: "1000000" });
+    expect(h3.log).toContain("busy-poll 1000000 µs after traffic (SCHED_IDLE)");
+    const worker = () => {
+      const ts = packetThreads(h3.agent!.pid!);
+      expect(ts.length).toBe(1);
+      return ts[0]!;
+    };
+    // Quiet: the thread sleeps in poll() as an ordinary thread.
+    await waitFor(() => worker().policy === SCHED_OTHER && worker().state === "S", 5_000, "h3's packet thread to sleep");
+    const from = h3.containers[0]!.ns, to = h1.containers[0]!.ip;
+    expect((await ping(from, to, { count: 3, intervalMs: 20 })).get(to)!.received).toBe(3);
+    // Right after the traffic it polls without sleeping, at idle priority.
+    const spinning = await waitFor(() => worker().policy === SCHED_IDLE, 600, "h3's packet thread to spin as SCHED_IDLE");
+    expect(spinning).toBe(true);
+    // Echoes sent while it spins are answered (the spinning thread forwards them).
+    expect((await ping(from, to, { count: 5, intervalMs: 20 })).get(to)!.received).toBe(5);
+    // The window closes: an ordinary thread again, asleep, using no CPU.
+    await waitFor(() => worker().policy === SCHED_OTHER && worker().state === "S", 3_000, "h3's packet thread to stop spinning");
+    const cpu0 = worker().cpuTicks;
+    await Bun.sleep(300);
+    expect(worker().cpuTicks - cpu0).toBeLessThanOrEqual(1);
+  }, 60_000);
+
   test("a packet worker that dies mid-traffic is restarted with every peer, and traffic resumes", async () => {
     const [h1, h2, h3] = c.hosts as [Host, Host, Host];
-    await c.stopAgent(h3);
-    c.opts.agentEnv = { WEFT_TEST_UDP_WORKER_CRASH_AFTER: "40" };
-    try {
-      await c.startAgent(h3, "bun");
-    } finally {
-      c.opts.agentEnv = undefined;
-    }
-    await waitFor(async () => (await dataPath(h3)).peers.length === 2, 15_000, "h3 to program its peers");
+    await restartWith(h3, { WEFT_TEST_UDP_WORKER_CRASH_AFTER: "40" });
     const from = h3.containers[0]!.ns;
     const targets = [h1.containers[0]!.ip, h2.containers[0]!.ip];
     const pinger = startPinger(from, targets, 20, 500);

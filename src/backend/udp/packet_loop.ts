@@ -27,7 +27,7 @@
  */
 import * as L from "../../core/layout.ts";
 import type { Core } from "../../core/types.ts";
-import { AF_INET, EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, pollRevents, setPollfd, structBuffer } from "../../../ffi/linux.ts";
+import { AF_INET, EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, pollRevents, SCHED_IDLE, SCHED_OTHER, setPollfd, structBuffer } from "../../../ffi/linux.ts";
 import type { Sys } from "../../../ffi/sys.ts";
 import { MMSG_WORDS, NAME_WORDS, UdpBatch, W_CONTROLLEN, W_FLAGS, W_LEN } from "../../../ffi/udp.ts";
 import type { ControlReader } from "./control_log.ts";
@@ -47,10 +47,12 @@ export interface PacketLoopOptions {
   /** The underlay MTU: no datagram from a peer is larger (without GRO). */
   ifaceMtu: number;
   /**
-   * Adaptive busy-poll, longest window in µs (0: always block). After sending datagrams, when
-   * the last reply from a peer came within this many µs of a send, keep polling without sleeping
-   * for up to 1.5 times that delay, so the reply finds this thread awake instead of paying a
-   * wake-up. A host that only answers (its next datagram comes much later) never spins.
+   * Busy-poll window in µs (0: always block). After a turn that moved packets, keep polling
+   * without sleeping for up to this long, as a SCHED_IDLE thread: the next packet (the answer to
+   * what just left, the next request) finds this thread awake instead of paying a wake-up, and
+   * any thread that wakes on this CPU preempts the spinning one at once, so spinning takes no
+   * CPU from other work. Back to SCHED_OTHER when the window closes or under load (two busy turns
+   * in a row). The caller checks that the thread may return to SCHED_OTHER (CAP_SYS_NICE).
    */
   spinUs?: number;
   /** Time each stage (loop_trace.ts) and report summaries to the main thread. */
@@ -120,11 +122,10 @@ export class PacketLoop {
   #tunWrites = 0;
   /** The last turn read nothing from the TUN (see egress()). */
   #quiet = true;
-  /** Adaptive spin (spinUs): window in ms, when the last datagram left, the last reply delay, spin deadline. */
+  /** Busy-poll (spinUs): the window in ms, when it closes, and whether this thread is SCHED_IDLE now. */
   readonly #spinMs: number;
-  #sentAt = 0;
-  #replyMs = Infinity;
   #spinUntil = 0;
+  #idle = false;
 
   constructor(sys: Sys, core: Core, options: PacketLoopOptions, control: ControlReader, row: Float64Array, trace: LoopTrace | null = null) {
     this.#trace = trace;
@@ -171,18 +172,55 @@ export class PacketLoop {
     const crashAfter = this.#o.crashAfterPackets ?? Infinity;
     for (;;) {
       // After traffic, look again without sleeping: the answer to what was just written into
-      // the TUN (an echo reply, a TCP ACK) is often queued already. Only before sleeping are
-      // the stats published, so that work never sits between a packet and its answer.
-      const timeout = busy || (this.#spinUntil > 0 && performance.now() < this.#spinUntil) ? 0 : POLL_MS;
-      if (timeout > 0) {
-        if (this.#spinUntil > 0) { this.#spinUntil = 0; this.#replyMs = Infinity; } // spun in vain
-        if (this.#dirty) this.publish();
-      }
+      // the TUN (an echo reply, a TCP ACK) is often queued already. Only before sleeping (or
+      // every PUBLISH_MS while spinning) are the stats published, so that work never sits
+      // between a packet and its answer.
+      const timeout = busy || this.#spinning() ? 0 : POLL_MS;
+      if (timeout > 0 && this.#dirty) this.publish();
       const n = this.turn(timeout);
-      if (n < 0) return;
+      if (n < 0) {
+        if (this.#idle) this.#setIdle(false);
+        return;
+      }
+      if (this.#spinMs > 0) this.#afterSpinTurn(n > 0, busy);
       busy = n > 0;
       handled += n;
       if (handled > crashAfter) throw new Error(`udp packet loop: crashing after ${handled} packets, as asked (WEFT_TEST_UDP_WORKER_CRASH_AFTER)`);
+    }
+  }
+
+  /**
+   * Busy-poll (spinUs), before a turn after a quiet one: whether the window after the last
+   * traffic is still open. Inside it this thread is SCHED_IDLE (and publishes its stats every
+   * PUBLISH_MS); once it closes, SCHED_OTHER again, and the turn may sleep.
+   */
+  #spinning(): boolean {
+    if (this.#spinUntil === 0) return false;
+    const now = performance.now();
+    if (now < this.#spinUntil) {
+      if (!this.#idle) this.#setIdle(true);
+      if (this.#dirty && now - this.#published >= PUBLISH_MS) this.publish(now);
+      return true;
+    }
+    this.#spinUntil = 0;
+    if (this.#idle) this.#setIdle(false);
+    return false;
+  }
+
+  /**
+   * Busy-poll (spinUs), after a turn: traffic reopens the window. A lone packet is forwarded
+   * as SCHED_IDLE (nothing else wanted this CPU, or the packet would have waited behind it); a
+   * second busy turn in a row is load, which an idle-priority thread would lose to every other
+   * thread, so the thread works as SCHED_OTHER until the traffic pauses. A spinning turn that
+   * found nothing yields to any other SCHED_IDLE thread of this CPU (another host's spinner), so
+   * that two of them share a CPU by turns of microseconds rather than of scheduler slices.
+   */
+  #afterSpinTurn(moved: boolean, wasBusy: boolean): void {
+    if (moved) {
+      this.#spinUntil = performance.now() + this.#spinMs;
+      if (this.#idle && wasBusy) this.#setIdle(false);
+    } else if (this.#idle) {
+      this.#sys.schedYield();
     }
   }
 
@@ -303,7 +341,6 @@ export class PacketLoop {
       const udp = core.egressUdpCount();
       if (udp > 0) {
         this.#sender.send(udp, row);
-        if (this.#spinMs > 0) this.#sent();
       }
       if (tr && udp > 0) { t = stamp(tr, T.udpSend, t); tr.sent(t); }
       const tun = core.egressTunCount();
@@ -329,7 +366,6 @@ export class PacketLoop {
       if (r < 0 && r !== -EAGAIN && r !== -EINTR) row[C.rxErrors]!++;
       return 0;
     }
-    if (this.#spinMs > 0) this.#received();
     // One pass over the batch's own memory (no call per field: this runs cold after every idle
     // spell, when each extra function costs microseconds): message i -> IN_IN descriptor n.
     const u32 = this.#u32, w = b.words, nameWords = b.nameWords, gro = this.#gro, stride = this.#inStride;
@@ -368,19 +404,14 @@ export class PacketLoop {
     return r;
   }
 
-  /** Datagrams left: spin for the reply when the last one came quickly. */
-  #sent(): void {
-    const now = performance.now();
-    this.#sentAt = now;
-    if (this.#replyMs <= this.#spinMs) this.#spinUntil = now + Math.min(this.#spinMs, this.#replyMs * 1.5);
-  }
-
-  /** Datagrams arrived: how long after the last send (the reply delay spinning waits for). */
-  #received(): void {
-    if (this.#sentAt === 0) return;
-    this.#replyMs = performance.now() - this.#sentAt;
-    this.#sentAt = 0;
-    this.#spinUntil = 0;
+  /** Spinning (SCHED_IDLE) or working (SCHED_OTHER). Failing to return to SCHED_OTHER ends the loop. */
+  #setIdle(idle: boolean): void {
+    const rc = this.#sys.setSchedPolicy(idle ? SCHED_IDLE : SCHED_OTHER);
+    if (rc < 0) {
+      if (idle) { this.#spinUntil = 0; return; } // not spinning this time: block as usual
+      throw new Error(`udp packet loop: cannot return the packet thread from SCHED_IDLE to SCHED_OTHER (errno ${-rc}): busy-polling (WEFT_UDP_SPIN_US) needs CAP_SYS_NICE`);
+    }
+    this.#idle = idle;
   }
 
   /** Writes `count` TUN descriptors {off, len} found at `ring`. */

@@ -24,6 +24,7 @@
  * since that host would drop our datagrams (peer_table.ts). Datagrams from an address that is
  * no peer, or whose inner source lies outside the sender's lease, are dropped and counted.
  */
+import { readFileSync } from "node:fs";
 import {
   EINVAL, F_GETFD, TUN_F_TSO4, TUN_F_USO4, enableTunOffloads, enableUdpGro, loadSys, openTun, openUdpSocket, probeUdpGso,
   setBuffers, type Sys, SysError,
@@ -36,7 +37,7 @@ import { type ControlOp, ControlLog } from "./control_log.ts";
 import { coreWasmBytes } from "./core_wasm.ts";
 import type { PacketLoopOptions } from "./packet_loop.ts";
 import { PeerTable, type PeerPlan } from "./peer_table.ts";
-import { type UdpOptions, udpOptions } from "./udp_options.ts";
+import { hasCapSysNice, type UdpOptions, udpOptions } from "./udp_options.ts";
 import { WorkerPool } from "./worker_pool.ts";
 import { type UdpStats, createStatsBuffer, sumStats, udpGauges } from "./worker_stats.ts";
 
@@ -159,13 +160,19 @@ class UdpNetwork implements Network {
       opened.nl = NetlinkSocket.open(sys);
       linkSetMtu(opened.nl, UDP_DEVICE, mtu);
       const dataPath: UdpDataPath = { vnetHdr: q.vnetHdr, tunOffloads, udpGso, udpGro, multiQueue: q.multiQueue, workers };
-      log.info(`udp backend: ${UDP_DEVICE} mtu ${mtu}, UDP ${formatIPv4(ext.ifaceAddr)}:${opts.port}; ${describeOffloads(dataPath)}`);
+      let spinUs = opts.spinUs;
+      if (spinUs > 0 && !hasCapSysNice(readFileSync("/proc/self/status", "utf8"))) {
+        log.warn(`udp backend: WEFT_UDP_SPIN_US=${spinUs} ignored: busy-polling runs the packet threads as SCHED_IDLE, and this process lacks CAP_SYS_NICE to return them to SCHED_OTHER`);
+        spinUs = 0;
+      }
+      log.info(`udp backend: ${UDP_DEVICE} mtu ${mtu}, UDP ${formatIPv4(ext.ifaceAddr)}:${opts.port}; ${describeOffloads(dataPath)}` +
+        (spinUs > 0 ? `, busy-poll ${spinUs} µs after traffic (SCHED_IDLE)` : ""));
 
       const control = new ControlLog(workers);
       const stats = createStatsBuffer(workers);
       const options = opened.tun.map((tunFd, i): PacketLoopOptions => ({
         tunFd, udpFd: opened.udp[i]!, vnetHdr: q.vnetHdr, gso: udpGso, gro: udpGro, ifaceMtu: ext.mtu,
-        spinUs: opts.spinUs, warmUp: opts.warmUp, trace: opts.trace, crashAfterPackets: i === 0 ? opts.testCrashAfter : undefined,
+        spinUs, warmUp: opts.warmUp, trace: opts.trace, crashAfterPackets: i === 0 ? opts.testCrashAfter : undefined,
       }));
       const pool = new WorkerPool({
         url: workerUrl(), wasm: await coreWasmBytes(), control, stats, log,

@@ -7,7 +7,7 @@
  *   WEFT_UDP_NO_GSO=1    no UDP_SEGMENT on send (one datagram per message)
  *   WEFT_UDP_NO_GRO=1    no UDP_GRO on receive
  *   WEFT_UDP_WORKERS=N   packet workers, 1..8 (N > 1 opens flannel0 with IFF_MULTI_QUEUE)
- *   WEFT_UDP_SPIN_US=N   adaptive busy-poll for replies that come within N µs (0..10000; 0 off)
+ *   WEFT_UDP_SPIN_US=N   after traffic, busy-poll for up to N µs at SCHED_IDLE (0..1000000; 0 off)
  *   WEFT_UDP_NO_WARMUP=1 no JIT warm-up of the workers on loopback (warm_up.ts)
  *   WEFT_UDP_TRACE=1     time each packet-loop stage and log p50/p90 per stage after each burst
  *
@@ -21,6 +21,8 @@ export const UDP_DEFAULT_PORT = 8285;
 export const UDP_MAX_WORKERS = 8;
 /** Busy-poll window after traffic (µs); see PacketLoopOptions.spinUs. */
 export const UDP_DEFAULT_SPIN_US = 0;
+/** The longest busy-poll window (µs): one second. */
+export const UDP_MAX_SPIN_US = 1_000_000;
 
 export interface UdpOptions {
   /** UDP port of every host (we send to `<peer PublicIP>:<our Port>`, as flanneld). */
@@ -76,8 +78,8 @@ export function udpOptions(backend: Record<string, unknown>, env: Record<string,
   const spin = env.WEFT_UDP_SPIN_US;
   if (spin !== undefined && spin !== "") {
     spinUs = Number(spin);
-    if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > 10_000) {
-      throw new RangeError(`udp backend: WEFT_UDP_SPIN_US=${JSON.stringify(spin)} must be an integer 0..10000 (µs)`);
+    if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > UDP_MAX_SPIN_US) {
+      throw new RangeError(`udp backend: WEFT_UDP_SPIN_US=${JSON.stringify(spin)} must be an integer 0..${UDP_MAX_SPIN_US} (µs)`);
     }
   }
   const crash = env.WEFT_TEST_UDP_WORKER_CRASH_AFTER;
@@ -96,4 +98,20 @@ export function udpOptions(backend: Record<string, unknown>, env: Record<string,
     ...(testCrashAfter === undefined ? {} : { testCrashAfter }),
     workers,
   };
+}
+
+/** CAP_SYS_NICE, the capability a SCHED_IDLE thread needs to become SCHED_OTHER again. */
+const CAP_SYS_NICE = 23;
+
+/**
+ * Whether the process whose `/proc/<pid>/status` text is given holds CAP_SYS_NICE in its
+ * effective set (the `CapEff:` line, hexadecimal). Busy-polling (spinUs) needs it: the packet
+ * threads spin as SCHED_IDLE and must return to SCHED_OTHER to work.
+ *
+ * @example
+ *   hasCapSysNice("CapEff:\t000001ffffffffff\n"); // true
+ */
+export function hasCapSysNice(procStatus: string): boolean {
+  const m = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(procStatus);
+  return m !== null && ((BigInt(`0x${m[1]}`) >> BigInt(CAP_SYS_NICE)) & 1n) === 1n;
 }
