@@ -7,7 +7,9 @@
  *  1. replay the control log into the core (peers, routes; stop request) — one atomic load
  *     when nothing changed;
  *  2. poll(TUN, UDP): without sleeping right after a turn that moved packets (the answer to
- *     what was just written into the TUN is often queued already), else for up to 200 ms;
+ *     what was just written into the TUN is often queued already), else for up to 200 ms —
+ *     or, with busy-polling (spinUs), without sleeping as SCHED_IDLE until the window after the
+ *     last traffic closes (#spin);
  *  3. TUN readable: read up to `readBatch` packets (super-packets with their virtio_net_hdr
  *     when offloads are on) into EG_IN slots, egress(), sendmmsg the datagrams (UdpSender, GSO
  *     runs), write ICMP unreachables back into the TUN; when the last turn read nothing from
@@ -175,14 +177,27 @@ export class PacketLoop {
       // the TUN (an echo reply, a TCP ACK) is often queued already. Only before sleeping (or
       // every PUBLISH_MS while spinning) are the stats published, so that work never sits
       // between a packet and its answer.
-      const timeout = busy || this.#spinning() ? 0 : POLL_MS;
-      if (timeout > 0 && this.#dirty) this.publish();
-      const n = this.turn(timeout);
+      let n: number;
+      if (busy) {
+        n = this.turn(0);
+      } else if (this.#spinUntil > 0) {
+        n = this.#spin();
+      } else {
+        if (this.#dirty) this.publish();
+        n = this.turn(POLL_MS);
+      }
       if (n < 0) {
         if (this.#idle) this.#setIdle(false);
         return;
       }
-      if (this.#spinMs > 0) this.#afterSpinTurn(n > 0, busy);
+      if (n > 0 && this.#spinMs > 0) {
+        // Traffic reopens the busy-poll window. A lone packet was forwarded as SCHED_IDLE
+        // (nothing else wanted this CPU, or the packet would have waited behind it); a second
+        // busy turn in a row is load, which an idle-priority thread would lose to every other
+        // thread, so the thread works as SCHED_OTHER until the traffic pauses.
+        this.#spinUntil = performance.now() + this.#spinMs;
+        if (this.#idle && busy) this.#setIdle(false);
+      }
       busy = n > 0;
       handled += n;
       if (handled > crashAfter) throw new Error(`udp packet loop: crashing after ${handled} packets, as asked (WEFT_TEST_UDP_WORKER_CRASH_AFTER)`);
@@ -190,38 +205,29 @@ export class PacketLoop {
   }
 
   /**
-   * Busy-poll (spinUs), before a turn after a quiet one: whether the window after the last
-   * traffic is still open. Inside it this thread is SCHED_IDLE (and publishes its stats every
-   * PUBLISH_MS); once it closes, SCHED_OTHER again, and the turn may sleep.
+   * Busy-poll (spinUs): polls without sleeping, as SCHED_IDLE, until something is ready (then
+   * handles it as a turn does and returns what was handled) or the window closes (then returns
+   * 0, as SCHED_OTHER again). Between empty polls it yields to any other SCHED_IDLE thread of
+   * this CPU (another host's spinner), so that two of them share a CPU by turns of microseconds
+   * rather than of scheduler slices. A loop of its own rather than turns of turn(0): thousands
+   * of empty turns between two packets would make turn()'s packet branches look never taken to
+   * the JIT, and every packet would then pay for leaving the optimised code.
    */
-  #spinning(): boolean {
-    if (this.#spinUntil === 0) return false;
-    const now = performance.now();
-    if (now < this.#spinUntil) {
-      if (!this.#idle) this.#setIdle(true);
+  #spin(): number {
+    if (!this.#idle) this.#setIdle(true);
+    const sys = this.#sys, fds = this.#pollfds;
+    while (this.#spinUntil > 0) {
+      if (!this.#applyControl()) return -1;
+      const rc = sys.poll(fds, 2, 0);
+      if (rc !== 0) return this.#handle(rc);
+      const now = performance.now();
+      if (now >= this.#spinUntil) break;
       if (this.#dirty && now - this.#published >= PUBLISH_MS) this.publish(now);
-      return true;
+      sys.schedYield();
     }
     this.#spinUntil = 0;
     if (this.#idle) this.#setIdle(false);
-    return false;
-  }
-
-  /**
-   * Busy-poll (spinUs), after a turn: traffic reopens the window. A lone packet is forwarded
-   * as SCHED_IDLE (nothing else wanted this CPU, or the packet would have waited behind it); a
-   * second busy turn in a row is load, which an idle-priority thread would lose to every other
-   * thread, so the thread works as SCHED_OTHER until the traffic pauses. A spinning turn that
-   * found nothing yields to any other SCHED_IDLE thread of this CPU (another host's spinner), so
-   * that two of them share a CPU by turns of microseconds rather than of scheduler slices.
-   */
-  #afterSpinTurn(moved: boolean, wasBusy: boolean): void {
-    if (moved) {
-      this.#spinUntil = performance.now() + this.#spinMs;
-      if (this.#idle && wasBusy) this.#setIdle(false);
-    } else if (this.#idle) {
-      this.#sys.schedYield();
-    }
+    return 0;
   }
 
   /**
@@ -229,12 +235,22 @@ export class PacketLoop {
    * was requested.
    */
   turn(timeoutMs: number): number {
-    const applied = this.#control.applyTo(this.#core);
-    if (applied > 0) { this.#row[C.controlFailures] = this.#control.failures; this.#dirty = true; }
-    if (this.#control.stopping) return -1;
+    if (!this.#applyControl()) return -1;
     const tr = this.#trace;
     if (tr && this.#workEnd > 0) { tr.add(T.tail, performance.now() - this.#workEnd); this.#workEnd = 0; }
-    const rc = this.#sys.poll(this.#pollfds, 2, timeoutMs);
+    return this.#handle(this.#sys.poll(this.#pollfds, 2, timeoutMs));
+  }
+
+  /** Replays the control log into the core; false once a stop was requested. */
+  #applyControl(): boolean {
+    const applied = this.#control.applyTo(this.#core);
+    if (applied > 0) { this.#row[C.controlFailures] = this.#control.failures; this.#dirty = true; }
+    return !this.#control.stopping;
+  }
+
+  /** Handles what poll() returned (`rc`; the revents are in the pollfds): steps 3 to 5 of a turn. */
+  #handle(rc: number): number {
+    const tr = this.#trace;
     this.#row[C.polls]!++;
     let n = 0;
     if (tr) this.#woke = performance.now();
