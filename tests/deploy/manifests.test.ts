@@ -10,6 +10,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { udpOptions } from "../../src/backend/udp/udp_options.ts";
 import { parseAgentFlags } from "../../src/cli/agent_flags.ts";
 import { renderDelegateConfig } from "../../src/cni/delegate_config.ts";
 import { parseFlannelEnv } from "../../src/cni/flannel_env.ts";
@@ -216,11 +217,15 @@ describe("deploy/systemd", () => {
     expect(unit.Install!.WantedBy).toEqual(["multi-user.target"]);
   });
 
-  test("weft.env.example sets only FLANNELD_* variables the agent reads, and they parse", () => {
+  test("weft.env.example sets only FLANNELD_* variables the agent reads (and the udp backend's WEFT_UDP_SPIN_US), and they parse", () => {
     const vars = envExample(read("systemd/weft.env.example"));
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(vars)) {
       if (k === "WEFT_OPTS") continue;
+      if (k === "WEFT_UDP_SPIN_US") {
+        expect(udpOptions({}, { [k]: v }).spinUs).toBe(Number(v));
+        continue;
+      }
       expect(k.startsWith("FLANNELD_")).toBe(true);
       const flag = [...FLANNELD_FLAGS].find((f) => `FLANNELD_${f.toUpperCase().replace(/[-.]/g, "_")}` === k);
       expect(flag).toBeDefined();
