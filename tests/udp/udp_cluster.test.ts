@@ -242,6 +242,10 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
     const [h1, , h3] = c.hosts as [Host, Host, Host];
     await restartWith(h3, { WEFT_UDP_SPIN_US: "1000000" });
     expect(h3.log).toContain("busy-poll 1000000 µs after traffic (SCHED_IDLE)");
+    const dp = await dataPath(h3);
+    expect(dp.busyPollUs).toBe(1_000_000);
+    expect(dp.offloads).toEndWith(", 1 worker, busy-poll 1000000 µs after traffic (SCHED_IDLE)");
+    expect((await dataPath(h1)).busyPollUs).toBe(0); // the default
     const worker = () => {
       const ts = packetThreads(h3.agent!.pid!);
       expect(ts.length).toBe(1);

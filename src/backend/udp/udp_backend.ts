@@ -55,6 +55,8 @@ export interface UdpDataPath {
   udpGro: boolean;
   multiQueue: boolean;
   workers: number;
+  /** Busy-poll window after traffic, µs (0: off; WEFT_UDP_SPIN_US without CAP_SYS_NICE is 0). */
+  busyPollUs: number;
 }
 
 /** Opens the TUN queues, falling back from vnet_hdr and multi-queue when refused. */
@@ -84,7 +86,8 @@ function openQueues(sys: Sys, opts: UdpOptions): { fds: number[]; vnetHdr: boole
 function describeOffloads(d: UdpDataPath): string {
   const on = (b: boolean) => (b ? "on" : "off");
   return `vnet_hdr ${on(d.vnetHdr)} (TSO ${on((d.tunOffloads & TUN_F_TSO4) !== 0)}, USO ${on((d.tunOffloads & TUN_F_USO4) !== 0)}), ` +
-    `UDP GSO ${on(d.udpGso)}, UDP GRO ${on(d.udpGro)}, multi-queue ${on(d.multiQueue)}, ${d.workers} worker${d.workers === 1 ? "" : "s"}`;
+    `UDP GSO ${on(d.udpGso)}, UDP GRO ${on(d.udpGro)}, multi-queue ${on(d.multiQueue)}, ${d.workers} worker${d.workers === 1 ? "" : "s"}` +
+    (d.busyPollUs > 0 ? `, busy-poll ${d.busyPollUs} µs after traffic (SCHED_IDLE)` : "");
 }
 
 /**
@@ -159,14 +162,13 @@ class UdpNetwork implements Network {
       }
       opened.nl = NetlinkSocket.open(sys);
       linkSetMtu(opened.nl, UDP_DEVICE, mtu);
-      const dataPath: UdpDataPath = { vnetHdr: q.vnetHdr, tunOffloads, udpGso, udpGro, multiQueue: q.multiQueue, workers };
       let spinUs = opts.spinUs;
       if (spinUs > 0 && !hasCapSysNice(readFileSync("/proc/self/status", "utf8"))) {
         log.warn(`udp backend: WEFT_UDP_SPIN_US=${spinUs} ignored: busy-polling runs the packet threads as SCHED_IDLE, and this process lacks CAP_SYS_NICE to return them to SCHED_OTHER`);
         spinUs = 0;
       }
-      log.info(`udp backend: ${UDP_DEVICE} mtu ${mtu}, UDP ${formatIPv4(ext.ifaceAddr)}:${opts.port}; ${describeOffloads(dataPath)}` +
-        (spinUs > 0 ? `, busy-poll ${spinUs} µs after traffic (SCHED_IDLE)` : ""));
+      const dataPath: UdpDataPath = { vnetHdr: q.vnetHdr, tunOffloads, udpGso, udpGro, multiQueue: q.multiQueue, workers, busyPollUs: spinUs };
+      log.info(`udp backend: ${UDP_DEVICE} mtu ${mtu}, UDP ${formatIPv4(ext.ifaceAddr)}:${opts.port}; ${describeOffloads(dataPath)}`);
 
       const control = new ControlLog(workers);
       const stats = createStatsBuffer(workers);
@@ -259,6 +261,7 @@ class UdpNetwork implements Network {
       mtu: this.mtu,
       listen: `${formatIPv4(this.ctx.extIface.ifaceAddr)}:${this.opts.port}`,
       offloads: describeOffloads({ ...this.dataPath, udpGso: this.dataPath.udpGso && s.gsoWorkers > 0 }),
+      busyPollUs: this.dataPath.busyPollUs,
       workers: this.workers.states,
       workerRestarts: this.workers.restarts,
       peers: [...this.#peers.programmed].map(([key, p]) => ({ key, id: p.id, publicIP: formatIPv4(p.lease.attrs.publicIP) })),
