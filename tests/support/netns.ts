@@ -352,6 +352,8 @@ export interface ClusterOptions {
   /** Extra agent flags and environment. */
   agentArgs?: string[];
   agentEnv?: Record<string, string>;
+  /** A command the agent runs under inside its namespace, e.g. `["setpriv", …]`. */
+  agentWrap?: string[];
   /** Start agents (and containers) right away (default true). */
   start?: boolean;
 }
@@ -541,7 +543,7 @@ export class Cluster {
       `--healthz-ip=${h.ip}`, `--healthz-port=${STATUS_PORT}`, ...(this.opts.agentArgs ?? []),
     ];
     const started = Date.now();
-    const p = trackProc(spawn("ip", ["netns", "exec", h.ns, ...weftCommand(runtime, args)], {
+    const p = trackProc(spawn("ip", ["netns", "exec", h.ns, ...(this.opts.agentWrap ?? []), ...weftCommand(runtime, args)], {
       stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.opts.agentEnv },
     }));
     h.agent = p;

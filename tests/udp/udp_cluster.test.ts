@@ -71,14 +71,19 @@ function packetThreads(pid: number): { tid: number; state: string; policy: numbe
   });
 }
 
-/** Restarts `h`'s agent under Bun with `env` added, and waits until it has programmed both peers. */
-async function restartWith(h: Host, env: Record<string, string>): Promise<void> {
+/**
+ * Restarts `h`'s agent under Bun with `env` added (and under `wrap`, when given), and waits until
+ * it has programmed both peers.
+ */
+async function restartWith(h: Host, env: Record<string, string>, wrap?: string[]): Promise<void> {
   await c.stopAgent(h);
   c.opts.agentEnv = env;
+  c.opts.agentWrap = wrap;
   try {
     await c.startAgent(h, "bun");
   } finally {
     c.opts.agentEnv = undefined;
+    c.opts.agentWrap = undefined;
   }
   await waitFor(async () => (await dataPath(h)).peers.length === 2, 15_000, `${h.name} to program its peers`);
 }
@@ -222,7 +227,7 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
   }, 30_000);
 
   test("shutdown removes flannel0 and frees the port; restart comes back with the same lease", async () => {
-    const h3 = c.hosts[2]!;
+    const [h1, , h3] = c.hosts as [Host, Host, Host];
     const subnet = h3.subnet;
     expect(await c.stopAgent(h3)).toBe(0);
     expect(ipJson(h3.ns, "link", "show").some((l: any) => l.ifname === "flannel0")).toBe(false);
@@ -230,6 +235,10 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
     await c.startAgent(h3, "bun");
     expect(h3.subnet).toBe(subnet);
     await waitFor(async () => (await dataPath(h3)).peers.length === 2, 15_000, "h3 to program its peers again");
+    // Every echo is answered, the first one included: the peers reached the worker's core
+    // before the packet that woke it (it used to be answered with ICMP net unreachable).
+    const first = h1.containers[0]!.ip;
+    expect((await ping(h3.containers[0]!.ns, first, { count: 10, intervalMs: 20 })).get(first)!.received).toBe(10);
     const srv = await startEchoServer(h3.containers[0]!.ns, 7003);
     try {
       expect(tcpConnect(c.hosts[0]!.containers[0]!.ns, h3.containers[0]!.ip, 7003)[0]!.ok).toBe(true);
@@ -265,6 +274,16 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
     const cpu0 = worker().cpuTicks;
     await Bun.sleep(300);
     expect(worker().cpuTicks - cpu0).toBeLessThanOrEqual(1);
+
+
+    // Without CAP_SYS_NICE a SCHED_IDLE thread could not become SCHED_OTHER again: no busy-poll.
+    await restartWith(h3, { WEFT_UDP_SPIN_US: "1000000" }, ["setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice"]);
+    expect(h3.log).toContain("udp backend: WEFT_UDP_SPIN_US=1000000 ignored: busy-polling runs the packet threads as SCHED_IDLE, and this process lacks CAP_SYS_NICE");
+    expect((await dataPath(h3)).busyPollUs).toBe(0);
+    // Right after the restart, even the first echo is answered (the worker applies the peers
+    // pushed while it slept before it forwards the packet that woke it).
+    expect((await ping(from, to, { count: 10, intervalMs: 20 })).get(to)!.received).toBe(10);
+    expect(worker().policy).toBe(SCHED_OTHER);
   }, 60_000);
 
   test("a packet worker that dies mid-traffic is restarted with every peer, and traffic resumes", async () => {

@@ -4,12 +4,13 @@
  * takes a `Sys` and a `Core`, so tests drive it in a namespace and workers run it forever.
  *
  * Each turn:
- *  1. replay the control log into the core (peers, routes; stop request) — one atomic load
- *     when nothing changed;
- *  2. poll(TUN, UDP): without sleeping right after a turn that moved packets (the answer to
+ *  1. poll(TUN, UDP): without sleeping right after a turn that moved packets (the answer to
  *     what was just written into the TUN is often queued already), else for up to 200 ms —
  *     or, with busy-polling (spinUs), without sleeping as SCHED_IDLE until the window after the
  *     last traffic closes (#spin);
+ *  2. replay the control log into the core (peers, routes; stop request) — one atomic load
+ *     when nothing changed — after poll() returns, so that what changed while the thread slept
+ *     applies to the packets that woke it;
  *  3. TUN readable: read up to `readBatch` packets (super-packets with their virtio_net_hdr
  *     when offloads are on) into EG_IN slots, egress(), sendmmsg the datagrams (UdpSender, GSO
  *     runs), write ICMP unreachables back into the TUN; when the last turn read nothing from
@@ -217,8 +218,8 @@ export class PacketLoop {
     if (!this.#idle) this.#setIdle(true);
     const sys = this.#sys, fds = this.#pollfds;
     while (this.#spinUntil > 0) {
-      if (!this.#applyControl()) return -1;
       const rc = sys.poll(fds, 2, 0);
+      if (!this.#applyControl()) return -1;
       if (rc !== 0) return this.#handle(rc);
       const now = performance.now();
       if (now >= this.#spinUntil) break;
@@ -235,10 +236,13 @@ export class PacketLoop {
    * was requested.
    */
   turn(timeoutMs: number): number {
-    if (!this.#applyControl()) return -1;
     const tr = this.#trace;
     if (tr && this.#workEnd > 0) { tr.add(T.tail, performance.now() - this.#workEnd); this.#workEnd = 0; }
-    return this.#handle(this.#sys.poll(this.#pollfds, 2, timeoutMs));
+    const rc = this.#sys.poll(this.#pollfds, 2, timeoutMs);
+    // The log is read after poll(), not before: a change appended while this thread slept (the
+    // first peer, a new one) must reach the core before the packet that woke the thread.
+    if (!this.#applyControl()) return -1;
+    return this.#handle(rc);
   }
 
   /** Replays the control log into the core; false once a stop was requested. */
