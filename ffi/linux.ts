@@ -124,7 +124,6 @@ export const SCHED_IDLE = 5;
 
 // ---------------------------------------------------------------- errno
 
-
 export const EPERM = 1;
 export const ENOENT = 2;
 export const EINTR = 4;

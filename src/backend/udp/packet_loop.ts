@@ -126,7 +126,7 @@ export class PacketLoop {
   /** The last turn read nothing from the TUN (see egress()). */
   #quiet = true;
   /** Busy-poll (spinUs): the window in ms, when it closes, and whether this thread is SCHED_IDLE now. */
-  readonly #spinMs: number;
+  #spinMs: number;
   #spinUntil = 0;
   #idle = false;
 
@@ -424,11 +424,15 @@ export class PacketLoop {
     return r;
   }
 
-  /** Spinning (SCHED_IDLE) or working (SCHED_OTHER). Failing to return to SCHED_OTHER ends the loop. */
+  /**
+   * Spinning (SCHED_IDLE) or working (SCHED_OTHER). A thread that may not become SCHED_IDLE (a
+   * seccomp filter, say) stops busy-polling for good rather than retry at every packet; failing
+   * to return to SCHED_OTHER ends the loop.
+   */
   #setIdle(idle: boolean): void {
     const rc = this.#sys.setSchedPolicy(idle ? SCHED_IDLE : SCHED_OTHER);
     if (rc < 0) {
-      if (idle) { this.#spinUntil = 0; return; } // not spinning this time: block as usual
+      if (idle) { this.#spinMs = 0; this.#spinUntil = 0; return; } // block as usual from now on
       throw new Error(`udp packet loop: cannot return the packet thread from SCHED_IDLE to SCHED_OTHER (errno ${-rc}): busy-polling (WEFT_UDP_SPIN_US) needs CAP_SYS_NICE`);
     }
     this.#idle = idle;
