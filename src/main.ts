@@ -106,25 +106,32 @@ async function main(argv: string[]): Promise<number> {
 
   const { Agent } = await import("./agent.ts");
   const { readHostNetwork } = await import("./net/iface.ts");
+  const { Metrics } = await import("./status/metrics.ts");
+  const { EtcdSubnetManager } = await import("./subnet/etcd.ts");
+  const metrics = new Metrics();
   const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
+  const manager = new EtcdSubnetManager({
+    registry: await registryFrom(f), log, metrics,
+    renewMarginMinutes: f["subnet-lease-renew-margin"],
+    leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
+    resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
+  });
   const agent = new Agent({
-    registry: await registryFrom(f),
+    manager,
     log,
+    metrics,
     iface: {
       iface: f.iface, ifaceRegex: f["iface-regex"], ifaceCanReach: f["iface-can-reach"],
       publicIP: f["public-ip"], publicIPv6: f["public-ipv6"],
     },
     hostNetwork: readHostNetwork,
     subnetFile: f["subnet-file"],
-    renewMarginMinutes: f["subnet-lease-renew-margin"],
     ipMasq: f["ip-masq"],
     forwardRules: f["iptables-forward-rules"],
     randomFullyDisabled: f["ip-masq-fully-random-disable"],
     iptablesResyncSeconds: f["iptables-resync"],
     healthzIP: f["healthz-ip"],
     healthzPort: f["healthz-port"],
-    leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
-    resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
     checkIntervalMs: Number(process.env.WEFT_ROUTE_CHECK_MS ?? 0) || undefined,
   });
   let signals = 0;
