@@ -12,8 +12,6 @@ import { VERSION } from "./version.ts";
 // Modules are imported where they are needed: a CNI call (one per pod ADD/DEL) must not pay for
 // loading etcd, gRPC and the agent.
 
-const ADMIN_COMMANDS = new Set(["config", "leases", "docker-opts"]);
-
 async function registryFrom(f: AgentFlags): Promise<EtcdRegistry> {
   const { EtcdRegistry } = await import("./registry/etcd.ts");
   return new EtcdRegistry({
@@ -25,15 +23,6 @@ async function registryFrom(f: AgentFlags): Promise<EtcdRegistry> {
     username: f["etcd-username"] || undefined,
     password: f["etcd-password"] || undefined,
   });
-}
-
-/** Moves `--etcd-…=value` flags written after a subcommand in front of it. */
-function hoistFlags(argv: string[]): string[] {
-  const i = argv.findIndex((a) => ADMIN_COMMANDS.has(a));
-  if (i < 0) return argv;
-  const tail = argv.slice(i);
-  const late = tail.filter((a) => /^--?etcd-[a-z]+=/.test(a));
-  return [...argv.slice(0, i), ...late, ...tail.filter((a) => !late.includes(a))];
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -49,9 +38,10 @@ async function main(argv: string[]): Promise<number> {
   const { AGENT_FLAGS, parseAgentFlags } = await import("./cli/agent_flags.ts");
   const { redact, usage, UsageError } = await import("./cli/go_flags.ts");
   const { ADMIN_USAGE, runAdmin } = await import("./cli/admin.ts");
+  const { ADMIN_COMMANDS, hoistAdminFlags } = await import("./cli/admin_args.ts");
   let parsed;
   try {
-    parsed = parseAgentFlags(hoistFlags(argv), process.env);
+    parsed = parseAgentFlags(hoistAdminFlags(argv, AGENT_FLAGS), process.env);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`${e.message}\n`);
