@@ -8,6 +8,7 @@
 import { NetworkConfigError, type NetworkConfig } from "./config/network.ts";
 import { getBackend } from "./backend/registry.ts";
 import type { Network } from "./backend/types.ts";
+import type { OwnedNet } from "./blackhole.ts";
 import type { Lease, LeaseAttrs } from "./lease/lease.ts";
 import type { Logger } from "./log.ts";
 import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
@@ -36,6 +37,8 @@ export interface AgentOptions {
   forwardRules: boolean;
   randomFullyDisabled: boolean;
   iptablesResyncSeconds: number;
+  /** --ip-blackhole-route: drop traffic for pod addresses nobody serves (src/blackhole.ts). */
+  blackholeRoute?: boolean;
   healthzIP: string;
   healthzPort: number;
   /** Backends' periodic kernel check, ms (default 10 s; tests shorten it). */
@@ -141,6 +144,12 @@ export class Agent implements AgentView {
           previous: previousEnv, log, metrics: this.metrics, signal,
         });
       }
+      if (this.opts.blackholeRoute) {
+        const { startBlackholeRoutes } = await import("./blackhole.ts");
+        await startBlackholeRoutes({
+          config, lease, previousNetworks: this.#previousNetworks(previousEnv), resyncSeconds: this.opts.iptablesResyncSeconds, log, signal,
+        });
+      }
       await this.#writeSubnetEnv(config, lease, network.mtu);
       this.ready = true;
       await sdNotify("READY=1").catch((e) => log.warn(`sd_notify READY=1 failed: ${(e as Error).message}`));
@@ -191,6 +200,18 @@ export class Agent implements AgentView {
       return undefined;
     }
     return out.subnet || out.ipv6Subnet ? out : undefined;
+  }
+
+  /** The cluster networks of the previous subnet.env (their stale blackholes are ours to remove). */
+  #previousNetworks(env: SubnetEnv | undefined): OwnedNet[] {
+    const out: OwnedNet[] = [];
+    for (const n of env?.network?.split(",") ?? []) {
+      try { out.push({ v4: parseIPv4Net(n.trim()) }); } catch { /* not ours to guess */ }
+    }
+    for (const n of env?.ipv6Network?.split(",") ?? []) {
+      try { out.push({ v6: parseIPv6Net(n.trim()) }); } catch { /* not ours to guess */ }
+    }
+    return out;
   }
 
   /** Writes subnet.env; retried, then fatal (flanneld only warns and never gets ready: §12.14). */

@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
     return r.code;
   }
 
-  const { AGENT_FLAGS, parseAgentFlags } = await import("./cli/agent_flags.ts");
+  const { AGENT_FLAGS, ignoredFlagWarnings, parseAgentFlags } = await import("./cli/agent_flags.ts");
   const { redact, usage, UsageError } = await import("./cli/go_flags.ts");
   const { ADMIN_USAGE, runAdmin } = await import("./cli/admin.ts");
   const { ADMIN_COMMANDS, hoistAdminFlags } = await import("./cli/admin_args.ts");
@@ -91,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   log.info(`weft ${VERSION} (flanneld-compatible) starting`);
-  if (f["ip-blackhole-route"]) log.warn("--ip-blackhole-route is accepted for compatibility but not implemented by weft: no blackhole route is added");
+  for (const w of ignoredFlagWarnings(f, parsed.given)) log.warn(w);
   log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
 
   const { Agent } = await import("./agent.ts");
@@ -120,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
     forwardRules: f["iptables-forward-rules"],
     randomFullyDisabled: f["ip-masq-fully-random-disable"],
     iptablesResyncSeconds: f["iptables-resync"],
+    blackholeRoute: f["ip-blackhole-route"],
     healthzIP: f["healthz-ip"],
     healthzPort: f["healthz-port"],
     checkIntervalMs: Number(process.env.WEFT_ROUTE_CHECK_MS ?? 0) || undefined,
