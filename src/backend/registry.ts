@@ -10,10 +10,11 @@ const BACKENDS = new Map<string, () => Promise<Backend>>([
   ["udp", async () => (await import("./udp/udp_backend.ts")).udpBackend],
   ["vxlan", async () => (await import("./vxlan/index.ts")).vxlanBackend],
   ["host-gw", async () => (await import("./hostgw/index.ts")).hostgwBackend],
+  ["extension", async () => (await import("./extension/index.ts")).extensionBackend],
 ]);
 
 /** Types flanneld has that weft does not implement (this machine cannot test them). */
-const NOT_SUPPORTED = new Set(["ipip", "wireguard", "ipsec", "extension", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"]);
+const NOT_SUPPORTED = new Set(["ipip", "wireguard", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"]);
 
 export async function getBackend(type: string): Promise<Backend> {
   const load = BACKENDS.get(type);
@@ -30,6 +31,7 @@ export async function getBackend(type: string): Promise<Backend> {
 const CONFIG_READERS = new Map<string, () => Promise<(backend: Record<string, unknown>) => unknown>>([
   ["udp", async () => (await import("./udp/udp_options.ts")).udpConfigReader],
   ["vxlan", async () => (await import("./vxlan/config.ts")).parseVxlanConfig],
+  ["extension", async () => (await import("./extension/config.ts")).parseExtensionConfig],
 ]);
 
 /**
