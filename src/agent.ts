@@ -6,6 +6,7 @@
  * AbortSignal and is awaited on the way out.
  */
 import { NetworkConfigError, type NetworkConfig } from "./config/network.ts";
+import { deviceFamilies } from "./backend/device_counters.ts";
 import { getBackend } from "./backend/registry.ts";
 import type { Network } from "./backend/types.ts";
 import type { OwnedNet } from "./blackhole.ts";
@@ -65,6 +66,17 @@ export class Agent implements AgentView {
 
   constructor(readonly opts: AgentOptions) {
     this.metrics = opts.metrics ?? new Metrics();
+    this.metrics.register("weft_ready", { type: "gauge", help: "1 once the lease is held and subnet.env written (/readyz), else 0.", samples: () => [[{}, this.ready ? 1 : 0]] });
+    this.metrics.register("weft_lease_info", {
+      type: "gauge", help: "This host's lease (value 1), labelled by subnet(s), backend and where leases come from.",
+      samples: () => {
+        const l = this.lease;
+        if (!l) return [];
+        const subnet = l.subnet ? formatIPv4Net(l.subnet) : "";
+        const ipv6_subnet = l.ipv6Subnet ? formatIPv6Net(l.ipv6Subnet) : "";
+        return [[{ subnet, ipv6_subnet, backend: this.backendType ?? "", source: opts.manager.kind }, 1]];
+      },
+    });
   }
 
   get lease(): OwnLease | undefined {
@@ -129,6 +141,7 @@ export class Agent implements AgentView {
       const previousLease = await manager.storedLease({ publicIP: ext.extAddr, publicIPv6: ext.extAddr6 });
       const network = await backend.createNetwork({ config, extIface: ext, log, metrics: this.metrics, signal, previousLease, checkIntervalMs: this.opts.checkIntervalMs });
       this.network = network;
+      for (const [name, family] of deviceFamilies(() => network.devices ?? [])) this.metrics.register(name, family);
 
       const attrs: LeaseAttrs = { publicIP: ext.extAddr, publicIPv6: ext.extAddr6, ...network.leaseAttrs };
       const lease = await manager.acquireLease({ config, attrs, previous: this.#previousSubnets(config, previousEnv) }, signal);

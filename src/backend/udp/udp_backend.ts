@@ -39,7 +39,7 @@ import type { PacketLoopOptions } from "./packet_loop.ts";
 import { PeerTable, type PeerPlan } from "./peer_table.ts";
 import { hasCapSysNice, type UdpOptions, udpOptions } from "./udp_options.ts";
 import { WorkerPool } from "./worker_pool.ts";
-import { type UdpStats, createStatsBuffer, sumStats, udpGauges } from "./worker_stats.ts";
+import { type UdpStats, createStatsBuffer, sumStats, udpFamilies } from "./worker_stats.ts";
 
 /** The TUN device's name, as flanneld's. */
 export const UDP_DEVICE = "flannel0";
@@ -116,6 +116,7 @@ export function workerUrl(moduleUrl: string = import.meta.url): string {
 class UdpNetwork implements Network {
   readonly leaseAttrs = {}; // flanneld writes no BackendType for udp: {"PublicIP":…,"PublicIPv6":null}
   readonly mtu: number;
+  readonly devices = [UDP_DEVICE];
   #peers: PeerTable;
   #address?: string;
   #closed = false;
@@ -185,7 +186,7 @@ class UdpNetwork implements Network {
       const net = new UdpNetwork(ctx, sys, opened.nl, opts, config.network, opened.tun, opened.udp, dataPath, control, stats, pool);
       opened.owner = net;
       await pool.start();
-      for (const [name, gauge] of udpGauges(() => net.#stats())) ctx.metrics.gauges.set(name, gauge);
+      for (const [name, family] of udpFamilies(() => net.#stats())) ctx.metrics.register(name, family);
       return net;
     } catch (e) {
       if (opened.owner) {
@@ -276,7 +277,7 @@ class UdpNetwork implements Network {
     if (this.#closed) return;
     this.#closed = true;
     await this.workers.stop();
-    for (const name of this.ctx.metrics.gauges.keys()) if (name.startsWith("weft_udp_")) this.ctx.metrics.gauges.delete(name);
+    this.ctx.metrics.unregister("weft_udp_");
     for (const fd of [...this.tunFds, ...this.udpFds]) this.sys.close(fd);
     this.nl.close();
   }
