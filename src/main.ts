@@ -104,6 +104,15 @@ async function main(argv: string[]): Promise<number> {
   if (f["ip-blackhole-route"]) log.warn("--ip-blackhole-route is accepted for compatibility but not implemented by weft: no blackhole route is added");
   log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
 
+  // One agent per subnet file, held until exit (the kernel drops the lock however we die).
+  const { lockSubnetFile, redactCommand } = await import("./subnet_lock.ts");
+  try {
+    await lockSubnetFile(f["subnet-file"], redactCommand(["weft", ...argv]));
+  } catch (e) {
+    log.error((e as Error).message);
+    return 1;
+  }
+
   const { Agent } = await import("./agent.ts");
   const { readHostNetwork } = await import("./net/iface.ts");
   const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
