@@ -14,7 +14,10 @@
  *      the body is read; the connection then closes, discarding what the client still sends for
  *      at most `lingerMs` (so it can read the answer) and never keeping it;
  *   4. else the handler answers (one request at a time, pipelined ones wait in the bounded
- *      buffer) and the connection is kept when the client asked for it.
+ *      buffer) and the connection is kept when the client asked for it;
+ *   5. an answer the client does not read stops the connection: nothing more is read or
+ *      answered until it drains, and a client that has not taken it within `writeTimeoutMs`
+ *      is cut (else pipelined requests never read would pile answers up in memory).
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { HttpRefusal, parseRequestHead, refuseUnanswerable, type RequestHead } from "./http_head.ts";
@@ -29,9 +32,13 @@ export interface ServeLimits {
   maxHeaderBytes: number;
   /** How long a refused request's connection may drain before it is cut. */
   lingerMs: number;
+  /** How long an answer may wait for the client to read it. */
+  writeTimeoutMs: number;
 }
 
-export const DEFAULT_LIMITS: ServeLimits = { maxConnections: 64, headerTimeoutMs: 5000, maxHeaderBytes: 8192, lingerMs: 2000 };
+export const DEFAULT_LIMITS: ServeLimits = {
+  maxConnections: 64, headerTimeoutMs: 5000, maxHeaderBytes: 8192, lingerMs: 2000, writeTimeoutMs: 10_000,
+};
 
 export interface RunningServer {
   readonly port: number;
@@ -144,8 +151,34 @@ class Connection {
       out.push(["content-length", String(body.byteLength)]);
     }
     out.push(["connection", req.keepAlive ? "keep-alive" : "close"]);
-    this.socket.write(head(res.status, out));
-    if (req.method !== "HEAD" && body.byteLength > 0) this.socket.write(body);
+    // write() says false once the socket buffers more than its high-water mark: 'drain' follows.
+    let flushed = this.socket.write(head(res.status, out));
+    if (req.method !== "HEAD" && body.byteLength > 0) flushed = this.socket.write(body) && flushed;
+    if (!flushed) await this.#drained();
+  }
+
+  /** Waits until the answer is taken by the client; stops reading meanwhile; cuts a client too slow. */
+  #drained(): Promise<void> {
+    if (this.socket.writableLength === 0) return Promise.resolve();
+    this.socket.pause();
+    return new Promise((resolve, reject) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.socket.off("drain", onDrain);
+        this.socket.off("close", onClose);
+        if (ok) {
+          this.socket.resume();
+          resolve();
+        } else {
+          reject(new Error("closed"));
+        }
+      };
+      const onDrain = () => done(true);
+      const onClose = () => done(false);
+      const timer = setTimeout(() => { this.socket.destroy(); done(false); }, this.limits.writeTimeoutMs);
+      this.socket.on("drain", onDrain);
+      this.socket.on("close", onClose);
+    });
   }
 
   /** Answers a refused request and closes, without reading what the client still sends. */

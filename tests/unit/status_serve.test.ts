@@ -123,3 +123,22 @@ test("serve() closes idle connections silently and refuses connections past the 
   const r = await fetch(`http://127.0.0.1:${server.port}/readyz`);
   expect(r.status).toBe(200);
 });
+
+test("serve() stops answering a client that does not read its answers, and cuts it after writeTimeoutMs", async () => {
+  let answered = 0;
+  const big = new Uint8Array(1 << 20);
+  const s = await serve(() => (answered++, new Response(big)), "127.0.0.1", 0, { ...LIMITS, writeTimeoutMs: 500 });
+  try {
+    const sock = connect(s.port, "127.0.0.1");
+    sock.on("error", () => {});
+    sock.pause(); // never reads
+    sock.write("GET /big HTTP/1.1\r\n\r\n".repeat(200)); // 200 MB of answers asked for, in 4.6 kB
+    await until(() => answered > 0, "the first answer");
+    await until(() => s.stats().open === 0, "the server to cut the connection"); // not taken in time
+    sock.destroy();
+    // Only what the kernel's socket buffers hold was produced, not 200 answers kept in memory.
+    expect(answered).toBeLessThan(50);
+  } finally {
+    await s.close();
+  }
+});
