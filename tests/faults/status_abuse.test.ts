@@ -90,7 +90,7 @@ describe.skipIf(!isRoot)("status server abuse against a real agent", () => {
         };
         const rssAfter = rssMiB(agent.proc.pid!);
         console.log(`[status abuse, ${runtime}] lease programmed in ${quiet.toFixed(0)} ms quiet, ${underAttack.toFixed(0)} ms under attack; ` +
-          `connections opened ${seen.opened}, closed at once ${seen.closedAtOnce}, closed after the header timeout ${seen.closedLater}; ` +
+          `connections opened ${seen.opened}, closed at once ${seen.closedAtOnce}, closed at the header timeout ${seen.closedLater}; ` +
           `POST answered "${seen.post.status}" after ${seen.post.sentMB} of ${POST_MB} MB; /readyz after: ${seen.readyz}; ` +
           `RSS ${rssBefore.toFixed(0)} MiB before, ${rssMax.toFixed(0)} MiB max, ${rssAfter.toFixed(0)} MiB after`);
 
