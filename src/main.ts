@@ -94,6 +94,15 @@ async function main(argv: string[]): Promise<number> {
   for (const w of ignoredFlagWarnings(f, parsed.given)) log.warn(w);
   log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
 
+  // One agent per subnet file, held until exit (the kernel drops the lock however we die).
+  const { lockSubnetFile, redactCommand } = await import("./subnet_lock.ts");
+  try {
+    await lockSubnetFile(f["subnet-file"], redactCommand(["weft", ...argv]));
+  } catch (e) {
+    log.error((e as Error).message);
+    return 1;
+  }
+
   const { Agent } = await import("./agent.ts");
   const { readHostNetwork } = await import("./net/iface.ts");
   const { Metrics } = await import("./status/metrics.ts");

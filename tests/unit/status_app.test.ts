@@ -24,10 +24,17 @@ function view(over: Partial<AgentView> = {}): AgentView {
   };
 }
 
-test("/healthz answers flanneld's text for any method", async () => {
+test("/healthz and /readyz answer GET and HEAD, and 405 with Allow to any other method (flanneld: any)", async () => {
   const app = createStatusApp(view());
-  for (const method of ["GET", "POST", "HEAD"]) expect((await app.request("/healthz", { method })).status).toBe(200);
+  for (const path of ["/healthz", "/readyz"]) {
+    for (const method of ["GET", "HEAD"]) expect((await app.request(path, { method })).status).toBe(200);
+    for (const method of ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"]) {
+      const r = await app.request(path, { method });
+      expect([method, r.status, r.headers.get("allow")]).toEqual([method, 405, "GET, HEAD"]);
+    }
+  }
   expect(await (await app.request("/healthz")).text()).toBe("flanneld is running");
+  expect(await (await app.request("/healthz", { method: "HEAD" })).text()).toBe("");
 });
 
 test("/readyz is 503 until ready", async () => {
