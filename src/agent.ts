@@ -187,7 +187,12 @@ export class Agent implements AgentView {
     if (this.opts.healthzPort <= 0) return;
     const app = createStatusApp(this);
     this.opts.extendApp?.(app, this);
-    this.server = await serve(app.fetch, this.opts.healthzIP, this.opts.healthzPort);
+    const server = (this.server = await serve(app.fetch, this.opts.healthzIP, this.opts.healthzPort));
+    this.metrics.register("weft_status_connections", { type: "gauge", help: "Connections open to the status server.", samples: () => [[{}, server.stats().open]] });
+    this.metrics.register("weft_status_connections_refused_total", {
+      type: "counter", help: "Connections the status server closed at once because its connection limit was reached.",
+      samples: () => [[{}, server.stats().refused]],
+    });
     this.opts.log.info(`Status server listening on http://${this.opts.healthzIP}:${this.server.port}/`);
   }
 
