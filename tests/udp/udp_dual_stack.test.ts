@@ -3,10 +3,11 @@
  * with a dual-stack underlay (192.168.77.0/24 and 2001:db8:77::/64, tests/support/netns.ts's
  * `ipv6Network` option), config `{"Network":"10.51.0.0/16","EnableIPv6":true,
  * "IPv6Network":"fd51::/56","Backend":{"Type":"udp"}}`, one dual-stack container per host.
- * h1 and h2 reach their peers over IPv4 (the default: what flanneld hosts speak), h3 runs with
- * WEFT_UDP_PREFER_IPV6=1 and sends over the IPv6 underlay, so both underlay families carry
- * both inner families. Full-mesh ping and TCP over IPv4 and IPv6, a TCPv6 transfer through the
- * offloads (TSO split, GRO coalescing), ICMPv6 unreachable. Everything is removed afterwards.
+ * h1 (Bun) and h2 (the compiled executable) reach their peers over IPv4 (the default: what
+ * flanneld hosts speak), h3 (Deno) runs with WEFT_UDP_PREFER_IPV6=1 and sends over the IPv6
+ * underlay, so both underlay families carry both inner families. Full-mesh ping and TCP over
+ * IPv4 and IPv6, a TCPv6 transfer through the offloads (TSO split, GRO coalescing), ICMPv6
+ * unreachable, egress anti-spoofing. Everything is removed afterwards.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -76,10 +77,11 @@ function ping(from: Container, to: string): number {
 
 describe.skipIf(!isRoot)("udp backend, dual stack, on three hosts", () => {
   beforeAll(async () => {
-    c = await ClusterClass.create({ hosts: 2, backend: "udp", network: NETWORK, ipv6Network: NETWORK6, runtime: "bun" });
+    c = await ClusterClass.create({ hosts: 1, backend: "udp", network: NETWORK, ipv6Network: NETWORK6, runtime: "bun" });
+    await c.addHost({ runtime: "binary" });
     c.opts.agentEnv = { WEFT_UDP_PREFER_IPV6: "1" };
     try {
-      await c.addHost({ runtime: "bun" });
+      await c.addHost({ runtime: "deno" });
     } finally {
       c.opts.agentEnv = undefined;
     }
@@ -169,6 +171,27 @@ describe.skipIf(!isRoot)("udp backend, dual stack, on three hosts", () => {
       expect(after.a.tx.errors - before.a.tx.errors).toBe(0);
     }
   }, 120_000);
+
+  test("a container sending from an address outside its host's lease is stopped at egress (IPv4 and IPv6)", async () => {
+    const [h1, h2] = c.hosts;
+    const from = h1!.containers[0]!, to = h2!.containers[0]!;
+    ip(from.ns, "addr", "add", "10.51.250.5/32", "dev", "eth0");
+    ip(from.ns, "-6", "addr", "add", "fd51:0:0:ee::5/128", "dev", "eth0", "nodad");
+    try {
+      const before = (await dataPath(h1!)).counters;
+      for (const [src, dst] of [["10.51.250.5", to.ip], ["fd51:0:0:ee::5", to.ip6!]]) {
+        const r = exec(from.ns, ["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-I", src!, dst!]);
+        expect(r.stdout).toContain(" 0 received");
+      }
+      const after = (await dataPath(h1!)).counters;
+      expect((after.egressDrops.spoofed ?? 0) - (before.egressDrops.spoofed ?? 0)).toBe(4);
+      // The same container from its own addresses still gets through.
+      expect(ping(from, to.ip6!)).toBeGreaterThan(0);
+    } finally {
+      ip(from.ns, "addr", "del", "10.51.250.5/32", "dev", "eth0");
+      ip(from.ns, "-6", "addr", "del", "fd51:0:0:ee::5/128", "dev", "eth0");
+    }
+  }, 30_000);
 
   test("no route inside the IPv6 network: the sender gets ICMPv6 destination unreachable", async () => {
     const [h1] = c.hosts;
