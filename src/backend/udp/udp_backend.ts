@@ -180,7 +180,7 @@ class UdpNetwork implements Network {
   static async create(ctx: BackendContext): Promise<UdpNetwork> {
     const { config, extIface: ext, log } = ctx;
     const opts = udpOptions(config.backend, process.env);
-    if (!config.network) throw new Error("udp backend: the network config has no IPv4 Network, and udp carries IPv4 only (set Network, EnableIPv4)");
+    if (!config.network) throw new Error("udp backend: the network config has no IPv4 Network; the udp backend needs one (set Network and EnableIPv4; IPv6Network is carried beside it, dual stack)");
     if (ext.ifaceAddr === 0) throw new Error(`udp backend: interface ${ext.name} has no IPv4 address to bind UDP port ${opts.port} to`);
     const six = config.enableIPv6 && config.ipv6Network !== undefined;
     const addr6 = six && underlayUsable6(ext.ifaceAddr6) ? ext.ifaceAddr6 : undefined;
