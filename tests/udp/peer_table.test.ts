@@ -11,7 +11,7 @@ import { createReferenceCore } from "../../src/core/reference.ts";
 import type { Lease, LeaseEvent } from "../../src/lease/lease.ts";
 import { ipv6ToBytes, parseIPv4, parseIPv4Net, parseIPv6, parseIPv6Net } from "../../src/net/ip.ts";
 import { ControlLog, ControlReader } from "../../src/backend/udp/control_log.ts";
-import { PeerTable } from "../../src/backend/udp/peer_table.ts";
+import { PeerTable, udpV6Data } from "../../src/backend/udp/peer_table.ts";
 import { icmpSource, icmpSource6, workerUrl } from "../../src/backend/udp/udp_backend.ts";
 import { hasCapSysNice, udpOptions } from "../../src/backend/udp/udp_options.ts";
 
@@ -111,11 +111,18 @@ describe("PeerTable", () => {
   });
 });
 
-/** A dual-stack lease: `10.50.N.0/24&fd50:0:0:N::/64`, PublicIP and maybe PublicIPv6. */
-function lease6(n: number, publicIP: string, publicIPv6?: string): Lease {
+/**
+ * A dual-stack lease: `10.50.N.0/24&fd50:0:0:N::/64`, PublicIP and maybe PublicIPv6, with a weft
+ * udp host's BackendV6Data (listening on its PublicIPv6 when it has one) unless `flanneld`.
+ */
+function lease6(n: number, publicIP: string, publicIPv6?: string, flanneld = false): Lease {
   return {
     subnet: parseIPv4Net(`10.50.${n}.0/24`), ipv6Subnet: parseIPv6Net(`fd50:0:0:${n}::/64`),
-    attrs: { publicIP: parseIPv4(publicIP), ...(publicIPv6 ? { publicIPv6: parseIPv6(publicIPv6) } : {}) }, expiration: 0,
+    attrs: {
+      publicIP: parseIPv4(publicIP), ...(publicIPv6 ? { publicIPv6: parseIPv6(publicIPv6) } : {}),
+      ...(flanneld ? {} : { backendV6Data: udpV6Data(publicIPv6 !== undefined) }),
+    },
+    expiration: 0,
   };
 }
 const ip6 = (s: string) => parseIPv6(s);
@@ -136,7 +143,7 @@ describe("PeerTable, dual stack", () => {
     expect(t.programmed.get("10.50.2.0-24&fd50:0:0:2::-64")!.via6).toBe(false);
   });
 
-  test("a flanneld peer (no PublicIPv6) keeps IPv4; a v6-only one (PublicIP 0.0.0.0) goes over IPv6", () => {
+  test("a weft peer without PublicIPv6 keeps IPv4; a v6-only one (PublicIP 0.0.0.0) goes over IPv6", () => {
     const t = new PeerTable(8285, "", dual);
     const ops = t.apply([added(lease6(3, "192.168.77.12")), added(lease6(4, "0.0.0.0", "2001:db8:77::13"))]).ops;
     expect(ops.filter((o) => o.op === "peerSet" || o.op === "peerPublic6")).toEqual([
@@ -144,6 +151,24 @@ describe("PeerTable, dual stack", () => {
       { op: "peerSet", id: 1, ip: 0, port: 8285, subnet: ip("10.50.4.0"), len: 24 },
       { op: "peerPublic6", id: 1, ip: ip6("2001:db8:77::13"), via6: true },
     ]);
+  });
+
+  test("a dual-stack flanneld peer (no BackendV6Data): IPv4 packets over IPv4 only, even with preferIPv6", () => {
+    const t = new PeerTable(8285, "", { ...dual, preferIPv6: true });
+    const plan = t.apply([added(lease6(13, "192.168.77.22", "2001:db8:77::22", true))]);
+    expect(plan.ops).toEqual([
+      { op: "peerSet", id: 0, ip: ip("192.168.77.22"), port: 8285, subnet: ip("10.50.13.0"), len: 24 },
+      { op: "routeInsert", prefix: ip("10.50.13.0"), len: 24, id: 0 },
+    ]);
+    expect(plan.refused).toEqual([]);
+    expect(t.programmed.get("10.50.13.0-24&fd50:0:0:13::-64")).toMatchObject({ via6: false, ipv6: false });
+    // A v6-only flanneld lease cannot be reached at all.
+    expect(t.apply([added(lease6(14, "0.0.0.0", "2001:db8:77::23", true))]).refused[0]!.reason).toContain("has no PublicIP (0.0.0.0)");
+    // The same host turning into a weft host: its IPv6 subnet is routed from then on, and back.
+    expect(t.apply([added(lease6(13, "192.168.77.22", "2001:db8:77::22"))]).ops.map((o) => o.op))
+      .toEqual(["peerSet", "peerSubnet6", "peerPublic6", "route6Insert"]);
+    expect(t.apply([added(lease6(13, "192.168.77.22", "2001:db8:77::22", true))]).ops.map((o) => o.op))
+      .toEqual(["peerSet", "route6Delete"]);
   });
 
   test("preferIPv6 sends over IPv6 to every peer with a PublicIPv6, not to flanneld peers", () => {

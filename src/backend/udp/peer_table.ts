@@ -11,21 +11,27 @@
  *   port, so programming it would only black-hole traffic. It is refused with one error per
  *   peer and reason (this is weft's reading of "mixed backends are refused with a clear error").
  * - Inner packets: IPv4 always (as flanneld's); IPv6 too when the network has an IPv6Network
- *   (weft only): the peer's IPv6 subnet is routed to it and is what it may send from. A lease
+ *   and the peer says it carries IPv6 (weft only): its IPv6 subnet is routed to it and is what
+ *   it may send from. A weft udp host in a dual-stack network says so with the lease's
+ *   BackendV6Data `{"IPv6Underlay":<bool>}` (udpV6Data()); flanneld's udp backend is IPv4 only,
+ *   writes none, and would mangle an IPv6 packet (it decrements an IPv4 TTL), so a flanneld
+ *   peer's IPv6 subnet is not routed: IPv6 packets to it get ICMPv6 unreachable. A lease
  *   without an IPv4 subnet is skipped (the udp backend needs an IPv4 network).
  * - Underlay (where datagrams to the peer go): its PublicIP over IPv4 whenever both hosts have
- *   an IPv4 underlay — flanneld hosts advertise no PublicIPv6 and keep working unchanged, and
- *   IPv4 costs 20 bytes less per packet; over IPv6 to its PublicIPv6 when that is the only
- *   family both share (a v6-only host), or for every peer that has one when `preferIPv6`
- *   (WEFT_UDP_PREFER_IPV6). Datagrams *from* a peer are accepted from either public address,
- *   whichever family that peer chose. A lease that shares no underlay family with us is skipped.
+ *   an IPv4 underlay — flanneld peers keep working unchanged, and IPv4 costs 20 bytes less per
+ *   packet; over IPv6 to its PublicIPv6 (only a peer whose BackendV6Data says it listens there)
+ *   when that is the only family both share (a v6-only host), or for every such peer when
+ *   `preferIPv6` (WEFT_UDP_PREFER_IPV6). Datagrams *from* a peer are accepted from either public
+ *   address, whichever family that peer chose. A lease that shares no underlay family with us
+ *   is skipped.
  * - A public IP (v4 or v6) is one peer (the core finds the sender of a datagram by it, for
  *   anti-spoofing). A second lease with the same address waits, refused, until the first goes.
  *
  * Peer ids are small integers reused after removal (the core's table has PEER_CAP entries).
  */
 import { PEER_CAP } from "../../core/layout.ts";
-import { type Lease, type LeaseEvent, leaseBackendType, leaseKey } from "../../lease/lease.ts";
+import { getCI, isObject } from "../../config/json_ci.ts";
+import { type Lease, type LeaseAttrs, type LeaseEvent, leaseBackendType, leaseKey } from "../../lease/lease.ts";
 import { formatIPv4, formatIPv6 } from "../../net/ip.ts";
 
 /**
@@ -42,6 +48,21 @@ export type CoreOp =
   | { readonly op: "routeDelete"; readonly prefix: number; readonly len: number }
   | { readonly op: "route6Insert"; readonly prefix: bigint; readonly len: number; readonly id: number }
   | { readonly op: "route6Delete"; readonly prefix: bigint; readonly len: number };
+
+/**
+ * The BackendV6Data a weft udp host advertises in a dual-stack network: it carries IPv6 packets,
+ * and listens on [PublicIPv6]:Port when `ipv6Underlay`. flanneld writes none for udp.
+ */
+export function udpV6Data(ipv6Underlay: boolean): { IPv6Underlay: boolean } {
+  return { IPv6Underlay: ipv6Underlay };
+}
+
+/** What a peer's lease says of its IPv6 data path (see udpV6Data). */
+function peerV6(attrs: LeaseAttrs): { carries: boolean; listens: boolean } {
+  const d = attrs.backendV6Data;
+  if (!isObject(d)) return { carries: false, listens: false };
+  return { carries: true, listens: getCI(d, "IPv6Underlay") === true };
+}
 
 /** What this host can carry and reach: the table's view of our own data path. */
 export interface PeerTableOptions {
@@ -76,6 +97,8 @@ interface Programmed {
   /** The public addresses it holds (addrKey), and whether datagrams to it go over IPv6. */
   readonly addrs: readonly string[];
   readonly via6: boolean;
+  /** Its IPv6 subnet is routed to it (it carries IPv6 packets). */
+  readonly ipv6: boolean;
 }
 
 /** The key of a public address in the clash map: `4:<ip>` or `6:<ip>`. */
@@ -106,7 +129,7 @@ export class PeerTable {
   }
 
   /** Programmed peers by lease key. */
-  get programmed(): ReadonlyMap<string, { id: number; lease: Lease; via6: boolean }> {
+  get programmed(): ReadonlyMap<string, { id: number; lease: Lease; via6: boolean; ipv6: boolean }> {
     return this.#programmed;
   }
 
@@ -168,7 +191,7 @@ export class PeerTable {
    */
   #underlay(lease: Lease): { addrs: string[]; ip: number; ip6?: bigint; via6: boolean } | undefined {
     const ip = this.#v4 ? lease.attrs.publicIP : 0;
-    const ip6 = this.#v6 ? lease.attrs.publicIPv6 : undefined;
+    const ip6 = this.#v6 && peerV6(lease.attrs).listens ? lease.attrs.publicIPv6 : undefined;
     if (ip === 0 && ip6 === undefined) return undefined;
     const addrs: string[] = [];
     if (ip !== 0) addrs.push(addrKey4(ip));
@@ -212,15 +235,16 @@ export class PeerTable {
       return;
     }
     const subnet = lease.subnet!;
-    const subnet6 = this.#net6 ? lease.ipv6Subnet : undefined;
+    const subnet6 = this.#net6 && peerV6(lease.attrs).carries ? lease.ipv6Subnet : undefined;
     ops.push({ op: "peerSet", id, ip: u.ip, port: this.port, subnet: subnet.ip, len: subnet.len });
     if (subnet6) ops.push({ op: "peerSubnet6", id, prefix: subnet6.ip, len: subnet6.len });
     if (u.ip6 !== undefined) ops.push({ op: "peerPublic6", id, ip: u.ip6, via6: u.via6 });
-    if (!old) {
-      ops.push({ op: "routeInsert", prefix: subnet.ip, len: subnet.len, id });
-      if (subnet6) ops.push({ op: "route6Insert", prefix: subnet6.ip, len: subnet6.len, id });
-    }
-    this.#programmed.set(key, { id, lease, addrs: u.addrs, via6: u.via6 });
+    // The key names the subnets, so only whether the peer carries IPv6 can change on an update.
+    const old6 = old && this.#net6 && peerV6(old.lease.attrs).carries ? old.lease.ipv6Subnet : undefined;
+    if (!old) ops.push({ op: "routeInsert", prefix: subnet.ip, len: subnet.len, id });
+    if (subnet6 && !old6) ops.push({ op: "route6Insert", prefix: subnet6.ip, len: subnet6.len, id });
+    if (old6 && !subnet6) ops.push({ op: "route6Delete", prefix: old6.ip, len: old6.len });
+    this.#programmed.set(key, { id, lease, addrs: u.addrs, via6: u.via6, ipv6: subnet6 !== undefined });
     for (const a of u.addrs) this.#byAddr.set(a, key);
     for (const a of old?.addrs ?? []) {
       if (!u.addrs.includes(a) && this.#byAddr.get(a) === key) {
@@ -241,7 +265,7 @@ export class PeerTable {
     const p = this.#programmed.get(key)!;
     const subnet = p.lease.subnet!;
     ops.push({ op: "routeDelete", prefix: subnet.ip, len: subnet.len });
-    const subnet6 = this.#net6 ? p.lease.ipv6Subnet : undefined;
+    const subnet6 = this.#net6 && peerV6(p.lease.attrs).carries ? p.lease.ipv6Subnet : undefined;
     if (subnet6) ops.push({ op: "route6Delete", prefix: subnet6.ip, len: subnet6.len });
     ops.push({ op: "peerDelete", id: p.id });
     this.#programmed.delete(key);
@@ -272,7 +296,9 @@ export class PeerTable {
 
 /** True when two versions of one lease program the same core state. */
 function sameProgramming(a: Lease, b: Lease): boolean {
+  const [va, vb] = [peerV6(a.attrs), peerV6(b.attrs)];
   return a.attrs.publicIP === b.attrs.publicIP && a.attrs.publicIPv6 === b.attrs.publicIPv6 &&
+    va.carries === vb.carries && va.listens === vb.listens &&
     leaseBackendType(a.attrs) === leaseBackendType(b.attrs) &&
     a.subnet?.ip === b.subnet?.ip && a.subnet?.len === b.subnet?.len &&
     a.ipv6Subnet?.ip === b.ipv6Subnet?.ip && a.ipv6Subnet?.len === b.ipv6Subnet?.len;

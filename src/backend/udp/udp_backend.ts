@@ -38,13 +38,13 @@ import {
   setBuffers, type Sys, SysError,
 } from "../../../ffi/index.ts";
 import { NetlinkSocket, addrDel, addrReplace, linkSetMtu, linkSetUp, routeReplace } from "../../../ffi/netlink/index.ts";
-import { type Lease, type LeaseEvent, leaseKey } from "../../lease/lease.ts";
+import { type Lease, type LeaseAttrs, type LeaseEvent, leaseKey } from "../../lease/lease.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, maskV4, maskV6 } from "../../net/ip.ts";
 import type { Backend, BackendContext, Network } from "../types.ts";
 import { type ControlOp, ControlLog } from "./control_log.ts";
 import { coreWasmBytes } from "./core_wasm.ts";
 import type { PacketLoopOptions } from "./packet_loop.ts";
-import { PeerTable, type PeerPlan } from "./peer_table.ts";
+import { PeerTable, type PeerPlan, udpV6Data } from "./peer_table.ts";
 import { hasCapSysNice, type UdpOptions, udpOptions } from "./udp_options.ts";
 import { WorkerPool } from "./worker_pool.ts";
 import { type UdpStats, createStatsBuffer, sumStats, udpGauges } from "./worker_stats.ts";
@@ -137,7 +137,12 @@ export function workerUrl(moduleUrl: string = import.meta.url): string {
 }
 
 class UdpNetwork implements Network {
-  readonly leaseAttrs = {}; // flanneld writes no BackendType for udp: {"PublicIP":…,"PublicIPv6":null}
+  /**
+   * flanneld writes no BackendType for udp: {"PublicIP":…,"PublicIPv6":null}. In a dual-stack
+   * network weft adds BackendV6Data {"IPv6Underlay":…}: this host carries IPv6 packets (and
+   * listens on [PublicIPv6]:Port), which a flanneld udp host, IPv4 only, does not (peer_table.ts).
+   */
+  readonly leaseAttrs: Pick<LeaseAttrs, "backendV6Data">;
   readonly mtu: number;
   #peers: PeerTable;
   #address?: string;
@@ -160,6 +165,7 @@ class UdpNetwork implements Network {
   ) {
     this.mtu = ctx.extIface.mtu - (dataPath.listen6 ? UDP_OVERHEAD_V6 : UDP_OVERHEAD);
     this.#peers = this.#peerTable("");
+    this.leaseAttrs = this.#ipv6Network ? { backendV6Data: udpV6Data(dataPath.listen6 !== undefined) } : {};
   }
 
   /** The peer policy for this data path (peer_table.ts), with `ownKey` our lease's key. */
@@ -341,6 +347,7 @@ class UdpNetwork implements Network {
         key, id: p.id, publicIP: formatIPv4(p.lease.attrs.publicIP),
         ...(p.lease.attrs.publicIPv6 !== undefined ? { publicIPv6: formatIPv6(p.lease.attrs.publicIPv6) } : {}),
         underlay: p.via6 ? "ipv6" : "ipv4",
+        ipv6: p.ipv6, // its IPv6 subnet is routed (it carries IPv6 packets)
       })),
       refused: Object.fromEntries(this.#peers.refused),
       controlLag: this.tunFds.map((_, i) => this.control.head - this.control.tail(i)),
