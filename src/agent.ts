@@ -14,6 +14,7 @@ import { LeaseWatcher } from "./lease/watch.ts";
 import type { Logger } from "./log.ts";
 import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, parseIPv4Net, parseIPv6Net } from "./net/ip.ts";
+import { EtcdPermissionError } from "./registry/etcd_errors.ts";
 import type { Registry, SubnetRecord } from "./registry/types.ts";
 import { type AgentView, createStatusApp } from "./status/app.ts";
 import { Metrics } from "./status/metrics.ts";
@@ -237,7 +238,7 @@ export class Agent implements AgentView {
         this.etcdError = undefined;
         return lease;
       } catch (e) {
-        if (e instanceof NetworkFullError || /max retries reached/.test((e as Error).message)) throw e;
+        if (e instanceof NetworkFullError || e instanceof EtcdPermissionError || /max retries reached/.test((e as Error).message)) throw e;
         this.etcdError = (e as Error).message;
         this.metrics.error("etcd");
         this.opts.log.warn(`failed to acquire a lease (retrying in ${wait / 1000} s): ${this.etcdError}`);

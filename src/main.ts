@@ -14,9 +14,11 @@ import { VERSION } from "./version.ts";
 
 const ADMIN_COMMANDS = new Set(["config", "leases", "docker-opts"]);
 
-async function registryFrom(f: AgentFlags): Promise<EtcdRegistry> {
+/** The etcd registry the flags describe; throws (a one-line message) on unusable TLS files. */
+async function registryFrom(f: AgentFlags, signal?: AbortSignal): Promise<EtcdRegistry> {
   const { EtcdRegistry } = await import("./registry/etcd.ts");
   return new EtcdRegistry({
+    signal,
     endpoints: f["etcd-endpoints"].split(",").map((s) => s.trim()).filter(Boolean),
     prefix: f["etcd-prefix"],
     keyFile: f["etcd-keyfile"] || undefined,
@@ -81,7 +83,13 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command or argument ${JSON.stringify(cmd)}\n${ADMIN_USAGE}`);
       return 1;
     }
-    const registry = await registryFrom(f);
+    let registry: EtcdRegistry;
+    try {
+      registry = await registryFrom(f);
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+      return 1;
+    }
     try {
       return await runAdmin(registry, parsed.positionals, {
         out: (t) => process.stdout.write(t),
@@ -107,8 +115,17 @@ async function main(argv: string[]): Promise<number> {
   const { Agent } = await import("./agent.ts");
   const { readHostNetwork } = await import("./net/iface.ts");
   const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
+  // Aborted with the agent: etcd calls still in flight are abandoned, so shutdown never waits on etcd.
+  const registryStop = new AbortController();
+  let registry: EtcdRegistry;
+  try {
+    registry = await registryFrom(f, registryStop.signal);
+  } catch (e) {
+    log.error((e as Error).message);
+    return 1;
+  }
   const agent = new Agent({
-    registry: await registryFrom(f),
+    registry,
     log,
     iface: {
       iface: f.iface, ifaceRegex: f["iface-regex"], ifaceCanReach: f["iface-can-reach"],
@@ -127,6 +144,7 @@ async function main(argv: string[]): Promise<number> {
     resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
     checkIntervalMs: Number(process.env.WEFT_ROUTE_CHECK_MS ?? 0) || undefined,
   });
+  agent.signal.addEventListener("abort", () => registryStop.abort(), { once: true });
   let signals = 0;
   const onSignal = (sig: string) => {
     if (++signals > 1) {

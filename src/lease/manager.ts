@@ -8,6 +8,7 @@
 import type { NetworkConfig } from "../config/network.ts";
 import type { Logger } from "../log.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4Net } from "../net/ip.ts";
+import { EtcdPermissionError } from "../registry/etcd_errors.ts";
 import type { Registry } from "../registry/types.ts";
 import type { Metrics } from "../status/metrics.ts";
 import { allocateSubnet } from "./allocate.ts";
@@ -102,6 +103,7 @@ export async function acquireLease(opts: AcquireOptions): Promise<OwnLease> {
       }
       log.info(`subnet ${key} was taken by another host meanwhile; trying another (attempt ${attempt}/${MAX_ATTEMPTS})`);
     } catch (e) {
+      if (e instanceof EtcdPermissionError) throw e; // final: another subnet or attempt cannot help
       lastError = e;
       log.warn(`creating lease ${key} failed (attempt ${attempt}/${MAX_ATTEMPTS}): ${(e as Error).message}`);
     }
