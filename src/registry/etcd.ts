@@ -9,8 +9,8 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
-import { noop } from "cockatiel";
-import { Etcd3, type IOptions, type IKeyValue, type IWatchResponse } from "etcd3";
+import { handleWhen, noop, retry } from "cockatiel";
+import { Etcd3, GRPCDeadlineExceededError, type IOptions, type IKeyValue, type IWatchResponse, isRecoverableError } from "etcd3";
 import { type EtcdCallContext, EtcdAbortedError, type TlsFiles, translateEtcdError } from "./etcd_errors.ts";
 import { EtcdTlsCredentials } from "./etcd_tls.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -52,10 +52,14 @@ export class EtcdRegistry implements Registry {
       hosts: opts.endpoints,
       dialTimeout: timeout,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-      // etcd3's per-endpoint circuit breaker answers "Execution prevented because the circuit
-      // breaker is open" for 5 s after 3 failures, hiding the real cause; the global policy (3
-      // attempts, each on the next endpoint) still moves a call off a failed endpoint.
-      faultHandling: { host: () => noop },
+      faultHandling: {
+        // etcd3's per-endpoint circuit breaker answers "Execution prevented because the circuit
+        // breaker is open" for 5 s after 3 failures, hiding the real cause.
+        host: () => noop,
+        // Up to 3 retries, each on the next endpoint (etcd3's default), except that a call that
+        // timed out is not sent to the same single endpoint again: it would only wait as long again.
+        global: retry(handleWhen((e) => isRecoverableError(e) && (opts.endpoints.length > 1 || !(e instanceof GRPCDeadlineExceededError))), { maxAttempts: 3 }),
+      },
     };
     // TLS when a key and certificate are given (flannel), or a CA alone (flannel ignores it: §12.16).
     const tls = (opts.keyFile && opts.certFile) || opts.caFile;

@@ -104,9 +104,12 @@ function translate(err: unknown, ctx: EtcdCallContext): Error {
   // etcd answered, and refused.
   if (/etcdserver: permission denied/.test(raw) || /^7 PERMISSION_DENIED/.test(raw)) {
     const who = ctx.username ? `etcd user "${ctx.username}"` : "this client (no --etcd-username)";
+    // A lease key is one of many an agent writes over time: grant the subnets directory.
+    const dir = ctx.prefix ? ctx.key : /\/subnets\/[^/]+$/.test(ctx.key) ? ctx.key.replace(/[^/]+$/, "") : undefined;
+    const perm = ctx.permission === "write" ? "readwrite" : "read";
     const grant = ctx.username
-      ? `grant a role of "${ctx.username}" ${ctx.permission === "write" ? "readwrite" : "read"} on it, e.g. ` +
-        `etcdctl role grant-permission ROLE --prefix=true ${ctx.permission === "write" ? "readwrite" : "read"} ${ctx.key}`
+      ? `grant a role of "${ctx.username}" ${perm} on ${dir ? `the prefix ${dir}` : "it"}, e.g. ` +
+        `etcdctl role grant-permission ROLE ${dir ? `--prefix=true ${perm} ${dir}` : `${perm} ${ctx.key}`}`
       : "give --etcd-username and --etcd-password of a user whose role allows it";
     return new EtcdPermissionError(
       `etcd at ${where(eps)} denied ${ctx.permission} permission on ${ctx.key}${ctx.prefix ? " (prefix)" : ""} to ${who}: ${grant}`,
