@@ -212,6 +212,7 @@ export class Agent implements AgentView {
         text = await registry.getConfig();
         this.etcdError = undefined;
       } catch (e) {
+        if (this.#stop.signal.aborted) break; // the registry abandoned the read: shutting down
         this.etcdError = (e as Error).message;
         this.metrics.error("etcd");
         const msg = `cannot read the network config from etcd (retrying every ${retry} ms): ${this.etcdError}`;
@@ -238,6 +239,7 @@ export class Agent implements AgentView {
         this.etcdError = undefined;
         return lease;
       } catch (e) {
+        if (this.#stop.signal.aborted) break; // the registry abandoned the call: shutting down
         if (e instanceof NetworkFullError || e instanceof EtcdPermissionError || /max retries reached/.test((e as Error).message)) throw e;
         this.etcdError = (e as Error).message;
         this.metrics.error("etcd");

@@ -159,6 +159,7 @@ export async function renewLeaseLoop(opts: RenewOptions): Promise<void> {
       opts.onRenewed({ ...lease, etcdLease: id, expiration });
       wait = nextWait();
     } catch (e) {
+      if (signal.aborted) break; // the registry abandoned the renewal: shutting down
       metrics.leaseRenewalErrors++;
       metrics.error("etcd");
       log.error(`Error renewing lease (trying again in ${Math.round(retryMs / 1000)}s): ${(e as Error).message}`);
