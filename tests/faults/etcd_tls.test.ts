@@ -161,4 +161,19 @@ describe("etcd over TLS", () => {
     expect(a.log).toMatch(new RegExp(`^E.* weft\\] --etcd-cafile: cannot read ${missing.replaceAll(".", "\\.")}: no such file$`, "m"));
     expect(a.log).not.toMatch(/ENOENT|\n\s+at |\^/);
   }, 30_000);
+
+  // Last: it turns auth on for the shared etcd.
+  test("user and password over TLS by IP: the login goes over the same verified connection", async () => {
+    const c = etcd.client();
+    await (await c.user("root").create("root-pw")).addRole("root");
+    const role = await c.role("weft-tls").create();
+    await role.grant({ permission: "Read", range: c.range({ prefix: `${PREFIX}/` }) });
+    await (await c.user("weft").create("weft-pw")).addRole("weft-tls");
+    await c.auth.authEnable();
+    const ep = etcd.endpointAt("127.0.0.1");
+    const ok = await admin(ep, [...tlsFlags(), "--etcd-username=weft", "--etcd-password=weft-pw"], ["config", "get"]);
+    expect({ code: ok.code, stdout: ok.stdout, stderr: ok.stderr }).toEqual({ code: 0, stdout: `${CONFIG}\n`, stderr: "" });
+    const wrong = await admin(ep, [...tlsFlags(), "--etcd-username=weft", "--etcd-password=nope"], ["config", "get"]);
+    expect(oneLineFailure(wrong)).toBe(`etcd at ${ep} refused the login of user "weft": wrong user name or password (--etcd-username, --etcd-password)`);
+  });
 });
