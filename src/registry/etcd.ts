@@ -9,7 +9,7 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
-import { handleWhen, noop, retry } from "cockatiel";
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, isBrokenCircuitError, retry } from "cockatiel";
 import { Etcd3, GRPCDeadlineExceededError, type IOptions, type IKeyValue, type IWatchResponse, isRecoverableError } from "etcd3";
 import { type EtcdCallContext, EtcdAbortedError, type TlsFiles, translateEtcdError } from "./etcd_errors.ts";
 import { EtcdTlsCredentials } from "./etcd_tls.ts";
@@ -30,6 +30,9 @@ export interface EtcdRegistryOptions {
   signal?: AbortSignal;
 }
 
+/** How long an endpoint that failed 3 times in a row is left alone (etcd3's default). */
+const RESTING_MS = 5000;
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -39,6 +42,8 @@ export class EtcdRegistry implements Registry {
   readonly #subnetPrefix: string;
   readonly #context: Omit<EtcdCallContext, "permission" | "key" | "prefix">;
   readonly #closed = new AbortController();
+  /** The last failure an endpoint's circuit breaker counted. */
+  #lastFailure: unknown;
 
   /**
    * Throws, before any connection, when a TLS file cannot be read or used: the message names the
@@ -53,9 +58,14 @@ export class EtcdRegistry implements Registry {
       dialTimeout: timeout,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
       faultHandling: {
-        // etcd3's per-endpoint circuit breaker answers "Execution prevented because the circuit
-        // breaker is open" for 5 s after 3 failures, hiding the real cause.
-        host: () => noop,
+        // etcd3's default: an endpoint that failed 3 times in a row rests for 5 s, so calls go to
+        // the others. While all rest, etcd3 says only "Execution prevented because the circuit
+        // breaker is open": the last real failure is kept to say what it was (#call).
+        host: () => {
+          const breaker = circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: RESTING_MS, breaker: new ConsecutiveBreaker(3) });
+          breaker.onFailure(({ reason }) => { if ("error" in reason) this.#lastFailure = reason.error; });
+          return breaker;
+        },
         // Up to 3 retries, each on the next endpoint (etcd3's default), except that a call that
         // timed out is not sent to the same single endpoint again: it would only wait as long again.
         global: retry(handleWhen((e) => isRecoverableError(e) && (opts.endpoints.length > 1 || !(e instanceof GRPCDeadlineExceededError))), { maxAttempts: 3 }),
@@ -190,7 +200,9 @@ export class EtcdRegistry implements Registry {
     try {
       return await Promise.race([Promise.resolve(run()), aborted]);
     } catch (e) {
-      throw translateEtcdError(e, ctx);
+      // Every endpoint rests: say why the last one failed (the same words as then, so a log
+      // that repeats only new messages stays quiet).
+      throw translateEtcdError(isBrokenCircuitError(e) && this.#lastFailure !== undefined ? this.#lastFailure : e, ctx);
     } finally {
       closed.removeEventListener("abort", onAbort);
     }

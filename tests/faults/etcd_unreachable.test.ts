@@ -3,8 +3,8 @@
  * in flight (it took 12.2 s), and the admin commands must say in one line which endpoint failed
  * and how, within a bounded time. "Hung" is an etcd stopped with SIGSTOP: the kernel still
  * accepts connections, nothing answers — the worst case, a call waits for its full deadline.
- * "Down" is an etcd that is not running: connections are refused. One etcd, continued after
- * each case. Exit times are printed; the bound asserted (3 s) is generous to stay non-flaky.
+ * "Down" is an endpoint where nothing listens: connections are refused. One etcd, continued
+ * after each case. Exit times are printed; the bound asserted (3 s) is generous to stay non-flaky.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentProcess, runWeft, waitFor } from "../support/agent.ts";
 import { EtcdServer, freePort } from "../support/etcd.ts";
+import { EtcdRegistry } from "../../src/registry/etcd.ts";
 
 let etcd: EtcdServer;
 let dir: string;
@@ -84,6 +85,24 @@ describe("etcd unreachable", () => {
       resume();
     }
   }, 30_000);
+
+  test("an endpoint that keeps failing rests, and the error still says why; the others serve meanwhile", async () => {
+    const down = `http://127.0.0.1:${await freePort()}`;
+    const alone = new EtcdRegistry({ endpoints: [down], prefix: PREFIX });
+    const both = new EtcdRegistry({ endpoints: [down, etcd.endpoint], prefix: PREFIX });
+    try {
+      // etcd3's circuit breaker opens after 3 failures: calls 4 to 6 are refused without trying.
+      const errors: string[] = [];
+      for (let i = 0; i < 6; i++) errors.push(await alone.getConfig().then(() => "answered", (e: Error) => e.message));
+      expect(new Set(errors)).toEqual(new Set([
+        `etcd at ${down} is unreachable: connection refused (is etcd running there, on that port? check --etcd-endpoints)`,
+      ]));
+      for (let i = 0; i < 10; i++) expect(await both.getConfig()).toBe(CONFIG);
+    } finally {
+      await alone.close();
+      await both.close();
+    }
+  });
 
   test("admin commands: one line naming the endpoint and the cause, exit 1", async () => {
     const down = `http://127.0.0.1:${await freePort()}`;
