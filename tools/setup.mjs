@@ -27,6 +27,7 @@ const DEBIAN = [
   ["ethtool", ["/usr/sbin/ethtool", "/sbin/ethtool"]],
   ["iputils-ping", ["/usr/bin/ping", "/bin/ping"]],
   ["procps", ["/usr/bin/ps"]],
+  ["openssl", ["/usr/bin/openssl"]], // certificates for the TLS fault tests
 ];
 
 function run(cmd, args, env = {}) {
