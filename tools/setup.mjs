@@ -32,6 +32,7 @@ const DEBIAN = [
   ["iperf3", ["/usr/bin/iperf3"], "test"],
   ["containernetworking-plugins", ["/usr/lib/cni/bridge"], "test"],
   ["chromium", ["/usr/bin/chromium"], "test"],
+  ["openssl", ["/usr/bin/openssl"], "test"], // certificates for the TLS fault tests
 ];
 
 function run(cmd, args, env = {}) {

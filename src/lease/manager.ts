@@ -8,6 +8,7 @@
 import type { NetworkConfig } from "../config/network.ts";
 import type { Logger } from "../log.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4Net } from "../net/ip.ts";
+import { EtcdPermissionError } from "../registry/etcd_errors.ts";
 import type { Registry } from "../registry/types.ts";
 import type { Metrics } from "../status/metrics.ts";
 import { LeaseAcquireError, type OwnLease } from "../subnet/types.ts";
@@ -102,6 +103,7 @@ export async function acquireLease(opts: AcquireOptions): Promise<OwnLease> {
       }
       log.info(`subnet ${key} was taken by another host meanwhile; trying another (attempt ${attempt}/${MAX_ATTEMPTS})`);
     } catch (e) {
+      if (e instanceof EtcdPermissionError) throw e; // final: another subnet or attempt cannot help
       lastError = e;
       log.warn(`creating lease ${key} failed (attempt ${attempt}/${MAX_ATTEMPTS}): ${(e as Error).message}`);
     }
@@ -157,6 +159,7 @@ export async function renewLeaseLoop(opts: RenewOptions): Promise<void> {
       opts.onRenewed({ ...lease, etcdLease: id, expiration });
       wait = nextWait();
     } catch (e) {
+      if (signal.aborted) break; // the registry abandoned the renewal: shutting down
       metrics.leaseRenewalErrors++;
       metrics.error("etcd");
       log.error(`Error renewing lease (trying again in ${Math.round(retryMs / 1000)}s): ${(e as Error).message}`);
