@@ -11,6 +11,8 @@ import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs } from 
 import { NetworkFullError } from "./lease/allocate.ts";
 import { LEASE_TTL_SECONDS, type OwnLease, acquireLease, recordsToLeases, renewLeaseLoop, sleep } from "./lease/manager.ts";
 import { LeaseWatcher } from "./lease/watch.ts";
+import { admissionSelf, type Refusal } from "./lease/admission.ts";
+import { PeerGate } from "./lease/peer_gate.ts";
 import type { Logger } from "./log.ts";
 import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, parseIPv4Net, parseIPv6Net } from "./net/ip.ts";
@@ -65,6 +67,7 @@ export class Agent implements AgentView {
   traffic?: TrafficManager;
   server?: RunningServer;
   #watcher?: LeaseWatcher;
+  #gate?: PeerGate;
   #peerTTL = new Map<string, number | null>(); // etcd lease id -> expiry ms
   #exitCode: ExitCode = 0;
   readonly #stop = new AbortController();
@@ -75,6 +78,10 @@ export class Agent implements AgentView {
 
   get peers(): ReadonlyMap<string, Lease> {
     return this.#watcher?.peers ?? new Map();
+  }
+
+  get refusedLeases(): ReadonlyMap<string, Refusal> | undefined {
+    return this.#gate?.refused;
   }
 
   get peersSynced(): boolean {
@@ -153,11 +160,12 @@ export class Agent implements AgentView {
       await sdNotify("READY=1").catch((e) => log.warn(`sd_notify READY=1 failed: ${(e as Error).message}`));
       log.info(`Lease ${lease.key} held (${lease.expiration === null ? "reservation" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
 
+      const gate = (this.#gate = new PeerGate({ config, own: admissionSelf(lease, host), log, metrics: this.metrics }));
       this.#watcher = new LeaseWatcher({
         registry: this.opts.registry, ownKey: lease.key, log, metrics: this.metrics, signal,
         resyncMs: this.opts.resyncMs,
-        onSnapshot: (peers) => network.reconcile(peers),
-        onEvents: (events) => network.apply(events),
+        onSnapshot: (peers) => network.reconcile(gate.snapshot(peers)),
+        onEvents: (events) => network.apply(gate.apply(events)),
         onOwnLease: (record) => this.#ownLeaseChanged(record),
         onHealth: (error) => { this.etcdError = error; },
       });

@@ -31,6 +31,11 @@ export interface Lease {
   expiration: number | null;
   /** The etcd lease ID ("0" for reservations), when read from etcd. */
   etcdLease?: string;
+  /**
+   * An ordering of when the lease was first created: the etcd create revision; the Kubernetes
+   * manager may fill it from the Node's creation. The older lease wins a conflict (admission.ts).
+   */
+  created?: bigint;
 }
 
 /** A change in the set of peer leases. */

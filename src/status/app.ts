@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { NetworkConfig } from "../config/network.ts";
 import { type Lease, leaseBackendType, leaseKey } from "../lease/lease.ts";
 import type { OwnLease } from "../lease/manager.ts";
+import type { Refusal } from "../lease/admission.ts";
 import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../net/ip.ts";
 import { addDashboard } from "./dashboard/index.ts";
 import type { Metrics } from "./metrics.ts";
@@ -21,6 +22,8 @@ export interface AgentView {
   readonly peers: ReadonlyMap<string, Lease>;
   /** Whether `peers` reflects a first full listing (false right after start). */
   readonly peersSynced?: boolean;
+  /** Peer leases refused by admission (not programmed), by key, with the reason. */
+  readonly refusedLeases?: ReadonlyMap<string, Refusal>;
   /** Last etcd error, cleared on success; shown by the dashboard. */
   readonly etcdError?: string;
   readonly metrics: Metrics;
@@ -56,7 +59,9 @@ export function createStatusApp(view: AgentView): Hono {
   app.get("/status", async (c) => {
     const lease = view.lease;
     const cfg = view.config;
+    const refused = view.refusedLeases ?? new Map<string, Refusal>();
     const peers = [...view.peers.values()]
+      .filter((l) => !refused.has(leaseKey(l)))
       .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0))
       .map((l) => leaseJSON(l, view.peerExpiration?.(l), view.backendType));
     return c.json({
@@ -70,6 +75,10 @@ export function createStatusApp(view: AgentView): Hono {
       etcd: { ok: !view.etcdError, error: view.etcdError ?? null },
       peersSynced: view.peersSynced ?? true,
       peers,
+      refusedLeases: [...refused.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((r) => ({
+        ...leaseJSON(r.lease, undefined, view.backendType), reason: r.reason, message: r.message,
+        conflictsWith: r.conflictsWith ?? null, since: new Date(r.since).toISOString(),
+      })),
       dataPath: view.dataPath ? await view.dataPath().catch((e) => ({ error: String(e) })) : null,
     });
   });

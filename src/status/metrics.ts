@@ -13,6 +13,8 @@ export class Metrics {
   leaseRenewalErrors = 0;
   /** Errors by kind: etcd, netlink, malformed_lease, subnet_file, iptables … */
   errors = new Map<string, number>();
+  /** Peer leases refused now, by reason (set by the peer admission; every reason listed, 0 included). */
+  readonly peerLeasesRefused = new Map<string, number>();
   /** Extra gauges that backends register: name -> (help, read). */
   readonly gauges = new Map<string, { help: string; read: () => number }>();
   readonly startedAt = Date.now();
@@ -37,6 +39,10 @@ export class Metrics {
     out.push("# HELP weft_errors_total Errors by kind.", "# TYPE weft_errors_total counter");
     for (const [kind, n] of this.errors) out.push(`weft_errors_total{kind="${kind}"} ${n}`);
     metric("weft_start_time_seconds", "gauge", "Start time of the agent.", Math.floor(this.startedAt / 1000));
+    if (this.peerLeasesRefused.size > 0) {
+      out.push("# HELP weft_peer_leases_refused Peer leases refused now (not programmed), by reason.", "# TYPE weft_peer_leases_refused gauge");
+      for (const [reason, n] of this.peerLeasesRefused) out.push(`weft_peer_leases_refused{reason="${reason}"} ${n}`);
+    }
     for (const [name, g] of this.gauges) metric(name, "gauge", g.help, g.read());
     return `${out.join("\n")}\n`;
   }

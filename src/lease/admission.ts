@@ -1,0 +1,371 @@
+/**
+ * @module Peer lease admission, pure: which peer leases the data path may program. Anyone with
+ * etcd write access (or a Node's annotations) can write a lease, and a backend programs what it is
+ * given: a lease overlapping a working peer's subnet replaces that peer's neighbour entry, one
+ * reusing a peer's VtepMAC re-points its FDB entry, one whose PublicIP is ours makes a VXLAN loop.
+ * So every lease passes here between the subnet manager and the backend, and only what flannel's
+ * allocator could have produced, and what displaces no working peer, goes through.
+ *
+ * Rules (a lease is refused with the first that applies; families are checked only when the
+ * network config enables them):
+ * 1. `prefix_length`: its subnet is not a /SubnetLen (/IPv6SubnetLen) — flannel allocates no other.
+ * 2. `outside_network`: its subnet is not inside Network (IPv6Network). Alignment needs no rule:
+ *    a key with host bits set is not a subnet key at all (lease.ts), and a /SubnetLen inside
+ *    Network is aligned.
+ * 3. `overlaps_own`: its subnet overlaps this host's own lease (ours always wins).
+ * 4. `bad_public_ip`: its PublicIP (PublicIPv6) cannot be a host: unspecified, loopback,
+ *    link-local, multicast, broadcast or reserved, the broadcast of one of our subnets, or an
+ *    address inside the cluster network itself (encapsulated traffic would loop in the overlay).
+ * 5. `own_public_ip`: its PublicIP is one of this host's addresses (a VXLAN loop: 5 pings became
+ *    315 packets).
+ * 6. `duplicate_vtep_mac`: its VtepMAC (vxlan) is ours or an admitted peer's. The FDB maps a MAC
+ *    to one PublicIP, so programming it would re-point that peer's traffic.
+ * 7. `overlaps_peer`: its subnet overlaps an admitted peer's (as every admitted subnet is a
+ *    /SubnetLen inside Network, this means the same subnet under another key, e.g. `10.0.68.0-24`
+ *    beside `10.0.68.0-24&fc00::-64`).
+ * 8. `duplicate_public_ip`: its PublicIP (PublicIPv6) is an admitted peer's, on every backend.
+ *    vxlan: the host at that address owns one subnet, so traffic for the other lands on the wrong
+ *    host (with DirectRouting, a plain route to it); host-gw: the route to the second subnet goes
+ *    via the first host, which does not own it; udp: the core names a datagram's sender by its
+ *    address (anti-spoofing), so one address is one peer. flannel itself takes a host's lease
+ *    to be the one with its PublicIP (the Vagrant/NAT mistake of flannel #392 shows up here).
+ *
+ * Who wins a conflict: a lease already admitted keeps its place (a later write never displaces a
+ * working peer, even a re-put of an older key); among the others the older one by `Lease.created`
+ * (etcd create revision) wins, then the key order. A refused lease is admitted as soon as the
+ * reason is gone (it is re-put valid, or the peer it conflicts with leaves).
+ *
+ * @example
+ *   const adm = new PeerAdmission({ config, own: admissionSelf(ownLease, hostNetwork) });
+ *   const { peers } = adm.snapshot(watcherPeers);      // reconcile the backend with `peers`
+ *   const { events, refused } = adm.apply(leaseEvents); // apply `events`; log each of `refused` once
+ */
+import type { NetworkConfig } from "../config/network.ts";
+import { getCI, isObject } from "../config/json_ci.ts";
+import type { HostNetwork } from "../net/iface.ts";
+import {
+  type IPv4Net, type IPv6Net, containsV4, containsV4Net, containsV6Net, formatIPv4, formatIPv4Net, formatIPv6,
+  formatIPv6Net, maskV4, overlapsV4, overlapsV6, tryParseIPv4, tryParseIPv6,
+} from "../net/ip.ts";
+import { type Lease, type LeaseEvent, leaseBackendType, leaseKey, sameAttrs } from "./lease.ts";
+
+/** Every reason a lease is refused: the label values of `weft_peer_leases_refused`. */
+export const REFUSAL_REASONS = [
+  "prefix_length", "outside_network", "overlaps_own", "bad_public_ip", "own_public_ip",
+  "duplicate_vtep_mac", "overlaps_peer", "duplicate_public_ip",
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+/** A refused lease. */
+export interface Refusal {
+  readonly key: string;
+  readonly lease: Lease;
+  readonly reason: RefusalReason;
+  /** What is wrong, with the value and what is allowed, in a user's words. */
+  readonly message: string;
+  /** The admitted lease it conflicts with, for conflicts. */
+  readonly conflictsWith?: string;
+  /** Refused since (epoch ms) for this reason. */
+  readonly since: number;
+}
+
+/** This host, as admission sees it. */
+export interface AdmissionSelf {
+  readonly subnet?: IPv4Net;
+  readonly ipv6Subnet?: IPv6Net;
+  /** vxlan VTEP MACs of flannel.N and flannel-v6.N, lowercase. */
+  readonly vtepMAC?: string;
+  readonly vtepMACv6?: string;
+  /** Every address of this host (the advertised public ones included). */
+  readonly addresses: readonly number[];
+  readonly addresses6: readonly bigint[];
+  /** The broadcast addresses of this host's IPv4 subnets. */
+  readonly broadcasts: readonly number[];
+}
+
+export interface AdmissionOptions {
+  readonly config: Pick<NetworkConfig, "enableIPv4" | "enableIPv6" | "network" | "subnetLen" | "ipv6Network" | "ipv6SubnetLen">;
+  readonly own: AdmissionSelf;
+  /** Clock for `Refusal.since` (tests pin it). */
+  readonly now?: () => number;
+}
+
+/** What one `snapshot()` or `apply()` changed in the refusals. */
+export interface AdmissionChange {
+  /** Leases refused now that were not, or refused now for another reason: log each once. */
+  readonly refused: Refusal[];
+  /** Leases admitted now that were refused before, with the refusal that ended. */
+  readonly admitted: { readonly lease: Lease; readonly was: Refusal }[];
+}
+
+/** This host as admission sees it: our lease (subnets, PublicIPs, VtepMACs) and every host address. */
+export function admissionSelf(own: Lease, host?: HostNetwork): AdmissionSelf {
+  const addresses = new Set<number>();
+  const addresses6 = new Set<bigint>();
+  const broadcasts = new Set<number>();
+  if (own.attrs.publicIP !== 0) addresses.add(own.attrs.publicIP);
+  if (own.attrs.publicIPv6 !== undefined) addresses6.add(own.attrs.publicIPv6);
+  for (const i of host?.interfaces ?? []) {
+    for (const a of i.addrs) {
+      if (a.family === 4) {
+        const ip = tryParseIPv4(a.address);
+        if (ip === undefined) continue;
+        addresses.add(ip);
+        if (a.prefixLen < 31) broadcasts.add((ip | ~maskV4(a.prefixLen)) >>> 0);
+      } else {
+        const ip = tryParseIPv6(a.address.replace(/%.*$/, ""));
+        if (ip !== undefined) addresses6.add(ip);
+      }
+    }
+  }
+  return {
+    subnet: own.subnet, ipv6Subnet: own.ipv6Subnet,
+    vtepMAC: vtepMACOf(own, own.attrs.backendData), vtepMACv6: vtepMACOf(own, own.attrs.backendV6Data),
+    addresses: [...addresses], addresses6: [...addresses6], broadcasts: [...broadcasts],
+  };
+}
+
+/** The VtepMAC a vxlan lease advertises in `data` (lowercase), if any. */
+function vtepMACOf(lease: Lease, data: unknown): string | undefined {
+  if (leaseBackendType(lease.attrs) !== "vxlan" || !isObject(data)) return undefined;
+  const mac = getCI(data, "VtepMAC");
+  return typeof mac === "string" && mac.length <= 64 ? mac.toLowerCase() : undefined;
+}
+
+/** Why an IPv4 PublicIP cannot be a host's, or undefined. */
+function badPublicIP(ip: number, cfg: AdmissionOptions["config"], own: AdmissionSelf): string | undefined {
+  const in4 = (net: string, len: number) => containsV4({ ip: tryParseIPv4(net)!, len }, ip);
+  if (ip === 0) return "is unspecified (0.0.0.0)";
+  if (ip === 0xffffffff) return "is the broadcast address";
+  if (in4("0.0.0.0", 8)) return "is in 0.0.0.0/8 (\"this network\")";
+  if (in4("127.0.0.0", 8)) return "is a loopback address (127.0.0.0/8)";
+  if (in4("169.254.0.0", 16)) return "is a link-local address (169.254.0.0/16)";
+  if (in4("224.0.0.0", 4)) return "is a multicast address (224.0.0.0/4)";
+  if (in4("240.0.0.0", 4)) return "is a reserved address (240.0.0.0/4)";
+  if (own.broadcasts.includes(ip)) return "is the broadcast address of one of this host's subnets";
+  if (cfg.network && containsV4(cfg.network, ip)) return `is inside the cluster Network ${formatIPv4Net(cfg.network)} (an overlay address)`;
+  return undefined;
+}
+
+/** Why an IPv6 PublicIPv6 cannot be a host's, or undefined. */
+function badPublicIPv6(ip: bigint, cfg: AdmissionOptions["config"]): string | undefined {
+  const in6 = (net: bigint, len: number) => containsV6Net({ ip: net, len }, { ip, len: 128 });
+  if (ip === 0n) return "is unspecified (::)";
+  if (ip === 1n) return "is the loopback address (::1)";
+  if (in6(0xffn << 120n, 8)) return "is a multicast address (ff00::/8)";
+  if (in6(0xfe80n << 112n, 10)) return "is a link-local address (fe80::/10)";
+  if (in6(0xffffn << 32n, 96)) return "is an IPv4-mapped address (::ffff:0:0/96)";
+  if (cfg.ipv6Network && containsV6Net(cfg.ipv6Network, { ip, len: 128 })) {
+    return `is inside the cluster IPv6Network ${formatIPv6Net(cfg.ipv6Network)} (an overlay address)`;
+  }
+  return undefined;
+}
+
+/** What admitted leases hold, so a conflict is one lookup. */
+class Holdings {
+  readonly subnets = new Map<number, string>();
+  readonly subnets6 = new Map<bigint, string>();
+  readonly publicIPs = new Map<number, string>();
+  readonly publicIPs6 = new Map<bigint, string>();
+  readonly macs = new Map<string, string>();
+  readonly macs6 = new Map<string, string>();
+}
+
+/** The facts about one lease that admission looks at, each only for an enabled family. */
+interface Facts {
+  readonly key: string;
+  readonly subnet?: IPv4Net;
+  readonly subnet6?: IPv6Net;
+  readonly publicIP?: number;
+  readonly publicIP6?: bigint;
+  readonly mac?: string;
+  readonly mac6?: string;
+}
+
+/** Older first: etcd create revision (unknown last), then key. */
+function byAge(a: Lease, b: Lease): number {
+  if (a.created !== b.created) {
+    if (a.created === undefined) return 1;
+    if (b.created === undefined) return -1;
+    return a.created < b.created ? -1 : 1;
+  }
+  const ka = leaseKey(a), kb = leaseKey(b);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+export class PeerAdmission {
+  /** Every peer lease the subnet manager reported, by key. */
+  readonly #leases = new Map<string, Lease>();
+  readonly #admitted = new Map<string, Lease>();
+  readonly #refused = new Map<string, Refusal>();
+  readonly #now: () => number;
+
+  constructor(readonly opts: AdmissionOptions) {
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** The admitted peer leases by key: what the backend programs. */
+  get admitted(): ReadonlyMap<string, Lease> {
+    return this.#admitted;
+  }
+
+  /** The refused peer leases by key, with the reason. */
+  get refused(): ReadonlyMap<string, Refusal> {
+    return this.#refused;
+  }
+
+  /** How many leases are refused now for each reason (every reason present, 0 when none). */
+  counts(): Map<RefusalReason, number> {
+    const out = new Map<RefusalReason, number>(REFUSAL_REASONS.map((r) => [r, 0]));
+    for (const r of this.#refused.values()) out.set(r.reason, out.get(r.reason)! + 1);
+    return out;
+  }
+
+  /**
+   * A full view of the peer leases (the first listing, or a re-list): returns the admitted ones,
+   * for the backend's reconcile. Leases admitted before keep their place.
+   */
+  snapshot(peers: ReadonlyMap<string, Lease> | Iterable<Lease>): AdmissionChange & { peers: ReadonlyMap<string, Lease> } {
+    this.#leases.clear();
+    for (const l of (peers instanceof Map ? peers.values() : peers) as Iterable<Lease>) this.#leases.set(leaseKey(l), l);
+    const change = this.#decide();
+    return { ...change, peers: this.#admitted };
+  }
+
+  /** Peer changes in order: returns the events the backend must apply (removals first). */
+  apply(events: readonly LeaseEvent[]): AdmissionChange & { events: LeaseEvent[] } {
+    for (const e of events) {
+      const key = leaseKey(e.lease);
+      if (e.type === "added") this.#leases.set(key, e.lease);
+      else this.#leases.delete(key);
+    }
+    return this.#decide();
+  }
+
+  /**
+   * Folds every lease into a new admitted set: the admitted ones that are unchanged first, then
+   * the others by age. Diffs it against the last one into backend events.
+   */
+  #decide(): AdmissionChange & { events: LeaseEvent[] } {
+    const incumbents: Lease[] = [];
+    const others: Lease[] = [];
+    for (const [key, l] of this.#leases) {
+      const was = this.#admitted.get(key);
+      (was && sameAttrs(was.attrs, l.attrs) ? incumbents : others).push(l);
+    }
+    incumbents.sort(byAge);
+    others.sort(byAge);
+    const held = new Holdings();
+    const admitted = new Map<string, Lease>();
+    const refused = new Map<string, Refusal>();
+    const change: AdmissionChange = { refused: [], admitted: [] };
+    for (const l of [...incumbents, ...others]) {
+      const f = this.#facts(l);
+      const why = this.#check(f, held);
+      if (!why) {
+        this.#hold(f, held);
+        admitted.set(f.key, l);
+        const was = this.#refused.get(f.key);
+        if (was) change.admitted.push({ lease: l, was });
+        continue;
+      }
+      const prev = this.#refused.get(f.key);
+      const same = prev && prev.reason === why.reason && prev.message === why.message;
+      const r: Refusal = { key: f.key, lease: l, ...why, since: same ? prev.since : this.#now() };
+      refused.set(f.key, r);
+      if (!same) change.refused.push(r);
+    }
+    const events: LeaseEvent[] = [];
+    for (const [key, l] of this.#admitted) if (!admitted.has(key)) events.push({ type: "removed", lease: l });
+    for (const [key, l] of admitted) {
+      const was = this.#admitted.get(key);
+      if (!was || !sameAttrs(was.attrs, l.attrs)) events.push({ type: "added", lease: l });
+    }
+    this.#admitted.clear();
+    for (const [k, l] of admitted) this.#admitted.set(k, l);
+    this.#refused.clear();
+    for (const [k, r] of refused) this.#refused.set(k, r);
+    return { ...change, events };
+  }
+
+  #facts(l: Lease): Facts {
+    const { enableIPv4, enableIPv6 } = this.opts.config;
+    const v4 = enableIPv4 && l.subnet !== undefined;
+    const v6 = enableIPv6 && l.ipv6Subnet !== undefined;
+    return {
+      key: leaseKey(l),
+      subnet: v4 ? l.subnet : undefined,
+      subnet6: v6 ? l.ipv6Subnet : undefined,
+      publicIP: v4 ? l.attrs.publicIP : undefined,
+      publicIP6: v6 ? l.attrs.publicIPv6 : undefined,
+      mac: v4 ? vtepMACOf(l, l.attrs.backendData) : undefined,
+      mac6: v6 ? vtepMACOf(l, l.attrs.backendV6Data) : undefined,
+    };
+  }
+
+  /** The first rule `f` breaks (module doc), or undefined when it may be programmed. */
+  #check(f: Facts, held: Holdings): { reason: RefusalReason; message: string; conflictsWith?: string } | undefined {
+    const { config: cfg, own } = this.opts;
+    const no = (reason: RefusalReason, what: string, conflictsWith?: string) =>
+      ({ reason, message: what, ...(conflictsWith ? { conflictsWith } : {}) });
+    // 1–3: what flannel's allocator could have produced, and never over our own subnet.
+    if (f.subnet && cfg.network) {
+      const s = formatIPv4Net(f.subnet);
+      if (f.subnet.len !== cfg.subnetLen) {
+        return no("prefix_length", `subnet ${s} is a /${f.subnet.len}, but leases in Network ${formatIPv4Net(cfg.network)} are /${cfg.subnetLen} (SubnetLen)`);
+      }
+      if (!containsV4Net(cfg.network, f.subnet)) return no("outside_network", `subnet ${s} is not inside Network ${formatIPv4Net(cfg.network)}`);
+      if (own.subnet && overlapsV4(own.subnet, f.subnet)) return no("overlaps_own", `subnet ${s} overlaps this host's own lease ${formatIPv4Net(own.subnet)}`);
+    }
+    if (f.subnet6 && cfg.ipv6Network) {
+      const s = formatIPv6Net(f.subnet6);
+      if (f.subnet6.len !== cfg.ipv6SubnetLen) {
+        return no("prefix_length", `IPv6 subnet ${s} is a /${f.subnet6.len}, but leases in IPv6Network ${formatIPv6Net(cfg.ipv6Network)} are /${cfg.ipv6SubnetLen} (IPv6SubnetLen)`);
+      }
+      if (!containsV6Net(cfg.ipv6Network, f.subnet6)) return no("outside_network", `IPv6 subnet ${s} is not inside IPv6Network ${formatIPv6Net(cfg.ipv6Network)}`);
+      if (own.ipv6Subnet && overlapsV6(own.ipv6Subnet, f.subnet6)) {
+        return no("overlaps_own", `IPv6 subnet ${s} overlaps this host's own lease ${formatIPv6Net(own.ipv6Subnet)}`);
+      }
+    }
+    // 4–5: where encapsulated traffic would go.
+    if (f.publicIP !== undefined) {
+      const bad = badPublicIP(f.publicIP, cfg, own);
+      if (bad) return no("bad_public_ip", `PublicIP ${formatIPv4(f.publicIP)} ${bad}: it cannot be a host's address`);
+      if (own.addresses.includes(f.publicIP)) return no("own_public_ip", `PublicIP ${formatIPv4(f.publicIP)} is this host's own address (traffic to it would loop back here)`);
+    }
+    if (f.publicIP6 !== undefined) {
+      const bad = badPublicIPv6(f.publicIP6, cfg);
+      if (bad) return no("bad_public_ip", `PublicIPv6 ${formatIPv6(f.publicIP6)} ${bad}: it cannot be a host's address`);
+      if (own.addresses6.includes(f.publicIP6)) return no("own_public_ip", `PublicIPv6 ${formatIPv6(f.publicIP6)} is this host's own address (traffic to it would loop back here)`);
+    }
+    // 6–8: what would displace our own or an admitted peer's kernel entries.
+    if (f.mac !== undefined && f.mac === own.vtepMAC) return no("duplicate_vtep_mac", `VtepMAC ${f.mac} is this host's own VTEP MAC`);
+    if (f.mac6 !== undefined && f.mac6 === own.vtepMACv6) return no("duplicate_vtep_mac", `IPv6 VtepMAC ${f.mac6} is this host's own VTEP MAC`);
+    const first = (k: string) => `the admitted lease ${k}, which was there first`;
+    let k: string | undefined;
+    if (f.mac !== undefined && (k = held.macs.get(f.mac))) return no("duplicate_vtep_mac", `VtepMAC ${f.mac} is already used by ${first(k)}`, k);
+    if (f.mac6 !== undefined && (k = held.macs6.get(f.mac6))) return no("duplicate_vtep_mac", `IPv6 VtepMAC ${f.mac6} is already used by ${first(k)}`, k);
+    if (f.subnet && (k = held.subnets.get(f.subnet.ip))) return no("overlaps_peer", `subnet ${formatIPv4Net(f.subnet)} overlaps ${first(k)}`, k);
+    if (f.subnet6 && (k = held.subnets6.get(f.subnet6.ip))) return no("overlaps_peer", `IPv6 subnet ${formatIPv6Net(f.subnet6)} overlaps ${first(k)}`, k);
+    if (f.publicIP !== undefined && (k = held.publicIPs.get(f.publicIP))) {
+      return no("duplicate_public_ip", `PublicIP ${formatIPv4(f.publicIP)} is already advertised by ${first(k)} (two hosts behind one address?)`, k);
+    }
+    if (f.publicIP6 !== undefined && (k = held.publicIPs6.get(f.publicIP6))) {
+      return no("duplicate_public_ip", `PublicIPv6 ${formatIPv6(f.publicIP6)} is already advertised by ${first(k)} (two hosts behind one address?)`, k);
+    }
+    return undefined;
+  }
+
+  /**
+   * Records what an admitted lease holds. Every admitted subnet is a /SubnetLen inside Network
+   * (rules 1–2), so two overlap only when they are equal: one lookup by network address.
+   */
+  #hold(f: Facts, held: Holdings): void {
+    if (f.subnet) held.subnets.set(f.subnet.ip, f.key);
+    if (f.subnet6) held.subnets6.set(f.subnet6.ip, f.key);
+    if (f.publicIP !== undefined) held.publicIPs.set(f.publicIP, f.key);
+    if (f.publicIP6 !== undefined) held.publicIPs6.set(f.publicIP6, f.key);
+    if (f.mac !== undefined) held.macs.set(f.mac, f.key);
+    if (f.mac6 !== undefined) held.macs6.set(f.mac6, f.key);
+  }
+}
