@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { parseNetworkConfig } from "../../src/config/network.ts";
-import { type AdmissionSelf, PeerAdmission, admissionSelf } from "../../src/lease/admission.ts";
+import { type AdmissionSelf, PeerAdmission, type RefusalReason, admissionSelf } from "../../src/lease/admission.ts";
 import { type Lease, type LeaseEvent, decodeLeaseAttrs, parseSubnetKey } from "../../src/lease/lease.ts";
 import { PeerGate } from "../../src/lease/peer_gate.ts";
 import { createLogger } from "../../src/log.ts";
@@ -102,9 +102,9 @@ describe("PeerAdmission, one lease beside a working peer (IPv4 network)", () => 
       live.snapshot([A]);
       const r = live.apply([{ type: "added", lease: l }]);
       expect(r.events).toEqual([]);
-      expect(r.refused.map((x) => x.reason)).toEqual([reason]);
+      expect(r.refused.map((x) => x.reason as string)).toEqual([reason]);
       expect([...live.admitted.values()]).toEqual([A]);
-      expect(live.counts().get(reason as never)).toBe(1);
+      expect(live.counts().get(reason as RefusalReason)).toBe(1);
     });
   }
 });
@@ -143,7 +143,7 @@ describe("PeerAdmission, IPv6 (dual-stack network)", () => {
   for (const [name, key, value, reason] of cases) {
     test(`${name}: ${reason ?? "admitted"}`, () => {
       const r = new PeerAdmission({ config: DUAL, own: own6 }).snapshot([B, lease(key, value, 20)]);
-      expect(r.refused.map((x) => x.reason)).toEqual(reason ? [reason] : []);
+      expect(r.refused.map((x) => x.reason as string)).toEqual(reason ? [reason] : []);
       expect(r.peers.size).toBe(reason ? 1 : 2);
     });
   }
