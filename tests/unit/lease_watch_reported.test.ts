@@ -1,9 +1,12 @@
 /**
  * @module LeaseWatcher's memory of malformed leases (issue #13 item 9): each key and value is
  * logged once, a new value again, a deleted or repaired key is forgotten, and a huge value
- * reaches the log only as an excerpt. Over the in-memory registry.
+ * reaches the log only as an excerpt (over the in-memory registry); messages about a peer's
+ * values quote at most an excerpt of them.
  */
 import { expect, test } from "bun:test";
+import { parseVxlanLeaseData } from "../../src/backend/vxlan/lease_data.ts";
+import { LeaseValueError, decodeLeaseAttrs, showValue } from "../../src/lease/lease.ts";
 import { LeaseWatcher } from "../../src/lease/watch.ts";
 import { createLogger } from "../../src/log.ts";
 import { MemoryRegistry } from "../../src/registry/memory.ts";
@@ -51,4 +54,14 @@ test("LeaseWatcher reports a malformed lease once per value, forgets deleted and
     ac.abort();
     await running;
   }
+});
+
+test("messages about a peer's huge values quote an excerpt and the length", () => {
+  const huge = "9".repeat(1 << 20);
+  expect(showValue("10.1.2.3")).toBe(`"10.1.2.3"`);
+  expect(showValue(huge)).toBe(`"${"9".repeat(79)}… (${(1 << 20) + 2} characters)`);
+  const err = (() => { try { decodeLeaseAttrs("10.5.9.0-24", JSON.stringify({ PublicIP: huge })); } catch (e) { return e as LeaseValueError; } })()!;
+  expect(err.message).toBe(`lease 10.5.9.0-24: PublicIP "${"9".repeat(79)}… (1048578 characters) is not an IPv4 address`);
+  expect(String(parseVxlanLeaseData({ VtepMAC: huge })).length).toBeLessThan(200);
+  expect(String(parseVxlanLeaseData(huge)).length).toBeLessThan(200);
 });

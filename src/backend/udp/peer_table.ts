@@ -17,7 +17,7 @@
  * Peer ids are small integers reused after removal (the core's table has PEER_CAP entries).
  */
 import { PEER_CAP } from "../../core/layout.ts";
-import { type Lease, type LeaseEvent, leaseBackendType, leaseKey } from "../../lease/lease.ts";
+import { type Lease, type LeaseEvent, leaseBackendType, leaseKey, showValue } from "../../lease/lease.ts";
 import { formatIPv4 } from "../../net/ip.ts";
 
 /** One change to a core's routes and peers; `apply` order matters. */
@@ -99,7 +99,7 @@ export class PeerTable {
     if (type !== "" && type !== "udp") {
       return {
         key, error: true,
-        reason: `advertises BackendType ${JSON.stringify(type)} but this host runs the udp backend: not programmed ` +
+        reason: `advertises BackendType ${showValue(type)} but this host runs the udp backend: not programmed ` +
           `(every host of a network must run the same Backend.Type; fix the network config or that host's agent)`,
       };
     }
