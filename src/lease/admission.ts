@@ -134,14 +134,14 @@ function vtepMACOf(lease: Lease, data: unknown): string | undefined {
 
 /** Why an IPv4 PublicIP cannot be a host's, or undefined. */
 function badPublicIP(ip: number, cfg: AdmissionOptions["config"], own: AdmissionSelf): string | undefined {
-  const in4 = (net: string, len: number) => containsV4({ ip: tryParseIPv4(net)!, len }, ip);
+  const in4 = (net: number, len: number) => containsV4({ ip: net, len }, ip);
   if (ip === 0) return "is unspecified (0.0.0.0)";
   if (ip === 0xffffffff) return "is the broadcast address";
-  if (in4("0.0.0.0", 8)) return "is in 0.0.0.0/8 (\"this network\")";
-  if (in4("127.0.0.0", 8)) return "is a loopback address (127.0.0.0/8)";
-  if (in4("169.254.0.0", 16)) return "is a link-local address (169.254.0.0/16)";
-  if (in4("224.0.0.0", 4)) return "is a multicast address (224.0.0.0/4)";
-  if (in4("240.0.0.0", 4)) return "is a reserved address (240.0.0.0/4)";
+  if (in4(0, 8)) return "is in 0.0.0.0/8 (\"this network\")";
+  if (in4(0x7f000000, 8)) return "is a loopback address (127.0.0.0/8)";
+  if (in4(0xa9fe0000, 16)) return "is a link-local address (169.254.0.0/16)";
+  if (in4(0xe0000000, 4)) return "is a multicast address (224.0.0.0/4)";
+  if (in4(0xf0000000, 4)) return "is a reserved address (240.0.0.0/4)";
   if (own.broadcasts.includes(ip)) return "is the broadcast address of one of this host's subnets";
   if (cfg.network && containsV4(cfg.network, ip)) return `is inside the cluster Network ${formatIPv4Net(cfg.network)} (an overlay address)`;
   return undefined;
@@ -161,7 +161,11 @@ function badPublicIPv6(ip: bigint, cfg: AdmissionOptions["config"]): string | un
   return undefined;
 }
 
-/** What admitted leases hold, so a conflict is one lookup. */
+/**
+ * What the admitted leases hold, so a conflict is one lookup. Every admitted subnet is a
+ * /SubnetLen inside Network (rules 1–2), so two overlap only when they are equal: subnets are
+ * held by network address.
+ */
 class Holdings {
   readonly subnets = new Map<number, string>();
   readonly subnets6 = new Map<bigint, string>();
@@ -169,6 +173,24 @@ class Holdings {
   readonly publicIPs6 = new Map<bigint, string>();
   readonly macs = new Map<string, string>();
   readonly macs6 = new Map<string, string>();
+
+  hold(f: Facts): void {
+    this.#each(f, (m, v) => m.set(v, f.key));
+  }
+
+  /** Frees what `f` holds (what another key holds stays). */
+  release(f: Facts): void {
+    this.#each(f, (m, v) => { if (m.get(v) === f.key) m.delete(v); });
+  }
+
+  #each(f: Facts, op: (m: Map<unknown, string>, v: unknown) => void): void {
+    if (f.subnet) op(this.subnets as Map<unknown, string>, f.subnet.ip);
+    if (f.subnet6) op(this.subnets6 as Map<unknown, string>, f.subnet6.ip);
+    if (f.publicIP !== undefined) op(this.publicIPs as Map<unknown, string>, f.publicIP);
+    if (f.publicIP6 !== undefined) op(this.publicIPs6 as Map<unknown, string>, f.publicIP6);
+    if (f.mac !== undefined) op(this.macs as Map<unknown, string>, f.mac);
+    if (f.mac6 !== undefined) op(this.macs6 as Map<unknown, string>, f.mac6);
+  }
 }
 
 /** The facts about one lease that admission looks at, each only for an enabled family. */
@@ -193,11 +215,19 @@ function byAge(a: Lease, b: Lease): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
+/** The same lease version: an object passed again, or a renewal (new etcd lease, same attributes). */
+function sameVersion(a: Lease, b: Lease): boolean {
+  return a === b || sameAttrs(a.attrs, b.attrs);
+}
+
 export class PeerAdmission {
   /** Every peer lease the subnet manager reported, by key. */
   readonly #leases = new Map<string, Lease>();
   readonly #admitted = new Map<string, Lease>();
+  /** The facts of each admitted lease, to release what it holds when it changes or goes. */
+  readonly #admittedFacts = new Map<string, Facts>();
   readonly #refused = new Map<string, Refusal>();
+  readonly #held = new Holdings();
   readonly #now: () => number;
 
   constructor(readonly opts: AdmissionOptions) {
@@ -223,69 +253,107 @@ export class PeerAdmission {
 
   /**
    * A full view of the peer leases (the first listing, or a re-list): returns the admitted ones,
-   * for the backend's reconcile. Leases admitted before keep their place.
+   * for the backend's reconcile. Leases admitted before and unchanged keep their place.
    */
   snapshot(peers: ReadonlyMap<string, Lease> | Iterable<Lease>): AdmissionChange & { peers: ReadonlyMap<string, Lease> } {
+    const before = new Map(this.#admitted);
     this.#leases.clear();
     for (const l of (peers instanceof Map ? peers.values() : peers) as Iterable<Lease>) this.#leases.set(leaseKey(l), l);
-    const change = this.#decide();
+    for (const key of before.keys()) this.#release(key);
+    for (const key of this.#refused.keys()) if (!this.#leases.has(key)) this.#refused.delete(key);
+    const kept: Lease[] = [];
+    const changed: Lease[] = [];
+    const rest: Lease[] = [];
+    for (const [key, l] of this.#leases) {
+      const was = before.get(key);
+      (!was ? rest : sameVersion(was, l) ? kept : changed).push(l);
+    }
+    // Incumbents were admitted together: they hold their place without a check.
+    for (const l of kept) this.#admit(this.#facts(l), l);
+    const change = this.#evaluate([...changed.sort(byAge), ...rest.sort(byAge)]);
     return { ...change, peers: this.#admitted };
   }
 
   /** Peer changes in order: returns the events the backend must apply (removals first). */
   apply(events: readonly LeaseEvent[]): AdmissionChange & { events: LeaseEvent[] } {
+    /** The admitted version before this batch, of every key an event touched. */
+    const before = new Map<string, Lease | undefined>();
+    const changed = new Set<string>();
+    const rest = new Set<string>();
+    let released = false;
     for (const e of events) {
       const key = leaseKey(e.lease);
-      if (e.type === "added") this.#leases.set(key, e.lease);
-      else this.#leases.delete(key);
-    }
-    return this.#decide();
-  }
-
-  /**
-   * Folds every lease into a new admitted set: the admitted ones that are unchanged first, then
-   * the others by age. Diffs it against the last one into backend events.
-   */
-  #decide(): AdmissionChange & { events: LeaseEvent[] } {
-    const incumbents: Lease[] = [];
-    const others: Lease[] = [];
-    for (const [key, l] of this.#leases) {
+      if (!before.has(key)) before.set(key, this.#admitted.get(key));
       const was = this.#admitted.get(key);
-      (was && sameAttrs(was.attrs, l.attrs) ? incumbents : others).push(l);
-    }
-    incumbents.sort(byAge);
-    others.sort(byAge);
-    const held = new Holdings();
-    const admitted = new Map<string, Lease>();
-    const refused = new Map<string, Refusal>();
-    const change: AdmissionChange = { refused: [], admitted: [] };
-    for (const l of [...incumbents, ...others]) {
-      const f = this.#facts(l);
-      const why = this.#check(f, held);
-      if (!why) {
-        this.#hold(f, held);
-        admitted.set(f.key, l);
-        const was = this.#refused.get(f.key);
-        if (was) change.admitted.push({ lease: l, was });
+      if (e.type === "removed") {
+        this.#leases.delete(key);
+        this.#refused.delete(key);
+        changed.delete(key);
+        rest.delete(key);
+        if (was) released = this.#release(key);
         continue;
       }
+      this.#leases.set(key, e.lease);
+      if (was && sameVersion(was, e.lease)) {
+        this.#admitted.set(key, e.lease); // a renewal: same place
+        continue;
+      }
+      if (was) released = this.#release(key);
+      (before.get(key) ? changed : rest).add(key);
+    }
+    // Freed subnets, addresses or MACs may let refused leases in: look at them again.
+    if (released) for (const key of this.#refused.keys()) if (!changed.has(key)) rest.add(key);
+    const pick = (keys: Set<string>) => [...keys].map((k) => this.#leases.get(k)!).sort(byAge);
+    // A working peer that changed goes before the leases that were refused or new.
+    const change = this.#evaluate([...pick(changed), ...pick(rest)]);
+    const out: LeaseEvent[] = [];
+    const touched = new Set([...before.keys(), ...rest]);
+    for (const key of touched) {
+      const old = before.get(key);
+      if (old && !this.#admitted.has(key)) out.push({ type: "removed", lease: old });
+    }
+    for (const key of touched) {
+      const old = before.get(key);
+      const now = this.#admitted.get(key);
+      if (now && (!old || !sameVersion(old, now))) out.push({ type: "added", lease: now });
+    }
+    return { ...change, events: out };
+  }
+
+  /** Checks `leases` in order against what is admitted, admitting or refusing each. */
+  #evaluate(leases: readonly Lease[]): AdmissionChange {
+    const change: AdmissionChange = { refused: [], admitted: [] };
+    for (const l of leases) {
+      const f = this.#facts(l);
       const prev = this.#refused.get(f.key);
+      const why = this.#check(f, this.#held);
+      if (!why) {
+        this.#refused.delete(f.key);
+        this.#admit(f, l);
+        if (prev) change.admitted.push({ lease: l, was: prev });
+        continue;
+      }
       const same = prev && prev.reason === why.reason && prev.message === why.message;
       const r: Refusal = { key: f.key, lease: l, ...why, since: same ? prev.since : this.#now() };
-      refused.set(f.key, r);
+      this.#refused.set(f.key, r);
       if (!same) change.refused.push(r);
     }
-    const events: LeaseEvent[] = [];
-    for (const [key, l] of this.#admitted) if (!admitted.has(key)) events.push({ type: "removed", lease: l });
-    for (const [key, l] of admitted) {
-      const was = this.#admitted.get(key);
-      if (!was || !sameAttrs(was.attrs, l.attrs)) events.push({ type: "added", lease: l });
-    }
-    this.#admitted.clear();
-    for (const [k, l] of admitted) this.#admitted.set(k, l);
-    this.#refused.clear();
-    for (const [k, r] of refused) this.#refused.set(k, r);
-    return { ...change, events };
+    return change;
+  }
+
+  #admit(f: Facts, l: Lease): void {
+    this.#held.hold(f);
+    this.#admitted.set(f.key, l);
+    this.#admittedFacts.set(f.key, f);
+  }
+
+  /** Takes `key` out of the admitted set and frees what it held; returns true. */
+  #release(key: string): boolean {
+    const f = this.#admittedFacts.get(key);
+    if (f) this.#held.release(f);
+    this.#admittedFacts.delete(key);
+    this.#admitted.delete(key);
+    return true;
   }
 
   #facts(l: Lease): Facts {
@@ -354,18 +422,5 @@ export class PeerAdmission {
       return no("duplicate_public_ip", `PublicIPv6 ${formatIPv6(f.publicIP6)} is already advertised by ${first(k)} (two hosts behind one address?)`, k);
     }
     return undefined;
-  }
-
-  /**
-   * Records what an admitted lease holds. Every admitted subnet is a /SubnetLen inside Network
-   * (rules 1–2), so two overlap only when they are equal: one lookup by network address.
-   */
-  #hold(f: Facts, held: Holdings): void {
-    if (f.subnet) held.subnets.set(f.subnet.ip, f.key);
-    if (f.subnet6) held.subnets6.set(f.subnet6.ip, f.key);
-    if (f.publicIP !== undefined) held.publicIPs.set(f.publicIP, f.key);
-    if (f.publicIP6 !== undefined) held.publicIPs6.set(f.publicIP6, f.key);
-    if (f.mac !== undefined) held.macs.set(f.mac, f.key);
-    if (f.mac6 !== undefined) held.macs6.set(f.mac6, f.key);
   }
 }

@@ -189,6 +189,30 @@ describe("PeerAdmission, who wins", () => {
     expect([...adm.admitted.values()]).toEqual([A]);
   });
 
+  test("a working peer that changes (a new VtepMAC) keeps its place before an older refused lease", () => {
+    const adm = new PeerAdmission({ config: V4, own });
+    const older = lease("10.0.40.0-24", vx("192.168.1.68", "0a:00:00:00:00:40"), 1); // A's PublicIP, older
+    const live = new PeerAdmission({ config: V4, own });
+    live.snapshot([A]);
+    live.apply([{ type: "added", lease: older }]); // refused: A was admitted first
+    expect(live.refused.get("10.0.40.0-24")?.reason).toBe("duplicate_public_ip");
+    const a2 = lease("10.0.68.0-24", vx("192.168.1.68", "0a:00:00:00:00:6a"), 10);
+    const r = live.apply([{ type: "added", lease: a2 }]);
+    expect(r.events).toEqual([{ type: "added", lease: a2 }]);
+    expect([...live.refused.keys()]).toEqual(["10.0.40.0-24"]);
+    // A re-list keeps the incumbent too; a first listing goes by age.
+    expect([...live.snapshot([older, a2]).peers.keys()]).toEqual(["10.0.68.0-24"]);
+    expect([...adm.snapshot([older, a2]).peers.keys()]).toEqual(["10.0.40.0-24"]);
+  });
+
+  test("a renewal (same attributes, new etcd lease) is no event and keeps the new lease object", () => {
+    const adm = new PeerAdmission({ config: V4, own });
+    adm.snapshot([A]);
+    const renewed = { ...A, etcdLease: "8" };
+    expect(adm.apply([{ type: "added", lease: renewed }]).events).toEqual([]);
+    expect(adm.admitted.get("10.0.68.0-24")).toBe(renewed);
+  });
+
   test("a refused lease is admitted when the peer it conflicts with leaves", () => {
     const adm = new PeerAdmission({ config: V4, own });
     const dup = dupOfA(20);
