@@ -11,7 +11,7 @@ import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs } from 
 import { NetworkFullError } from "./lease/allocate.ts";
 import { LEASE_TTL_SECONDS, type OwnLease, acquireLease, recordsToLeases, renewLeaseLoop, sleep } from "./lease/manager.ts";
 import { LeaseWatcher } from "./lease/watch.ts";
-import { admissionSelf, type Refusal } from "./lease/admission.ts";
+import { type Flag, type Refusal, admissionSelf } from "./lease/admission.ts";
 import { PeerGate } from "./lease/peer_gate.ts";
 import type { Logger } from "./log.ts";
 import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
@@ -82,6 +82,10 @@ export class Agent implements AgentView {
 
   get refusedLeases(): ReadonlyMap<string, Refusal> | undefined {
     return this.#gate?.refused;
+  }
+
+  get flaggedLeases(): ReadonlyMap<string, Flag> | undefined {
+    return this.#gate?.flagged;
   }
 
   get peersSynced(): boolean {

@@ -16,6 +16,8 @@
  * 4. `bad_public_ip`: its PublicIP (PublicIPv6) cannot be a host: unspecified, loopback,
  *    link-local, multicast, broadcast or reserved, the broadcast of one of our subnets, or an
  *    address inside the cluster network itself (encapsulated traffic would loop in the overlay).
+ *    Loopback and link-local are accepted when our own PublicIP is one too (all hosts on one
+ *    machine, as in tests and demos).
  * 5. `own_public_ip`: its PublicIP is one of this host's addresses (a VXLAN loop: 5 pings became
  *    315 packets).
  * 6. `duplicate_vtep_mac`: its VtepMAC (vxlan) is ours or an admitted peer's. The FDB maps a MAC
@@ -23,12 +25,14 @@
  * 7. `overlaps_peer`: its subnet overlaps an admitted peer's (as every admitted subnet is a
  *    /SubnetLen inside Network, this means the same subnet under another key, e.g. `10.0.68.0-24`
  *    beside `10.0.68.0-24&fc00::-64`).
- * 8. `duplicate_public_ip`: its PublicIP (PublicIPv6) is an admitted peer's, on every backend.
- *    vxlan: the host at that address owns one subnet, so traffic for the other lands on the wrong
- *    host (with DirectRouting, a plain route to it); host-gw: the route to the second subnet goes
- *    via the first host, which does not own it; udp: the core names a datagram's sender by its
- *    address (anti-spoofing), so one address is one peer. flannel itself takes a host's lease
- *    to be the one with its PublicIP (the Vagrant/NAT mistake of flannel #392 shows up here).
+ *
+ * Flagged, not refused: `duplicate_public_ip`, a PublicIP (PublicIPv6) an admitted peer already
+ * advertises (two hosts behind one NAT address: the Vagrant mistake of flannel #392). Each later
+ * lease is reported once, and programmed all the same, as flanneld does, because here it displaces
+ * nothing: vxlan keys the FDB by VtepMAC and neighbours and routes by subnet, host-gw keys routes
+ * by subnet, so the older peer's entries stay as they are; only the later lease's own traffic
+ * goes to the older host. The udp backend, whose core names a datagram's sender by its address,
+ * holds the later one back itself (peer_table.ts).
  *
  * Who wins a conflict: a lease already admitted keeps its place (a later write never displaces a
  * working peer, even a re-put of an older key); among the others the older one by `Lease.created`
@@ -52,9 +56,13 @@ import { type Lease, type LeaseEvent, leaseBackendType, leaseKey, sameAttrs } fr
 /** Every reason a lease is refused: the label values of `weft_peer_leases_refused`. */
 export const REFUSAL_REASONS = [
   "prefix_length", "outside_network", "overlaps_own", "bad_public_ip", "own_public_ip",
-  "duplicate_vtep_mac", "overlaps_peer", "duplicate_public_ip",
+  "duplicate_vtep_mac", "overlaps_peer",
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+/** Every reason an admitted lease is flagged: the label values of `weft_peer_leases_flagged`. */
+export const FLAG_REASONS = ["duplicate_public_ip"] as const;
+export type FlagReason = (typeof FLAG_REASONS)[number];
 
 /** A refused lease. */
 export interface Refusal {
@@ -69,10 +77,18 @@ export interface Refusal {
   readonly since: number;
 }
 
+/** An admitted lease reported for something suspicious that displaces nothing (module doc). */
+export interface Flag extends Omit<Refusal, "reason"> {
+  readonly reason: FlagReason;
+}
+
 /** This host, as admission sees it. */
 export interface AdmissionSelf {
   readonly subnet?: IPv4Net;
   readonly ipv6Subnet?: IPv6Net;
+  /** The PublicIP(v6) this host advertises (0 / undefined: none). */
+  readonly publicIP: number;
+  readonly publicIPv6?: bigint;
   /** vxlan VTEP MACs of flannel.N and flannel-v6.N, lowercase. */
   readonly vtepMAC?: string;
   readonly vtepMACv6?: string;
@@ -96,6 +112,8 @@ export interface AdmissionChange {
   readonly refused: Refusal[];
   /** Leases admitted now that were refused before, with the refusal that ended. */
   readonly admitted: { readonly lease: Lease; readonly was: Refusal }[];
+  /** Leases flagged now that were not, or for another reason: log each once. */
+  readonly flagged: Flag[];
 }
 
 /** This host as admission sees it: our lease (subnets, PublicIPs, VtepMACs) and every host address. */
@@ -119,7 +137,7 @@ export function admissionSelf(own: Lease, host?: HostNetwork): AdmissionSelf {
     }
   }
   return {
-    subnet: own.subnet, ipv6Subnet: own.ipv6Subnet,
+    subnet: own.subnet, ipv6Subnet: own.ipv6Subnet, publicIP: own.attrs.publicIP, publicIPv6: own.attrs.publicIPv6,
     vtepMAC: vtepMACOf(own, own.attrs.backendData), vtepMACv6: vtepMACOf(own, own.attrs.backendV6Data),
     addresses: [...addresses], addresses6: [...addresses6], broadcasts: [...broadcasts],
   };
@@ -135,11 +153,14 @@ function vtepMACOf(lease: Lease, data: unknown): string | undefined {
 /** Why an IPv4 PublicIP cannot be a host's, or undefined. */
 function badPublicIP(ip: number, cfg: AdmissionOptions["config"], own: AdmissionSelf): string | undefined {
   const in4 = (net: number, len: number) => containsV4({ ip: net, len }, ip);
+  // Loopback and link-local are an underlay only when this host's own PublicIP is one too (every
+  // host on one machine, as in a test or demo): then its peers' are as good as its own.
+  const ours = (net: number, len: number) => own.publicIP !== 0 && containsV4({ ip: net, len }, own.publicIP);
   if (ip === 0) return "is unspecified (0.0.0.0)";
   if (ip === 0xffffffff) return "is the broadcast address";
   if (in4(0, 8)) return "is in 0.0.0.0/8 (\"this network\")";
-  if (in4(0x7f000000, 8)) return "is a loopback address (127.0.0.0/8)";
-  if (in4(0xa9fe0000, 16)) return "is a link-local address (169.254.0.0/16)";
+  if (in4(0x7f000000, 8) && !ours(0x7f000000, 8)) return "is a loopback address (127.0.0.0/8)";
+  if (in4(0xa9fe0000, 16) && !ours(0xa9fe0000, 16)) return "is a link-local address (169.254.0.0/16)";
   if (in4(0xe0000000, 4)) return "is a multicast address (224.0.0.0/4)";
   if (in4(0xf0000000, 4)) return "is a reserved address (240.0.0.0/4)";
   if (own.broadcasts.includes(ip)) return "is the broadcast address of one of this host's subnets";
@@ -148,12 +169,13 @@ function badPublicIP(ip: number, cfg: AdmissionOptions["config"], own: Admission
 }
 
 /** Why an IPv6 PublicIPv6 cannot be a host's, or undefined. */
-function badPublicIPv6(ip: bigint, cfg: AdmissionOptions["config"]): string | undefined {
+function badPublicIPv6(ip: bigint, cfg: AdmissionOptions["config"], own: AdmissionSelf): string | undefined {
   const in6 = (net: bigint, len: number) => containsV6Net({ ip: net, len }, { ip, len: 128 });
+  const ours = (net: bigint, len: number) => own.publicIPv6 !== undefined && containsV6Net({ ip: net, len }, { ip: own.publicIPv6, len: 128 });
   if (ip === 0n) return "is unspecified (::)";
   if (ip === 1n) return "is the loopback address (::1)";
   if (in6(0xffn << 120n, 8)) return "is a multicast address (ff00::/8)";
-  if (in6(0xfe80n << 112n, 10)) return "is a link-local address (fe80::/10)";
+  if (in6(0xfe80n << 112n, 10) && !ours(0xfe80n << 112n, 10)) return "is a link-local address (fe80::/10)";
   if (in6(0xffffn << 32n, 96)) return "is an IPv4-mapped address (::ffff:0:0/96)";
   if (cfg.ipv6Network && containsV6Net(cfg.ipv6Network, { ip, len: 128 })) {
     return `is inside the cluster IPv6Network ${formatIPv6Net(cfg.ipv6Network)} (an overlay address)`;
@@ -169,8 +191,6 @@ function badPublicIPv6(ip: bigint, cfg: AdmissionOptions["config"]): string | un
 class Holdings {
   readonly subnets = new Map<number, string>();
   readonly subnets6 = new Map<bigint, string>();
-  readonly publicIPs = new Map<number, string>();
-  readonly publicIPs6 = new Map<bigint, string>();
   readonly macs = new Map<string, string>();
   readonly macs6 = new Map<string, string>();
 
@@ -186,8 +206,6 @@ class Holdings {
   #each(f: Facts, op: (m: Map<unknown, string>, v: unknown) => void): void {
     if (f.subnet) op(this.subnets as Map<unknown, string>, f.subnet.ip);
     if (f.subnet6) op(this.subnets6 as Map<unknown, string>, f.subnet6.ip);
-    if (f.publicIP !== undefined) op(this.publicIPs as Map<unknown, string>, f.publicIP);
-    if (f.publicIP6 !== undefined) op(this.publicIPs6 as Map<unknown, string>, f.publicIP6);
     if (f.mac !== undefined) op(this.macs as Map<unknown, string>, f.mac);
     if (f.mac6 !== undefined) op(this.macs6 as Map<unknown, string>, f.mac6);
   }
@@ -215,6 +233,16 @@ function byAge(a: Lease, b: Lease): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
+const firstHolder = (k: string) => `the admitted lease ${k}, which was there first`;
+
+/** The ids under which admitted leases share PublicIPs (one per enabled family). */
+function publicIPIds(f: Facts): string[] {
+  const ids: string[] = [];
+  if (f.publicIP !== undefined) ids.push(`4 ${f.publicIP}`);
+  if (f.publicIP6 !== undefined) ids.push(`6 ${f.publicIP6}`);
+  return ids;
+}
+
 /** The same lease version: an object passed again, or a renewal (new etcd lease, same attributes). */
 function sameVersion(a: Lease, b: Lease): boolean {
   return a === b || sameAttrs(a.attrs, b.attrs);
@@ -227,7 +255,12 @@ export class PeerAdmission {
   /** The facts of each admitted lease, to release what it holds when it changes or goes. */
   readonly #admittedFacts = new Map<string, Facts>();
   readonly #refused = new Map<string, Refusal>();
+  readonly #flagged = new Map<string, Flag>();
   readonly #held = new Holdings();
+  /** Admitted keys by the PublicIP they advertise (`publicIPIds`), in the order admitted. */
+  readonly #sharing = new Map<string, string[]>();
+  /** Keys whose flag may have changed in this batch. */
+  readonly #reflagKeys = new Set<string>();
   readonly #now: () => number;
 
   constructor(readonly opts: AdmissionOptions) {
@@ -244,10 +277,22 @@ export class PeerAdmission {
     return this.#refused;
   }
 
+  /** The admitted leases flagged (a duplicate PublicIP), by key. */
+  get flagged(): ReadonlyMap<string, Flag> {
+    return this.#flagged;
+  }
+
   /** How many leases are refused now for each reason (every reason present, 0 when none). */
   counts(): Map<RefusalReason, number> {
     const out = new Map<RefusalReason, number>(REFUSAL_REASONS.map((r) => [r, 0]));
     for (const r of this.#refused.values()) out.set(r.reason, out.get(r.reason)! + 1);
+    return out;
+  }
+
+  /** How many admitted leases are flagged now for each reason (every reason present). */
+  flagCounts(): Map<FlagReason, number> {
+    const out = new Map<FlagReason, number>(FLAG_REASONS.map((r) => [r, 0]));
+    for (const f of this.#flagged.values()) out.set(f.reason, out.get(f.reason)! + 1);
     return out;
   }
 
@@ -271,7 +316,7 @@ export class PeerAdmission {
     // Incumbents were admitted together: they hold their place without a check.
     for (const l of kept) this.#admit(this.#facts(l), l);
     const change = this.#evaluate([...changed.sort(byAge), ...rest.sort(byAge)]);
-    return { ...change, peers: this.#admitted };
+    return { ...change, flagged: this.#reflag(), peers: this.#admitted };
   }
 
   /** Peer changes in order: returns the events the backend must apply (removals first). */
@@ -317,12 +362,12 @@ export class PeerAdmission {
       const now = this.#admitted.get(key);
       if (now && (!old || !sameVersion(old, now))) out.push({ type: "added", lease: now });
     }
-    return { ...change, events: out };
+    return { ...change, flagged: this.#reflag(), events: out };
   }
 
   /** Checks `leases` in order against what is admitted, admitting or refusing each. */
-  #evaluate(leases: readonly Lease[]): AdmissionChange {
-    const change: AdmissionChange = { refused: [], admitted: [] };
+  #evaluate(leases: readonly Lease[]): Omit<AdmissionChange, "flagged"> {
+    const change: Omit<AdmissionChange, "flagged"> = { refused: [], admitted: [] };
     for (const l of leases) {
       const f = this.#facts(l);
       const prev = this.#refused.get(f.key);
@@ -345,15 +390,63 @@ export class PeerAdmission {
     this.#held.hold(f);
     this.#admitted.set(f.key, l);
     this.#admittedFacts.set(f.key, f);
+    for (const id of publicIPIds(f)) {
+      const keys = this.#sharing.get(id) ?? [];
+      keys.push(f.key);
+      this.#sharing.set(id, keys);
+      for (const k of keys) this.#reflagKeys.add(k);
+    }
   }
 
   /** Takes `key` out of the admitted set and frees what it held; returns true. */
   #release(key: string): boolean {
     const f = this.#admittedFacts.get(key);
-    if (f) this.#held.release(f);
+    if (f) {
+      this.#held.release(f);
+      for (const id of publicIPIds(f)) {
+        const keys = (this.#sharing.get(id) ?? []).filter((k) => k !== key);
+        if (keys.length > 0) this.#sharing.set(id, keys);
+        else this.#sharing.delete(id);
+        for (const k of keys) this.#reflagKeys.add(k);
+      }
+    }
+    this.#reflagKeys.add(key);
     this.#admittedFacts.delete(key);
     this.#admitted.delete(key);
     return true;
+  }
+
+  /**
+   * Brings the flags of the keys this batch touched up to date: an admitted lease that shares a
+   * PublicIP with one admitted before it is flagged. Returns the new or changed flags.
+   */
+  #reflag(): Flag[] {
+    const out: Flag[] = [];
+    for (const key of this.#reflagKeys) {
+      const f = this.#admittedFacts.get(key);
+      let flag: Omit<Flag, "since" | "lease"> | undefined;
+      for (const id of f ? publicIPIds(f) : []) {
+        const first = this.#sharing.get(id)![0]!;
+        if (first === key) continue;
+        const ip = id.startsWith("4 ") ? `PublicIP ${formatIPv4(f!.publicIP!)}` : `PublicIPv6 ${formatIPv6(f!.publicIP6!)}`;
+        flag = {
+          key, reason: "duplicate_public_ip", conflictsWith: first,
+          message: `${ip} is also advertised by ${firstHolder(first)} (two hosts behind one address?)`,
+        };
+        break;
+      }
+      const prev = this.#flagged.get(key);
+      if (!flag) {
+        this.#flagged.delete(key);
+        continue;
+      }
+      const same = prev && prev.reason === flag.reason && prev.message === flag.message;
+      const next: Flag = { ...flag, lease: this.#admitted.get(key)!, since: same ? prev.since : this.#now() };
+      this.#flagged.set(key, next);
+      if (!same) out.push(next);
+    }
+    this.#reflagKeys.clear();
+    return out;
   }
 
   #facts(l: Lease): Facts {
@@ -402,25 +495,19 @@ export class PeerAdmission {
       if (own.addresses.includes(f.publicIP)) return no("own_public_ip", `PublicIP ${formatIPv4(f.publicIP)} is this host's own address (traffic to it would loop back here)`);
     }
     if (f.publicIP6 !== undefined) {
-      const bad = badPublicIPv6(f.publicIP6, cfg);
+      const bad = badPublicIPv6(f.publicIP6, cfg, own);
       if (bad) return no("bad_public_ip", `PublicIPv6 ${formatIPv6(f.publicIP6)} ${bad}: it cannot be a host's address`);
       if (own.addresses6.includes(f.publicIP6)) return no("own_public_ip", `PublicIPv6 ${formatIPv6(f.publicIP6)} is this host's own address (traffic to it would loop back here)`);
     }
     // 6–8: what would displace our own or an admitted peer's kernel entries.
     if (f.mac !== undefined && f.mac === own.vtepMAC) return no("duplicate_vtep_mac", `VtepMAC ${f.mac} is this host's own VTEP MAC`);
     if (f.mac6 !== undefined && f.mac6 === own.vtepMACv6) return no("duplicate_vtep_mac", `IPv6 VtepMAC ${f.mac6} is this host's own VTEP MAC`);
-    const first = (k: string) => `the admitted lease ${k}, which was there first`;
+    const first = firstHolder;
     let k: string | undefined;
     if (f.mac !== undefined && (k = held.macs.get(f.mac))) return no("duplicate_vtep_mac", `VtepMAC ${f.mac} is already used by ${first(k)}`, k);
     if (f.mac6 !== undefined && (k = held.macs6.get(f.mac6))) return no("duplicate_vtep_mac", `IPv6 VtepMAC ${f.mac6} is already used by ${first(k)}`, k);
     if (f.subnet && (k = held.subnets.get(f.subnet.ip))) return no("overlaps_peer", `subnet ${formatIPv4Net(f.subnet)} overlaps ${first(k)}`, k);
     if (f.subnet6 && (k = held.subnets6.get(f.subnet6.ip))) return no("overlaps_peer", `IPv6 subnet ${formatIPv6Net(f.subnet6)} overlaps ${first(k)}`, k);
-    if (f.publicIP !== undefined && (k = held.publicIPs.get(f.publicIP))) {
-      return no("duplicate_public_ip", `PublicIP ${formatIPv4(f.publicIP)} is already advertised by ${first(k)} (two hosts behind one address?)`, k);
-    }
-    if (f.publicIP6 !== undefined && (k = held.publicIPs6.get(f.publicIP6))) {
-      return no("duplicate_public_ip", `PublicIPv6 ${formatIPv6(f.publicIP6)} is already advertised by ${first(k)} (two hosts behind one address?)`, k);
-    }
     return undefined;
   }
 }

@@ -15,6 +15,8 @@ export class Metrics {
   errors = new Map<string, number>();
   /** Peer leases refused now, by reason (set by the peer admission; every reason listed, 0 included). */
   readonly peerLeasesRefused = new Map<string, number>();
+  /** Peer leases programmed but flagged now (a duplicate PublicIP), by reason. */
+  readonly peerLeasesFlagged = new Map<string, number>();
   /** Extra gauges that backends register: name -> (help, read). */
   readonly gauges = new Map<string, { help: string; read: () => number }>();
   readonly startedAt = Date.now();
@@ -42,6 +44,10 @@ export class Metrics {
     if (this.peerLeasesRefused.size > 0) {
       out.push("# HELP weft_peer_leases_refused Peer leases refused now (not programmed), by reason.", "# TYPE weft_peer_leases_refused gauge");
       for (const [reason, n] of this.peerLeasesRefused) out.push(`weft_peer_leases_refused{reason="${reason}"} ${n}`);
+    }
+    if (this.peerLeasesFlagged.size > 0) {
+      out.push("# HELP weft_peer_leases_flagged Peer leases programmed but flagged now (e.g. a duplicate PublicIP), by reason.", "# TYPE weft_peer_leases_flagged gauge");
+      for (const [reason, n] of this.peerLeasesFlagged) out.push(`weft_peer_leases_flagged{reason="${reason}"} ${n}`);
     }
     for (const [name, g] of this.gauges) metric(name, "gauge", g.help, g.read());
     return `${out.join("\n")}\n`;

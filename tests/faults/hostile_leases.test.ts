@@ -17,26 +17,34 @@ const PREFIX = "/coreos.com/network/subnets/";
 /** Lost pings tolerated per target over all cases (the mesh should lose none). */
 const PING_ALLOWANCE = 3;
 
-/** A peer's data-path entries on `h`, as text: neighbours and FDB of flannel.1, peer routes. */
-function kernelEntries(c: Cluster, h: Host): string[] {
+/**
+ * The peers' data-path entries on `h`, as text: neighbours and FDB of flannel.1, peer routes;
+ * without the lines that mention `except` (a programmed hostile lease's own entries).
+ */
+function kernelEntries(c: Cluster, h: Host, except: string[] = []): string[] {
   const neighs = ipJson<{ dst: string; lladdr: string; state: string[] }[]>(h.ns, "neigh", "show", "dev", "flannel.1")
     .map((n) => `neigh ${n.dst} ${n.lladdr} ${n.state.join(",")}`);
   const fdbs = (JSON.parse(exec(h.ns, ["bridge", "-j", "fdb", "show", "dev", "flannel.1"]).stdout || "[]") as { mac: string; dst?: string }[])
     .map((f) => `fdb ${f.mac} ${f.dst ?? ""}`);
   const routes = c.peerRoutes(h).map((r) => `route ${r.dst} via ${r.gateway} dev ${r.dev} ${(r.flags as string[] | undefined)?.join(",") ?? ""}`);
-  return [...neighs, ...fdbs, ...routes].sort();
+  return [...neighs, ...fdbs, ...routes].filter((l) => !except.some((x) => l.includes(x))).sort();
 }
 
 const vxlanValue = (publicIP: string, mac: string) =>
   JSON.stringify({ PublicIP: publicIP, PublicIPv6: null, BackendType: "vxlan", BackendData: { VNI: 1, VtepMAC: mac } });
 
-/** One hostile lease: its key and value, and the reason each host must refuse it for. */
+/**
+ * One hostile lease: its key and value, and the reason each host must refuse it for (or flag it
+ * for: a duplicate PublicIP is programmed all the same, as it displaces nothing).
+ */
 interface Case {
   name: string;
   key: string;
   value: string;
   reason: (h: Host) => string;
 }
+
+const FLAGGED = new Set(["duplicate_public_ip"]);
 
 describe("hostile peer leases, 3 vxlan hosts, agents as binary", () => {
   let c: Cluster;
@@ -101,7 +109,7 @@ describe("hostile peer leases, 3 vxlan hosts, agents as binary", () => {
     ];
   }
 
-  test("each hostile lease is refused on every host, reported once in the log, /status and /metrics, and displaces nothing", async () => {
+  test("each hostile lease is refused (a duplicate PublicIP flagged) on every host, reported once in the log, /status and /metrics, and displaces nothing", async () => {
     const macs = new Map<Host, string>();
     for (const h of c.hosts) macs.set(h, await vtepMAC(h));
     const before = new Map(c.hosts.map((h) => [h, kernelEntries(c, h)]));
@@ -111,36 +119,46 @@ describe("hostile peer leases, 3 vxlan hosts, agents as binary", () => {
       const t0 = wallMs();
       await etcd.put(PREFIX + k.key).value(k.value);
       for (const h of c.hosts) {
-        const line = `refusing peer lease ${k.key} (${k.reason(h)})`;
+        const line = `${FLAGGED.has(k.reason(h)) ? "" : "refusing "}peer lease ${k.key} (${k.reason(h)})`;
         await waitFor(() => h.log.includes(line), 5000, `${h.name}: "${line}"`).catch((e) => {
           throw new Error(`${k.name}: ${(e as Error).message}\n--- agent log ---\n${h.log.slice(-3000)}`);
         });
       }
       for (const h of c.hosts) {
+        const flagged = FLAGGED.has(k.reason(h));
         const st = await c.status(h);
-        const listed = st.refusedLeases.find((r: { key: string }) => r.key === k.key);
-        if (listed?.reason !== k.reason(h)) failures.push(`${k.name}: ${h.name} /status refusedLeases ${JSON.stringify(st.refusedLeases)}`);
-        if (st.peers.some((p: { key: string }) => p.key === k.key)) failures.push(`${k.name}: ${h.name} lists it among its peers`);
+        const list = flagged ? st.flaggedLeases : st.refusedLeases;
+        const listed = list.find((r: { key: string }) => r.key === k.key);
+        if (listed?.reason !== k.reason(h)) failures.push(`${k.name}: ${h.name} /status ${flagged ? "flagged" : "refused"}Leases ${JSON.stringify(list)}`);
+        if (st.peers.some((p: { key: string }) => p.key === k.key) !== flagged) failures.push(`${k.name}: ${h.name} peers ${JSON.stringify(st.peers.map((p: { key: string }) => p.key))}`);
         const metrics = await (await c.fetch(h, "/metrics")).text();
-        if (!metrics.includes(`weft_peer_leases_refused{reason="${k.reason(h)}"} 1`)) failures.push(`${k.name}: ${h.name} /metrics lacks the refusal`);
+        const gauge = `weft_peer_leases_${flagged ? "flagged" : "refused"}{reason="${k.reason(h)}"} 1`;
+        if (!metrics.includes(gauge)) failures.push(`${k.name}: ${h.name} /metrics lacks ${gauge}`);
       }
-      await Bun.sleep(200); // pings go on across the refused lease
+      await Bun.sleep(200); // pings go on across the hostile lease
+      // A flagged lease is programmed: its own entries (its subnet, its network address, its MAC) aside.
+      const [net, len] = k.key.split("-") as [string, string];
+      const mac = (JSON.parse(k.value) as { BackendData: { VtepMAC: string } }).BackendData.VtepMAC;
+      const except = [`${net}/${len} `, ` ${net} `, mac];
       for (const h of c.hosts) {
-        const now = kernelEntries(c, h);
+        const now = kernelEntries(c, h, FLAGGED.has(k.reason(h)) ? except : []);
         if (JSON.stringify(now) !== JSON.stringify(before.get(h))) failures.push(`${k.name}: ${h.name} kernel entries changed:\n  before ${before.get(h)!.join("\n         ")}\n  after  ${now.join("\n         ")}`);
       }
       await etcd.delete().key(PREFIX + k.key);
       for (const h of c.hosts) {
-        await waitFor(async () => (await c.status(h)).refusedLeases.length === 0, 5000, `${h.name}: refusal of ${k.key} to go`);
+        await waitFor(async () => {
+          const st = await c.status(h);
+          return st.refusedLeases.length === 0 && st.flaggedLeases.length === 0 && kernelEntries(c, h).length === before.get(h)!.length;
+        }, 5000, `${h.name}: refusal of ${k.key} to go`);
       }
       const lost = pingers.flatMap((p) => p.events.filter((e) => e.t >= t0 && e.lost)).length;
-      caseLog.push(`${k.name} (${k.key}): refused on 3 hosts, ${lost} pings lost meanwhile, ${(wallMs() - t0).toFixed(0)} ms`);
+      caseLog.push(`${k.name} (${k.key}): ${c.hosts.map((h) => `${FLAGGED.has(k.reason(h)) ? "flagged" : "refused"} on ${h.name}`).join(", ")}; ${lost} pings lost meanwhile, ${(wallMs() - t0).toFixed(0)} ms`);
     }
     console.log(`[hostile leases]\n  ${caseLog.join("\n  ")}`);
     // Each refusal was logged exactly once per host.
     for (const h of c.hosts) {
       for (const k of cases(freeSubnets(), macs)) {
-        const n = h.log.split(`refusing peer lease ${k.key} (`).length - 1;
+        const n = h.log.split(`peer lease ${k.key} (`).length - 1;
         if (n !== 1) failures.push(`${h.name} logged the refusal of ${k.key} ${n} times`);
       }
     }

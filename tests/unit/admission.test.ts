@@ -77,8 +77,7 @@ const V4_CASES: [string, string, string, string | undefined, string?][] = [
   ["PublicIP another address of this host", "10.0.71.0-24", vx("172.16.0.5", "0a:00:00:00:00:99"), "own_public_ip"],
   ["our own VtepMAC (any case)", "10.0.71.0-24", vx("192.168.1.71", "0A:00:00:00:00:01"), "duplicate_vtep_mac"],
   ["a peer's VtepMAC", "10.0.71.0-24", vx("192.168.1.71", "0a:00:00:00:00:68"), "duplicate_vtep_mac", "10.0.68.0-24"],
-  ["a peer's PublicIP (two hosts behind one NAT address)", "10.0.71.0-24", vx("192.168.1.68", "0a:00:00:00:00:71"), "duplicate_public_ip", "10.0.68.0-24"],
-  ["a udp lease with a peer's PublicIP", "10.0.71.0-24", `{"PublicIP":"192.168.1.68","PublicIPv6":null}`, "duplicate_public_ip", "10.0.68.0-24"],
+  ["a peer's PublicIP (two hosts behind one NAT address): flagged only", "10.0.71.0-24", vx("192.168.1.68", "0a:00:00:00:00:71"), undefined],
   ["a host-gw lease (no VtepMAC) is fine", "10.0.71.0-24", `{"PublicIP":"192.168.1.71","PublicIPv6":null,"BackendType":"host-gw"}`, undefined],
 ];
 
@@ -118,6 +117,17 @@ test("messages name the value and what is allowed", () => {
   expect(msg("10.0.71.0-24", vx("192.168.1.71", "0a:00:00:00:00:68"))).toBe("VtepMAC 0a:00:00:00:00:68 is already used by the admitted lease 10.0.68.0-24, which was there first");
 });
 
+test("loopback and link-local PublicIPs are accepted when ours is one too (every host on one machine)", () => {
+  const lo = admissionSelf(lease("10.0.1.0-24", `{"PublicIP":"127.0.1.8","PublicIPv6":null}`), host);
+  const r = new PeerAdmission({ config: V4, own: lo }).snapshot([
+    lease("10.0.2.0-24", `{"PublicIP":"127.0.1.9","PublicIPv6":null}`, 1),
+    lease("10.0.3.0-24", `{"PublicIP":"127.0.0.1","PublicIPv6":null}`, 2), // an address of this host
+    lease("10.0.4.0-24", `{"PublicIP":"169.254.1.1","PublicIPv6":null}`, 3),
+  ]);
+  expect([...r.peers.keys()]).toEqual(["10.0.2.0-24"]);
+  expect(r.refused.map((x) => [x.key, x.reason])).toEqual([["10.0.3.0-24", "own_public_ip"], ["10.0.4.0-24", "bad_public_ip"]]);
+});
+
 describe("PeerAdmission, IPv6 (dual-stack network)", () => {
   const own6 = admissionSelf(lease("10.0.1.0-24&fc00:0:0:1::-64", `{"PublicIP":"192.168.1.1","PublicIPv6":"fd00::1","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"},"BackendV6Data":{"VNI":1,"VtepMAC":"0a:00:00:00:06:01"}}`), host);
   const v6 = (pub6: string, mac6 = "0a:00:00:00:06:99") =>
@@ -135,7 +145,7 @@ describe("PeerAdmission, IPv6 (dual-stack network)", () => {
     ["PublicIPv6 fe80::9", "10.0.99.0-24&fc00:0:0:99::-64", v6("fe80::9"), "bad_public_ip"],
     ["PublicIPv6 inside IPv6Network", "10.0.99.0-24&fc00:0:0:99::-64", v6("fc00:0:0:68::1"), "bad_public_ip"],
     ["PublicIPv6 ours", "10.0.99.0-24&fc00:0:0:99::-64", v6("fd00::1"), "own_public_ip"],
-    ["PublicIPv6 a peer's", "10.0.99.0-24&fc00:0:0:99::-64", v6("fd00::68"), "duplicate_public_ip"],
+    ["PublicIPv6 a peer's: flagged only", "10.0.99.0-24&fc00:0:0:99::-64", v6("fd00::68"), undefined],
     ["our IPv6 VtepMAC", "10.0.99.0-24&fc00:0:0:99::-64", v6("fd00::99", "0a:00:00:00:06:01"), "duplicate_vtep_mac"],
     ["a peer's IPv6 VtepMAC", "10.0.99.0-24&fc00:0:0:99::-64", v6("fd00::99", "0a:00:00:00:06:68"), "duplicate_vtep_mac"],
     ["our IPv4 VtepMAC on flannel-v6 (another device) is fine", "10.0.99.0-24&fc00:0:0:99::-64", v6("fd00::99", "0a:00:00:00:00:01"), undefined],
@@ -191,18 +201,43 @@ describe("PeerAdmission, who wins", () => {
 
   test("a working peer that changes (a new VtepMAC) keeps its place before an older refused lease", () => {
     const adm = new PeerAdmission({ config: V4, own });
-    const older = lease("10.0.40.0-24", vx("192.168.1.68", "0a:00:00:00:00:40"), 1); // A's PublicIP, older
+    const older = lease("10.0.68.0-24&fc00::-64", vx("192.168.1.40", "0a:00:00:00:00:40"), 1); // A's subnet, older
     const live = new PeerAdmission({ config: V4, own });
     live.snapshot([A]);
     live.apply([{ type: "added", lease: older }]); // refused: A was admitted first
-    expect(live.refused.get("10.0.40.0-24")?.reason).toBe("duplicate_public_ip");
+    expect(live.refused.get("10.0.68.0-24&fc00::-64")?.reason).toBe("overlaps_peer");
     const a2 = lease("10.0.68.0-24", vx("192.168.1.68", "0a:00:00:00:00:6a"), 10);
     const r = live.apply([{ type: "added", lease: a2 }]);
     expect(r.events).toEqual([{ type: "added", lease: a2 }]);
-    expect([...live.refused.keys()]).toEqual(["10.0.40.0-24"]);
+    expect([...live.refused.keys()]).toEqual(["10.0.68.0-24&fc00::-64"]);
     // A re-list keeps the incumbent too; a first listing goes by age.
     expect([...live.snapshot([older, a2]).peers.keys()]).toEqual(["10.0.68.0-24"]);
-    expect([...adm.snapshot([older, a2]).peers.keys()]).toEqual(["10.0.40.0-24"]);
+    expect([...adm.snapshot([older, a2]).peers.keys()]).toEqual(["10.0.68.0-24&fc00::-64"]);
+  });
+
+  test("a duplicate PublicIP is admitted and flagged once; the flag goes with the first holder", () => {
+    let t = 1000;
+    const adm = new PeerAdmission({ config: V4, own, now: () => t });
+    const dup = lease("10.0.71.0-24", vx("192.168.1.68", "0a:00:00:00:00:71"), 20);
+    const r = adm.snapshot([dup, A]);
+    expect([...r.peers.keys()].sort()).toEqual(["10.0.68.0-24", "10.0.71.0-24"]);
+    expect(r.flagged.map((f) => [f.key, f.reason, f.conflictsWith, f.message, f.since])).toEqual([[
+      "10.0.71.0-24", "duplicate_public_ip", "10.0.68.0-24",
+      "PublicIP 192.168.1.68 is also advertised by the admitted lease 10.0.68.0-24, which was there first (two hosts behind one address?)", 1000,
+    ]]);
+    t = 2000;
+    expect(adm.apply([{ type: "added", lease: { ...dup, etcdLease: "9" } }]).flagged).toEqual([]);
+    const third = lease("10.0.72.0-24", `{"PublicIP":"192.168.1.68","PublicIPv6":null}`, 30);
+    expect(adm.apply([{ type: "added", lease: third }]).flagged.map((f) => f.key)).toEqual(["10.0.72.0-24"]);
+    expect(adm.flagCounts().get("duplicate_public_ip")).toBe(2);
+    // The first holder leaves: the next one holds the address, unflagged; the third now shares it with the second.
+    const gone = adm.apply([{ type: "removed", lease: A }]);
+    expect(gone.events).toEqual([{ type: "removed", lease: A }]);
+    expect([...adm.flagged.values()].map((f) => [f.key, f.conflictsWith])).toEqual([["10.0.72.0-24", "10.0.71.0-24"]]);
+    expect(gone.flagged.map((f) => f.key)).toEqual(["10.0.72.0-24"]);
+    adm.apply([{ type: "removed", lease: third }]);
+    expect(adm.flagged.size).toBe(0);
+    expect(adm.refused.size).toBe(0);
   });
 
   test("a renewal (same attributes, new etcd lease) is no event and keeps the new lease object", () => {
@@ -277,7 +312,7 @@ describe("PeerAdmission, who wins", () => {
   });
 });
 
-test("PeerGate logs each refusal once and keeps weft_peer_leases_refused{reason} current; /status lists refused leases", async () => {
+test("PeerGate logs each refusal and flag once and keeps the gauges current; /status lists refused and flagged leases", async () => {
   let log = "";
   const metrics = new Metrics();
   const gate = new PeerGate({ config: V4, own, log: createLogger((t) => (log += t)), metrics });
@@ -302,5 +337,16 @@ test("PeerGate logs each refusal once and keeps weft_peer_leases_refused{reason}
   gate.apply([{ type: "added", lease: dup }]);
   expect(gate.apply([{ type: "removed", lease: A }]).map((e) => e.type)).toEqual(["removed", "added"]);
   expect(log).toContain("admitting peer lease 10.0.70.0-24, refused before (duplicate_vtep_mac)");
+
+  const shared = lease("10.0.75.0-24", vx("192.168.1.70", "0a:00:00:00:00:75"), 30);
+  expect(gate.apply([{ type: "added", lease: shared }])).toEqual([{ type: "added", lease: shared }]);
+  gate.apply([{ type: "added", lease: { ...shared, etcdLease: "9" } }]);
+  expect(log.match(/peer lease 10\.0\.75\.0-24 \(duplicate_public_ip\): PublicIP 192\.168\.1\.70 is also advertised by the admitted lease 10\.0\.70\.0-24/g)?.length).toBe(1);
+  expect(metrics.render()).toContain(`weft_peer_leases_flagged{reason="duplicate_public_ip"} 1`);
+  const flaggedBody = await (await createStatusApp({
+    ready: true, config: V4, backendType: "vxlan", peers: gate.admitted, metrics, refusedLeases: gate.refused, flaggedLeases: gate.flagged,
+  }).request("/status")).json();
+  expect(flaggedBody.flaggedLeases).toMatchObject([{ key: "10.0.75.0-24", reason: "duplicate_public_ip", conflictsWith: "10.0.70.0-24" }]);
+  expect(flaggedBody.peers.map((p: { key: string }) => p.key)).toContain("10.0.75.0-24");
   expect(parseIPv4("192.168.1.70")).toBe(dup.attrs.publicIP);
 });
