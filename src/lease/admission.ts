@@ -35,9 +35,12 @@
  * holds the later one back itself (peer_table.ts).
  *
  * Who wins a conflict: a lease already admitted keeps its place (a later write never displaces a
- * working peer, even a re-put of an older key); among the others the older one by `Lease.created`
- * (etcd create revision) wins, then the key order. A refused lease is admitted as soon as the
- * reason is gone (it is re-put valid, or the peer it conflicts with leaves).
+ * working peer, even a re-put of an older key), and a working peer that changes is decided before
+ * the leases that were refused or are new; among those, the older one by `Lease.created` (etcd
+ * create revision; unknown counts as newest) wins, then the key order. A refused lease is admitted
+ * as soon as the reason is gone (it is re-put valid, or the peer it conflicts with leaves).
+ * A watch batch is decided incrementally: only the keys it touched, plus the refused leases when
+ * it freed something.
  *
  * @example
  *   const adm = new PeerAdmission({ config, own: admissionSelf(ownLease, hostNetwork) });
