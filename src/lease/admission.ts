@@ -319,7 +319,7 @@ export class PeerAdmission {
     // Incumbents were admitted together: they hold their place without a check.
     for (const l of kept) this.#admit(this.#facts(l), l);
     const change = this.#evaluate([...changed.sort(byAge), ...rest.sort(byAge)]);
-    return { ...change, flagged: this.#reflag(), peers: this.#admitted };
+    return { ...change, flagged: this.#reflag(), peers: new Map(this.#admitted) }; // a copy: ours changes with every batch
   }
 
   /** Peer changes in order: returns the events the backend must apply (removals first). */
