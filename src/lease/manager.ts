@@ -46,14 +46,16 @@ export function recordsToLeases(
 }
 
 /** One record as a lease, or undefined (after `onBad`) when flannel could not have written it. */
-export function recordToLease(r: { key: string; value: string; lease: string }, onBad: (key: string, why: string) => void): Lease | undefined {
+export function recordToLease(r: { key: string; value: string; lease: string; createRevision?: bigint }, onBad: (key: string, why: string) => void): Lease | undefined {
   const sub = parseSubnetKey(r.key);
   if (!sub) {
     onBad(r.key, "the key is not a subnet key (a.b.c.d-len[&v6-len])");
     return undefined;
   }
   try {
-    return { ...sub, attrs: decodeLeaseAttrs(r.key, r.value), expiration: r.lease === "0" ? null : 0, etcdLease: r.lease };
+    const lease: Lease = { ...sub, attrs: decodeLeaseAttrs(r.key, r.value), expiration: r.lease === "0" ? null : 0, etcdLease: r.lease };
+    if (r.createRevision !== undefined) lease.created = r.createRevision;
+    return lease;
   } catch (e) {
     onBad(r.key, (e as Error).message);
     return undefined;

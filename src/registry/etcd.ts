@@ -229,7 +229,7 @@ export class EtcdRegistry implements Registry {
   }
 
   #record(kv: IKeyValue): SubnetRecord {
-    return { key: this.#suffix(kv.key), value: dec.decode(kv.value), lease: String(kv.lease ?? "0"), modRevision: BigInt(kv.mod_revision) };
+    return { key: this.#suffix(kv.key), value: dec.decode(kv.value), lease: String(kv.lease ?? "0"), modRevision: BigInt(kv.mod_revision), createRevision: BigInt(kv.create_revision) };
   }
 }
 

@@ -203,7 +203,8 @@ export class EtcdSubnetManager implements SubnetManager {
         theirs = `an unreadable value (${(e as Error).message})`;
       }
       if (theirs !== ours) {
-        log.warn(`lease ${lease.key} was re-put by another writer with ${theirs}; this host keeps its own ${ours} ` +
+        const shown = theirs.length <= 200 ? theirs : `${theirs.slice(0, 200)}… (${theirs.length} characters)`;
+        log.warn(`lease ${lease.key} was re-put by another writer with ${shown}; this host keeps its own ${ours} ` +
           `and writes it back at its next renewal`);
       }
       if (record.lease === lease.etcdLease) return;
