@@ -29,6 +29,8 @@ export interface ApiContext {
   serverAddress: () => string;
   bookmarkIntervalMs: number;
   defaultWatchTimeoutSeconds: number;
+  /** `/_test/<action>` controls (test_admin.ts), when the server offers them. */
+  admin?: (action: string, body: Record<string, unknown>) => Promise<unknown>;
   /** Called once per request after it is answered (a log line; optional). */
   log?: (line: string) => void;
 }
@@ -79,7 +81,7 @@ function parseJson(text: string, what: string): unknown {
 }
 
 /** Handles one request; never throws (errors become `Status` responses). */
-export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, certUser: KubeUser | undefined): Promise<void> {
+export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, certUser: KubeUser | "untrusted" | undefined): Promise<void> {
   const url = new URL(req.url ?? "/", "https://server");
   const method = req.method ?? "GET";
   let user = "-";
@@ -89,6 +91,13 @@ export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: Serve
     const rp = parseResourcePath(url.pathname);
     const attrs = attributesOf(method, url.pathname, rp, url.searchParams);
     ctx.auth.authorize(who, attrs);
+    if (!rp && url.pathname.startsWith("/_test/") && ctx.admin) {
+      if (method !== "POST") throw methodNotAllowed();
+      const text = await readBody(req);
+      const body = text.trim() === "" ? {} : parseJson(text, "the request body");
+      if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("/_test: the body must be a JSON object");
+      return writeJson(res, 200, await ctx.admin(url.pathname.slice("/_test/".length), body as Record<string, unknown>));
+    }
     if (!rp) return serveNonResource(ctx, url.pathname, method, req, res);
     await serveResource(ctx, rp, attrs.verb, url.searchParams, req, res);
   } catch (e) {
@@ -152,6 +161,7 @@ async function serveResource(ctx: ApiContext, rp: ResourcePath, verb: string, qu
         kind: { kind: kind.kind, apiVersion: "v1" }, render, bookmarkIntervalMs: ctx.bookmarkIntervalMs,
         defaultTimeoutSeconds: ctx.defaultWatchTimeoutSeconds, ...(ns !== undefined ? { namespace: ns } : {}),
       });
+      sink.open(); // the query was valid: headers now, even before any event (clients wait for them)
       return;
     }
     case "create": {
@@ -214,13 +224,17 @@ function preparePodCreate(body: KubeObject, namespace: string): KubeObject {
   return { ...structuredClone(body), kind: "Pod", apiVersion: "v1", metadata: { ...structuredClone(body.metadata), namespace } };
 }
 
-/** A watch sink over a chunked HTTP response, headers flushed at once (clients wait for them). */
-function chunkedSink(res: ServerResponse): WatchSink {
-  res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private" });
-  res.flushHeaders();
+/** A watch sink over a chunked HTTP response; the 200 goes out with the first event or `open()`. */
+function chunkedSink(res: ServerResponse): WatchSink & { open(): void } {
+  const open = () => {
+    if (res.headersSent) return;
+    res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private" });
+    res.flushHeaders();
+  };
   return {
-    send: (type, object) => { if (!res.writableEnded) res.write(`${JSON.stringify({ type, object })}\n`); },
-    end: () => { if (!res.writableEnded) res.end(); },
+    open,
+    send: (type, object) => { open(); if (!res.writableEnded) res.write(`${JSON.stringify({ type, object })}\n`); },
+    end: () => { open(); if (!res.writableEnded) res.end(); },
     onClose: (fn) => { res.on("close", fn); },
   };
 }

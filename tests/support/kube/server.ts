@@ -18,6 +18,7 @@ import { type KubeconfigOptions, renderKubeconfig } from "./kubeconfig.ts";
 import { prepareNodeCreate, prepareNodeUpdate, registeredNode } from "./node_strategy.ts";
 import { type CertPair, TestPki } from "./pki.ts";
 import { type KubeObject, ObjectStore } from "./store.ts";
+import { runAdminAction } from "./test_admin.ts";
 import { WatchRegistry } from "./watch.ts";
 
 export interface KubeApiServerOptions {
@@ -85,6 +86,7 @@ export class KubeApiServer {
       void serveApi({
         store: this.store, auth: this.auth, watches: this.watches, serverAddress: () => this.address,
         bookmarkIntervalMs: this.opts.bookmarkIntervalMs, defaultWatchTimeoutSeconds: this.opts.defaultWatchTimeoutSeconds,
+        admin: (action, body) => runAdminAction(this, action, body),
         ...(this.opts.log ? { log: this.opts.log } : {}),
       }, req, res, certUsers.get(req.socket));
     });
@@ -185,7 +187,7 @@ export class KubeApiServer {
 
   // ------------------------------------------------------------------ identities
 
-  /** A bearer token for `user` (a name, or name and groups) with these rules (none: it may do nothing). */
+  /** A bearer token for `user` (a name, or name and groups) with these rules (none: nothing, unless in system:masters). */
   addToken(user: string | KubeUser, rules: readonly AccessRule[] = []): string {
     return this.auth.addToken(typeof user === "string" ? { name: user, groups: [] } : user, rules);
   }
@@ -270,10 +272,11 @@ export class KubeApiServer {
       socket.on("close", () => this.sockets.delete(socket));
       socket.on("error", () => socket.destroy());
       // A client certificate names the user only when this server's CA signed it.
-      const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
+      const cert = socket.getPeerCertificate();
       const cn = cert?.subject?.CN as string | string[] | undefined;
-      if (cn) {
-        const o = cert!.subject.O as string | string[] | undefined;
+      if (cert?.subject && !socket.authorized) certUsers.set(socket, "untrusted");
+      else if (cn) {
+        const o = cert.subject.O as string | string[] | undefined;
         certUsers.set(socket, { name: Array.isArray(cn) ? cn[0]! : cn, groups: o === undefined ? [] : Array.isArray(o) ? o : [o] });
       }
       this.http.emit("connection", socket);
@@ -309,5 +312,5 @@ export class KubeApiServer {
   }
 }
 
-/** The user each TLS connection's verified client certificate names. */
-const certUsers = new WeakMap<object, KubeUser>();
+/** The user each TLS connection's client certificate names ("untrusted": not signed by our CA). */
+const certUsers = new WeakMap<object, KubeUser | "untrusted">();
