@@ -27,6 +27,7 @@ const DEBIAN = [
   ["ethtool", ["/usr/sbin/ethtool", "/sbin/ethtool"]],
   ["iputils-ping", ["/usr/bin/ping", "/bin/ping"]],
   ["procps", ["/usr/bin/ps"]],
+  ["kubernetes-client", ["/usr/bin/kubectl"]],
 ];
 
 function run(cmd, args, env = {}) {

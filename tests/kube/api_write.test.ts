@@ -51,7 +51,7 @@ describe("PATCH", () => {
 
   test("refusals as Statuses: 415 for another Content-Type, 422 for a failed JSON-patch test or a podCIDR change, 400 for bad JSON, 409 for a stale resourceVersion", async () => {
     expect((await patch("/api/v1/nodes/h1", { metadata: {} }, "application/apply-patch+yaml")).body).toMatchObject({ code: 415, reason: "UnsupportedMediaType" });
-    expect((await patch("/api/v1/nodes/h1", [{ op: "test", path: "/metadata/name", value: "h9" }], JSONP)).body).toMatchObject({ code: 422, message: "testing value /metadata/name failed" });
+    expect((await patch("/api/v1/nodes/h1", [{ op: "test", path: "/metadata/name", value: "h9" }], JSONP)).body).toMatchObject({ code: 422, details: { causes: [{ reason: "UnexpectedServerResponse", message: "testing value /metadata/name failed" }] } });
     const cidr = (await patch("/api/v1/nodes/h1", { spec: { podCIDRs: ["10.244.7.0/24"] } }, MERGE)).body;
     expect(cidr).toMatchObject({ code: 422, reason: "Invalid" });
     expect(cidr.message).toBe('Node "h1" is invalid: spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid');
