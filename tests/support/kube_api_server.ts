@@ -20,7 +20,8 @@
  * - The node IPAM controller: podCIDRs from `--cluster-cidr`/`--node-cidr-mask`
  *   (`cidr_allocator.ts`), for every Node without them, now or after `--cidr-delay-ms`.
  * - Test controls under `/_test/…` for the admin (`test_admin.ts`), so a server running as a
- *   process (e.g. inside a network namespace) can be driven like the in-process one.
+ *   process (e.g. inside a network namespace) can be driven like the in-process one:
+ *   `KubeApiProcess` (`process.ts`) starts it so and has the same methods, async.
  *
  * From the command line (runs until killed; writes FILE once it listens):
  *
@@ -29,6 +30,7 @@
  *   # dual-stack: --cluster-cidr 10.244.0.0/16,fd00:10:244::/56 --node-cidr-mask 24,64
  *   # also: --cidr-delay-ms N, --allocate-node-cidrs=false, --max-events N,
  *   #       --bookmark-interval-ms N, --admin-token T, --log
+ *   # SIGTERM stops it (and removes its temp dir).
  *   kubectl --kubeconfig /tmp/kubeconfig get nodes
  *
  * In a test (in-process):
@@ -57,6 +59,7 @@
 import { KubeApiServer, type KubeApiServerOptions } from "./kube/server.ts";
 
 export { KubeApiServer, type KubeApiServerOptions } from "./kube/server.ts";
+export { KubeApiProcess, type KubeApiProcessOptions } from "./kube/process.ts";
 export { type AccessRule, type KubeUser, serviceAccountUser } from "./kube/auth.ts";
 export { type KubeconfigOptions, renderKubeconfig } from "./kube/kubeconfig.ts";
 export type { KubeObject, ObjectMeta } from "./kube/store.ts";
@@ -118,13 +121,23 @@ if (import.meta.main) {
     console.error(`kube_api_server: ${(e as Error).message}`);
     process.exit(2);
   }
-  const api = await KubeApiServer.start(parsed.options).catch((e: Error) => {
+  // Signal handlers first: Bun 1.4.5 ignores handlers installed after a spawnSync (the openssl
+  // calls below), and the process would then die at SIGTERM without removing its temp dir.
+  let api: KubeApiServer | undefined;
+  let stopping = false;
+  const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
+    void (api?.stop() ?? Promise.resolve()).catch((e: Error) => console.error(`kube_api_server: stop: ${e.message}`)).finally(() => process.exit(0));
+  };
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
+  // Run until killed, also through an outage when nothing else keeps the event loop busy.
+  setInterval(() => {}, 1 << 30);
+  api = await KubeApiServer.start(parsed.options).catch((e: Error) => {
     console.error(`kube_api_server: cannot start: ${e.message}`);
     process.exit(1);
   });
   if (parsed.kubeconfig) api.writeKubeconfig(parsed.kubeconfig);
   console.log(`kube_api_server: serving ${api.url} (nodes: ${api.nodes().map((n) => n.metadata.name).join(",") || "none"})${parsed.kubeconfig ? `; kubeconfig ${parsed.kubeconfig}` : ""}`);
-  const shutdown = () => { void api.stop().finally(() => process.exit(0)); };
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
 }

@@ -12,8 +12,10 @@
  *   pods {namespace, name, nodeName}    → the Pod
  *   assign-pod-cidrs {node, cidrs?}     → the Node
  *   bookmark {} / end-watches {}        → {}
- *   outage {ms}                         → {} then the listener is down for ms
+ *   outage {ms} | {resumeFile}          → {} then the listener is down for ms, or until the
+ *                                         file exists (it is removed then)
  */
+import { existsSync, rmSync } from "node:fs";
 import type { AccessRule } from "./auth.ts";
 import { badRequest, pathNotFound } from "./status.ts";
 
@@ -67,10 +69,19 @@ export async function runAdminAction(target: AdminTarget, action: string, body: 
     case "bookmark": target.bookmarkWatches(); return {};
     case "end-watches": target.endWatches(); return {};
     case "outage": {
-      const ms = Number(body.ms);
-      if (!Number.isFinite(ms) || ms < 0) throw badRequest(`/_test/outage: "ms" must be a number of milliseconds, not ${JSON.stringify(body.ms)}`);
+      const ms = body.ms === undefined ? undefined : Number(body.ms);
+      const resume = body.resumeFile;
+      if (ms !== undefined && (!Number.isFinite(ms) || ms < 0)) throw badRequest(`/_test/outage: "ms" must be a number of milliseconds, not ${JSON.stringify(body.ms)}`);
+      if ((ms === undefined) === (typeof resume !== "string" || resume === "")) throw badRequest(`/_test/outage: give either "ms" or "resumeFile" (a path the server waits for)`);
       // After the answer is out: stop, wait, listen again.
-      setTimeout(() => void target.stopListener().then(() => new Promise((r) => setTimeout(r, ms))).then(() => target.startListener()), 10);
+      setTimeout(() => void target.stopListener().then(async () => {
+        if (ms !== undefined) await new Promise((r) => setTimeout(r, ms));
+        else {
+          while (!existsSync(resume as string)) await new Promise((r) => setTimeout(r, 20));
+          rmSync(resume as string, { force: true });
+        }
+        await target.startListener();
+      }), 10);
       return {};
     }
     default:
