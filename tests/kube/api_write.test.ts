@@ -96,6 +96,18 @@ describe("PUT, POST, DELETE", () => {
   });
 });
 
+describe("dryRun=All", () => {
+  test("create, patch and delete are checked and answered, and nothing is written", async () => {
+    const rv = api.store.rv;
+    const created = await call(api, "POST", "/api/v1/nodes?dryRun=All", { token: api.adminToken, body: { metadata: { name: "dry" } } });
+    const patched = await call(api, "PATCH", "/api/v1/nodes/h1?dryRun=All", { token: api.adminToken, body: { metadata: { labels: { dry: "run" } } }, contentType: MERGE });
+    const removed = await call(api, "DELETE", "/api/v1/nodes/h2?dryRun=All", { token: api.adminToken });
+    expect([created.code, patched.body.metadata.labels.dry, removed.body.status]).toEqual([201, "run", "Success"]);
+    expect([api.store.rv, api.getNode("dry"), api.getNode("h1")!.metadata.labels!.dry, api.getNode("h2")?.metadata.name]).toEqual([rv, undefined, undefined, "h2"]);
+    expect((await call(api, "PATCH", "/api/v1/nodes/h1?dryRun=Some", { token: api.adminToken, body: {}, contentType: MERGE })).code).toBe(400);
+  });
+});
+
 describe("node IPAM (--allocate-node-cidrs)", () => {
   test("the next free /24 in turn, as the range allocator gives them; a Node created with podCIDRs keeps them", async () => {
     api.addNode("h6");

@@ -47,7 +47,7 @@
  *   api.patchNode("h1", { metadata: { annotations: { a: "b" } } }, { subresource: "status" });
  *   api.restrictToken(token, [{ resource: "nodes", verbs: ["get", "list", "watch"] }]); // 403 on patch
  *   const next = api.rotateToken(token);                            // old token: 401
- *   api.compact();                                                  // watches from older versions: 410
+ *   api.compact(); api.endWatches();                                // clients re-watch from their version: ERROR 410, re-list
  *   await api.stopListener(); await api.startListener();            // an outage, same port, same state
  *   await api.stop();
  *
@@ -121,8 +121,8 @@ if (import.meta.main) {
     console.error(`kube_api_server: ${(e as Error).message}`);
     process.exit(2);
   }
-  // Signal handlers first: Bun 1.4.5 ignores handlers installed after a spawnSync (the openssl
-  // calls below), and the process would then die at SIGTERM without removing its temp dir.
+  // Signal handlers first, so a SIGTERM while the certificates are being made still ends cleanly.
+  // (Signal this process itself: node_modules/.bin/bun is a launcher that runs bun as a child.)
   let api: KubeApiServer | undefined;
   let stopping = false;
   const shutdown = () => {

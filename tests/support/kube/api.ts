@@ -14,7 +14,7 @@ import { listObjects } from "./list.ts";
 import { applyMergePatch } from "./merge_patch.ts";
 import { prepareNodeCreate, prepareNodeUpdate } from "./node_strategy.ts";
 import { parseFieldSelector } from "./selectors.ts";
-import { ApiError, badRequest, deleted, methodNotAllowed, pathNotFound, unprocessable, unsupportedMediaType } from "./status.ts";
+import { ApiError, alreadyExists, badRequest, deleted, methodNotAllowed, pathNotFound, unprocessable, unsupportedMediaType } from "./status.ts";
 import type { KubeObject, ObjectStore } from "./store.ts";
 import { NODE_PATCH_SCHEMA, applyStrategicMergePatch } from "./strategic_merge.ts";
 import { acceptedTableVersion, renderTable } from "./table.ts";
@@ -142,6 +142,10 @@ async function serveResource(ctx: ApiContext, rp: ResourcePath, verb: string, qu
   const { store } = ctx;
   const ns = kind.namespaced ? rp.namespace : undefined;
   const table = acceptedTableVersion(req.headers.accept);
+  // `dryRun=All` (kubectl --dry-run=server): everything up to the write, then no write.
+  const dryRuns = query.getAll("dryRun");
+  if (dryRuns.some((d) => d !== "All")) throw badRequest(`dryRun: Unsupported value: ${JSON.stringify(dryRuns.find((d) => d !== "All"))}: supported values: "All"`);
+  const dryRun = dryRuns.length > 0;
   const render = (o: KubeObject) => (table ? renderTable(rp.resource, [o], table, query.get("includeObject")) : asApiObject(rp.resource, o));
 
   switch (verb) {
@@ -167,10 +171,14 @@ async function serveResource(ctx: ApiContext, rp: ResourcePath, verb: string, qu
     case "create": {
       const body = parseJson(await readBody(req), "the request body") as KubeObject;
       const obj = rp.resource === "nodes" ? prepareNodeCreate(body) : preparePodCreate(body, rp.namespace!);
+      if (dryRun) {
+        if (store.get(rp.resource, obj.metadata.name, ns)) throw alreadyExists(rp.resource, obj.metadata.name);
+        return writeJson(res, 201, asApiObject(rp.resource, obj));
+      }
       return writeJson(res, 201, asApiObject(rp.resource, store.create(rp.resource, obj)));
     }
     case "delete": {
-      const gone = store.delete(rp.resource, rp.name!, ns);
+      const gone = dryRun ? store.mustGet(rp.resource, rp.name!, ns) : store.delete(rp.resource, rp.name!, ns);
       if (rp.resource === "nodes") return writeJson(res, 200, deleted("nodes", rp.name!, gone.metadata.uid!));
       return writeJson(res, 200, asApiObject(rp.resource, gone));
     }
@@ -180,8 +188,8 @@ async function serveResource(ctx: ApiContext, rp: ResourcePath, verb: string, qu
       const text = await readBody(req);
       const old = store.mustGet("nodes", rp.name!);
       const next = verb === "update" ? replaceBody(parseJson(text, "the request body"), rp.name!) : applyPatch(old, text, req.headers["content-type"] ?? "");
-      const stored = store.update("nodes", prepareNodeUpdate(old, next, rp.subresource as "" | "status"));
-      return writeJson(res, 200, asApiObject("nodes", stored));
+      const prepared = prepareNodeUpdate(old, next, rp.subresource as "" | "status");
+      return writeJson(res, 200, asApiObject("nodes", dryRun ? prepared : store.update("nodes", prepared)));
     }
     default:
       throw methodNotAllowed();
