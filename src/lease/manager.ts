@@ -8,8 +8,10 @@
 import type { NetworkConfig } from "../config/network.ts";
 import type { Logger } from "../log.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4Net } from "../net/ip.ts";
+import { EtcdPermissionError } from "../registry/etcd_errors.ts";
 import type { Registry } from "../registry/types.ts";
 import type { Metrics } from "../status/metrics.ts";
+import { LeaseAcquireError, type OwnLease } from "../subnet/types.ts";
 import { allocateSubnet } from "./allocate.ts";
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseKey, parseSubnetKey } from "./lease.ts";
 
@@ -17,11 +19,7 @@ import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseK
 export const LEASE_TTL_SECONDS = 86400;
 const MAX_ATTEMPTS = 10;
 
-/** The lease this host holds. */
-export interface OwnLease extends Lease {
-  key: string;
-  etcdLease: string;
-}
+export type { OwnLease };
 
 export interface AcquireOptions {
   registry: Registry;
@@ -62,7 +60,10 @@ export function recordToLease(r: { key: string; value: string; lease: string }, 
   }
 }
 
-/** Takes a lease for this host. Throws NetworkFullError, or an error after 10 failed attempts. */
+/**
+ * Takes a lease for this host. Throws LeaseAcquireError when retrying cannot help (NetworkFullError,
+ * or 10 attempts used up); other errors are the registry's (etcd trouble: worth retrying).
+ */
 export async function acquireLease(opts: AcquireOptions): Promise<OwnLease> {
   const { registry, config, attrs, log } = opts;
   const ttl = opts.ttlSeconds ?? LEASE_TTL_SECONDS;
@@ -102,12 +103,13 @@ export async function acquireLease(opts: AcquireOptions): Promise<OwnLease> {
       }
       log.info(`subnet ${key} was taken by another host meanwhile; trying another (attempt ${attempt}/${MAX_ATTEMPTS})`);
     } catch (e) {
+      if (e instanceof EtcdPermissionError) throw e; // final: another subnet or attempt cannot help
       lastError = e;
       log.warn(`creating lease ${key} failed (attempt ${attempt}/${MAX_ATTEMPTS}): ${(e as Error).message}`);
     }
     if (plan.subnet) lostRaces.add(formatIPv4Net(plan.subnet));
   }
-  throw new Error(`max retries reached trying to acquire a subnet${lastError ? `: ${(lastError as Error).message}` : ""}`);
+  throw new LeaseAcquireError(`max retries reached trying to acquire a subnet${lastError ? `: ${(lastError as Error).message}` : ""}`);
 }
 
 export interface RenewOptions {
@@ -157,6 +159,7 @@ export async function renewLeaseLoop(opts: RenewOptions): Promise<void> {
       opts.onRenewed({ ...lease, etcdLease: id, expiration });
       wait = nextWait();
     } catch (e) {
+      if (signal.aborted) break; // the registry abandoned the renewal: shutting down
       metrics.leaseRenewalErrors++;
       metrics.error("etcd");
       log.error(`Error renewing lease (trying again in ${Math.round(retryMs / 1000)}s): ${(e as Error).message}`);

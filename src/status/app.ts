@@ -1,6 +1,6 @@
 /**
- * @module The status server (Hono): `/healthz` and `/readyz` as flanneld answers them (any
- * method), `/status` as JSON, `/metrics` in Prometheus text. The app reads an `AgentView` and
+ * @module The status server (Hono): `/healthz` and `/readyz` with flanneld's texts (GET and HEAD
+ * only, 405 otherwise, where flanneld answers any method: every probe uses GET), `/status` as JSON, `/metrics` in Prometheus text. The app reads an `AgentView` and
  * owns no state, so it is tested with `app.request()` and served by any runtime.
  */
 import { Hono } from "hono";
@@ -51,8 +51,12 @@ function leaseJSON(l: Lease, expiration: number | null | undefined, networkType:
 /** Builds the app. `extra` lets the dashboard add its routes to the same app. */
 export function createStatusApp(view: AgentView): Hono {
   const app = new Hono();
-  app.all("/healthz", (c) => c.text("flanneld is running"));
-  app.all("/readyz", (c) => (view.ready ? c.text("flanneld is ready") : c.text("flanneld is not ready yet", 503)));
+  // Hono answers HEAD with the GET route, without the body.
+  app.get("/healthz", (c) => c.text("flanneld is running"));
+  app.get("/readyz", (c) => (view.ready ? c.text("flanneld is ready") : c.text("flanneld is not ready yet", 503)));
+  for (const path of ["/healthz", "/readyz"]) {
+    app.all(path, (c) => c.text(`method ${c.req.method} is not allowed on ${path}: use GET or HEAD\n`, 405, { allow: "GET, HEAD" }));
+  }
   app.get("/status", async (c) => {
     const lease = view.lease;
     const cfg = view.config;
