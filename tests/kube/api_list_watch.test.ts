@@ -18,7 +18,7 @@ beforeAll(async () => {
   api = await KubeApiServer.start({ nodes: ["h1", "h2", "h3"] });
   admin = api.adminToken;
   // Let the node IPAM controller give h1..h3 their podCIDRs (MODIFIED events) before the tests.
-  while (api.nodes().some((n) => !n.spec?.podCIDR)) await Bun.sleep(1);
+  await api.podCidrsAssigned();
 });
 afterAll(async () => { await api?.stop(); });
 

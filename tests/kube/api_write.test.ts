@@ -15,7 +15,7 @@ const patch = (path: string, body: unknown, contentType: string) => call(api, "P
 
 beforeAll(async () => {
   api = await KubeApiServer.start({ nodes: ["h1", "h2"] });
-  while (api.nodes().some((n) => !n.spec?.podCIDR)) await Bun.sleep(1);
+  await api.podCidrsAssigned();
 });
 afterAll(async () => { await api?.stop(); });
 
@@ -111,7 +111,7 @@ describe("dryRun=All", () => {
 describe("node IPAM (--allocate-node-cidrs)", () => {
   test("the next free /24 in turn, as the range allocator gives them; a Node created with podCIDRs keeps them", async () => {
     api.addNode("h6");
-    while (!api.getNode("h6")!.spec?.podCIDR) await Bun.sleep(1);
+    await api.podCidrsAssigned(["h6"]);
     expect(api.getNode("h6")!.spec).toEqual({ podCIDR: "10.244.3.0/24", podCIDRs: ["10.244.3.0/24"] }); // h5 had .2
     api.addNode("h7", { podCIDRs: ["10.244.200.0/24"] });
     expect(api.getNode("h7")!.spec!.podCIDR).toBe("10.244.200.0/24");
@@ -121,9 +121,9 @@ describe("node IPAM (--allocate-node-cidrs)", () => {
     const dual = await KubeApiServer.start({ nodes: ["d1", "d2"], clusterCidrs: ["10.244.0.0/16", "fd00:10:244::/56"], nodeCidrMasks: [24, 64] });
     const off = await KubeApiServer.start({ nodes: ["o1"], allocateNodeCidrs: false });
     try {
-      while (dual.nodes().some((n) => !n.spec?.podCIDR)) await Bun.sleep(1);
+      await dual.podCidrsAssigned();
       expect(dual.nodes().map((n) => n.spec!.podCIDRs)).toEqual([["10.244.0.0/24", "fd00:10:244::/64"], ["10.244.1.0/24", "fd00:10:244:1::/64"]]);
-      await Bun.sleep(20);
+      // The controller would have run before start() resolved (it assigns in a microtask): it did not.
       expect(off.getNode("o1")!.spec).toEqual({});
       expect(off.assignPodCidrs("o1").spec!.podCIDR).toBe("10.244.0.0/24");
     } finally {

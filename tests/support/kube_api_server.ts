@@ -38,7 +38,8 @@
  * @example
  *   import { KubeApiServer } from "../support/kube_api_server.ts";
  *   import { KUBE_API_ACCESS } from "../../src/kube/access.ts";
- *   const api = await KubeApiServer.start({ nodes: ["h1", "h2"], cidrDelayMs: 0 });
+ *   const api = await KubeApiServer.start({ nodes: ["h1", "h2"] });
+ *   await api.podCidrsAssigned();                                   // the node IPAM controller ran
  *   api.writeKubeconfig(file);                                      // admin token, CA inline
  *   const token = api.addServiceAccountToken("kube-flannel", "flannel", KUBE_API_ACCESS);
  *   api.writeKubeconfig(file2, { token });                          // what the DaemonSet's account may do

@@ -167,6 +167,18 @@ export class KubeApiServer {
     return this.store.update("nodes", prepareNodeUpdate(old, applyPatch(old, JSON.stringify(patch), type), opts.subresource ?? ""));
   }
 
+  /**
+   * Resolves once these Nodes (default: all) have podCIDRs, i.e. the node IPAM controller has
+   * run for them (after `cidrDelayMs`). Never resolves for a Node that will get none.
+   */
+  async podCidrsAssigned(names?: string[]): Promise<void> {
+    const done = () => (names ?? this.nodes().map((n) => n.metadata.name)).every((n) => ((this.getNode(n)?.spec as { podCIDRs?: string[] } | undefined)?.podCIDRs?.length ?? 0) > 0);
+    if (done()) return;
+    await new Promise<void>((resolve) => {
+      const stop = this.store.subscribe(() => { if (done()) { stop(); resolve(); } });
+    });
+  }
+
   /** Sets a Node's podCIDRs now (the node IPAM controller's write), allocated when not given. */
   assignPodCidrs(name: string, cidrs?: string[]): KubeObject {
     const node = this.store.mustGet("nodes", name);
