@@ -5,6 +5,9 @@
  * a restricted token, a rotated token, and the admin-only `/_test` controls.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KUBE_API_ACCESS } from "../../src/kube/access.ts";
 import { KubeApiServer } from "../support/kube_api_server.ts";
 import { TestPki } from "../support/kube/pki.ts";
@@ -103,6 +106,21 @@ describe("authorization (RBAC-like rules per user)", () => {
     const next = api.rotateToken(token);
     expect((await call(api, "GET", "/api/v1/nodes", { token })).code).toBe(401);
     expect((await call(api, "GET", "/api/v1/nodes", { token: next })).code).toBe(200);
+  });
+
+  test("in-cluster files (token, ca.crt, namespace) and KUBERNETES_SERVICE_HOST/PORT reach the server as the account", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-kube-sa-"));
+    try {
+      const env = api.writeServiceAccountDir(dir, flannel);
+      expect(env).toEqual({ KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: String(api.port) });
+      expect(readFileSync(join(dir, "namespace"), "utf8")).toBe("kube-flannel");
+      const res = await fetch(`https://${env.KUBERNETES_SERVICE_HOST}:${env.KUBERNETES_SERVICE_PORT}/api/v1/nodes/h1`, {
+        headers: { authorization: `Bearer ${readFileSync(join(dir, "token"), "utf8")}` }, tls: { ca: readFileSync(join(dir, "ca.crt"), "utf8") },
+      });
+      expect(res.status).toBe(200);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("the /_test controls answer the admin only", async () => {

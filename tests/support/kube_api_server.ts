@@ -43,6 +43,7 @@
  *   api.writeKubeconfig(file);                                      // admin token, CA inline
  *   const token = api.addServiceAccountToken("kube-flannel", "flannel", KUBE_API_ACCESS);
  *   api.writeKubeconfig(file2, { token });                          // what the DaemonSet's account may do
+ *   const env = api.writeServiceAccountDir(saDir, token);           // in-cluster: token, ca.crt, namespace + env
  *   api.addPod("kube-flannel", "kube-flannel-ds-abcde", "h1");      // for POD_NAME/POD_NAMESPACE
  *   api.addNode("h3");  api.deleteNode("h2");                       // ADDED / DELETED to watchers
  *   api.patchNode("h1", { metadata: { annotations: { a: "b" } } }, { subresource: "status" });
@@ -62,7 +63,7 @@ import { KubeApiServer, type KubeApiServerOptions } from "./kube/server.ts";
 export { KubeApiServer, type KubeApiServerOptions } from "./kube/server.ts";
 export { KubeApiProcess, type KubeApiProcessOptions } from "./kube/process.ts";
 export { type AccessRule, type KubeUser, serviceAccountUser } from "./kube/auth.ts";
-export { type KubeconfigOptions, renderKubeconfig } from "./kube/kubeconfig.ts";
+export { type KubeconfigOptions, renderKubeconfig, writeServiceAccountDir } from "./kube/kubeconfig.ts";
 export type { KubeObject, ObjectMeta } from "./kube/store.ts";
 export type { KubeStatus } from "./kube/status.ts";
 export type { CertPair } from "./kube/pki.ts";

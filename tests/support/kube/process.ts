@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { type NetnsForward, forwardIntoNetns } from "../../../tools/netns_forward.ts";
 import type { AccessRule } from "./auth.ts";
-import { type KubeconfigOptions, renderKubeconfig } from "./kubeconfig.ts";
+import { type KubeconfigOptions, renderKubeconfig, writeServiceAccountDir } from "./kubeconfig.ts";
 import type { KubeObject } from "./store.ts";
 
 const ENTRY = join(import.meta.dir, "..", "kube_api_server.ts");
@@ -127,6 +127,11 @@ export class KubeApiProcess {
   kubeconfig(opts: Partial<Omit<KubeconfigOptions, "server" | "caCert">> = {}): string {
     const auth = opts.token || opts.tokenFile || opts.clientCert || opts.clientCertFile ? {} : { token: this.adminToken };
     return renderKubeconfig({ server: this.url, caCert: this.caCert, ...auth, ...opts });
+  }
+
+  /** A service account directory for `token` in `dir` (in-cluster mode); returns KUBERNETES_SERVICE_HOST/PORT. */
+  writeServiceAccountDir(dir: string, token: string, namespace = "kube-flannel"): Record<string, string> {
+    return writeServiceAccountDir(dir, { server: this.url, caCert: this.caCert, token, namespace });
   }
 
   // Objects, through the API itself.

@@ -14,7 +14,7 @@ import { type AccessRule, Authenticator, type KubeUser, serviceAccountUser } fro
 import { serveApi } from "./api.ts";
 import { applyPatch } from "./api.ts";
 import { PodCidrAllocator } from "./cidr_allocator.ts";
-import { type KubeconfigOptions, renderKubeconfig } from "./kubeconfig.ts";
+import { type KubeconfigOptions, renderKubeconfig, writeServiceAccountDir } from "./kubeconfig.ts";
 import { prepareNodeCreate, prepareNodeUpdate, registeredNode } from "./node_strategy.ts";
 import { type CertPair, TestPki } from "./pki.ts";
 import { type KubeObject, ObjectStore } from "./store.ts";
@@ -239,6 +239,11 @@ export class KubeApiServer {
   kubeconfig(opts: Partial<Omit<KubeconfigOptions, "server" | "caCert">> = {}): string {
     const auth = opts.token || opts.tokenFile || opts.clientCert || opts.clientCertFile ? {} : { token: this.adminToken };
     return renderKubeconfig({ server: this.url, caCert: this.caCert, ...auth, ...opts });
+  }
+
+  /** A service account directory for `token` in `dir` (in-cluster mode); returns KUBERNETES_SERVICE_HOST/PORT. */
+  writeServiceAccountDir(dir: string, token: string, namespace = "kube-flannel"): Record<string, string> {
+    return writeServiceAccountDir(dir, { server: this.url, caCert: this.caCert, token, namespace });
   }
 
   writeKubeconfig(file: string, opts: Partial<Omit<KubeconfigOptions, "server" | "caCert">> = {}): void {
