@@ -51,7 +51,7 @@ function attributesOf(method: string, path: string, rp: ResourcePath | undefined
   if (!rp) return { verb: lower === "head" ? "get" : lower, resource: "", subresource: "", path };
   const watch = rp.legacyWatch || ["true", "1"].includes(query.get("watch") ?? "");
   let name = rp.name;
-  if (name === undefined && (method === "GET") ) {
+  if (name === undefined && method === "GET") {
     try { name = parseFieldSelector(rp.resource, query.get("fieldSelector")).name; } catch { /* reported when served */ }
   }
   const verb = method === "GET" || method === "HEAD" ? (watch ? "watch" : rp.name !== undefined ? "get" : "list")
@@ -98,7 +98,7 @@ export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: Serve
       if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("/_test: the body must be a JSON object");
       return writeJson(res, 200, await ctx.admin(url.pathname.slice("/_test/".length), body as Record<string, unknown>));
     }
-    if (!rp) return serveNonResource(ctx, url.pathname, method, req, res);
+    if (!rp) return serveNonResource(ctx, url.pathname, method, res);
     await serveResource(ctx, rp, attrs.verb, url.searchParams, req, res);
   } catch (e) {
     const status = e instanceof ApiError ? e.status : { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: `internal error: ${(e as Error).message}`, reason: "InternalError", code: 500 };
@@ -109,7 +109,7 @@ export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: Serve
   }
 }
 
-function serveNonResource(ctx: ApiContext, path: string, method: string, req: IncomingMessage, res: ServerResponse): void {
+function serveNonResource(ctx: ApiContext, path: string, method: string, res: ServerResponse): void {
   if (method !== "GET" && method !== "HEAD") throw methodNotAllowed();
   const p = path.replace(/\/$/, "") || "/";
   if (["/healthz", "/livez", "/readyz"].includes(p)) {
@@ -121,7 +121,6 @@ function serveNonResource(ctx: ApiContext, path: string, method: string, req: In
   const doc = p === "/version" ? VERSION : p === "/api" ? apiVersions(ctx.serverAddress()) : p === "/apis" ? API_GROUP_LIST : p === "/api/v1" ? CORE_V1_RESOURCES : undefined;
   if (!doc) throw pathNotFound();
   writeJson(res, 200, doc);
-  void req;
 }
 
 /** The object as the API returns it (kind and apiVersion set). */
@@ -137,7 +136,9 @@ function asListItem(o: KubeObject): KubeObject {
 
 async function serveResource(ctx: ApiContext, rp: ResourcePath, verb: string, query: URLSearchParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const kind = KINDS[rp.resource];
-  if (!kind || kind.namespaced !== (rp.namespace !== undefined) && !(kind.namespaced && rp.namespace === undefined && rp.name === undefined && (verb === "list" || verb === "watch"))) throw pathNotFound();
+  // Pods live in a namespace (a list or watch may span all of them); Nodes in none.
+  const inScope = kind && (kind.namespaced ? rp.namespace !== undefined || (rp.name === undefined && (verb === "list" || verb === "watch")) : rp.namespace === undefined);
+  if (!kind || !inScope) throw pathNotFound();
   if (rp.subresource !== "" && !(rp.resource === "nodes" && rp.subresource === "status")) throw pathNotFound();
   const { store } = ctx;
   const ns = kind.namespaced ? rp.namespace : undefined;
