@@ -32,7 +32,8 @@ const DEBIAN = [
   ["iperf3", ["/usr/bin/iperf3"], "test"],
   ["containernetworking-plugins", ["/usr/lib/cni/bridge"], "test"],
   ["chromium", ["/usr/bin/chromium"], "test"],
-  ["openssl", ["/usr/bin/openssl"], "test"], // certificates for the TLS fault tests
+  ["openssl", ["/usr/bin/openssl"], "test"], // certificates for the TLS fault tests and the test Kubernetes API server
+  ["kubernetes-client", ["/usr/bin/kubectl"], "test"], // kubectl against the test Kubernetes API server
 ];
 
 function run(cmd, args, env = {}) {
