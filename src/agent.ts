@@ -11,6 +11,7 @@ import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs } from 
 import { NetworkFullError } from "./lease/allocate.ts";
 import { LEASE_TTL_SECONDS, type OwnLease, acquireLease, recordsToLeases, renewLeaseLoop, sleep } from "./lease/manager.ts";
 import { LeaseWatcher } from "./lease/watch.ts";
+import { WatchHealth } from "./lease/watch_health.ts";
 import type { Logger } from "./log.ts";
 import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, parseIPv4Net, parseIPv6Net } from "./net/ip.ts";
@@ -60,6 +61,7 @@ export class Agent implements AgentView {
   publicIP?: string;
   etcdError?: string;
   readonly metrics = new Metrics();
+  readonly watchHealth = new WatchHealth();
   extIface?: ExternalInterface;
   network?: Network;
   traffic?: TrafficManager;
@@ -155,7 +157,7 @@ export class Agent implements AgentView {
 
       this.#watcher = new LeaseWatcher({
         registry: this.opts.registry, ownKey: lease.key, log, metrics: this.metrics, signal,
-        resyncMs: this.opts.resyncMs,
+        resyncMs: this.opts.resyncMs, health: this.watchHealth,
         onSnapshot: (peers) => network.reconcile(peers),
         onEvents: (events) => network.apply(events),
         onOwnLease: (record) => this.#ownLeaseChanged(record),

@@ -3,8 +3,16 @@
  * values are flannel's; creates are `Grant` + `Txn(If Version(key)==0, Then Put)`, renewals put
  * under a fresh lease and revoke the old one. Unary calls carry a deadline so a dead etcd is an
  * error, not a hang; the watch surfaces every response and leaves reconnecting to the caller.
+ *
+ * The watch must never go blind, as etcd's own clients make sure: the channel pings the member
+ * (gRPC keepalive), so a member that vanished without a FIN or RST (power loss, partition) ends
+ * the stream within seconds instead of leaving it half-open; and the watch requires a leader
+ * (`hasleader` metadata), so a member cut off from its quorum ends the stream ("no leader")
+ * instead of serving one that no longer gets events. The caller then reconnects, to another
+ * member when this one still has no leader (it refuses the new stream at once).
  */
 import { readFileSync } from "node:fs";
+import { type CallOptions, InterceptingCall, type Interceptor } from "@grpc/grpc-js";
 import { Etcd3, type IOptions, type IKeyValue, type IWatchResponse } from "etcd3";
 import { EventQueue } from "./event_queue.ts";
 import { CompactedError, type Registry, type SubnetRecord, type WatchBatch } from "./types.ts";
@@ -21,6 +29,26 @@ export interface EtcdRegistryOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Channel options: keepalive pings every 10 s, the connection declared dead 5 s after an
+ * unanswered one. etcd answers pings sent more often than `--grpc-keepalive-min-time` (default
+ * 5 s) with GOAWAY too_many_pings, and pings on a connection with no call open (the server's
+ * PermitWithoutStream is false): so 10 s, and only while a call is open, which the watch always
+ * is (as etcd's clientv3 does). A lost connection is retried every 0.5 s growing to 2 s at most
+ * (gRPC's default grows to 120 s), so a member that comes back is reached within seconds.
+ */
+export const ETCD_CHANNEL_OPTIONS = {
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+  "grpc.keepalive_permit_without_calls": 0,
+  "grpc.initial_reconnect_backoff_ms": 500,
+  "grpc.max_reconnect_backoff_ms": 2_000,
+} as const;
+
+/** etcd's `rpctypes.MetadataRequireLeaderKey` and `MetadataHasLeader` (clientv3.WithRequireLeader). */
+const REQUIRE_LEADER_KEY = "hasleader";
+const HAS_LEADER = "true";
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -28,13 +56,16 @@ export class EtcdRegistry implements Registry {
   readonly #client: Etcd3;
   readonly #configKey: string;
   readonly #subnetPrefix: string;
+  /** The member serving the newest watch stream (`host:port`), once it answered. */
+  #watchPeer?: string;
 
   constructor(opts: EtcdRegistryOptions) {
     const timeout = opts.timeoutMs ?? 5000;
     const options: IOptions = {
       hosts: opts.endpoints,
       dialTimeout: timeout,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      defaultCallOptions: (ctx) => (ctx.isStream ? this.#streamCallOptions(ctx.service) : { deadline: Date.now() + timeout }),
+      grpcOptions: ETCD_CHANNEL_OPTIONS,
     };
     // TLS when a key and certificate are given (flannel), or a CA alone (flannel ignores it: §12.16).
     if ((opts.keyFile && opts.certFile) || opts.caFile) {
@@ -108,7 +139,7 @@ export class EtcdRegistry implements Registry {
     const watcher = this.#client.watch().prefix(this.#subnetPrefix).startRevision(fromRevision.toString()).watcher();
     const queue = new EventQueue<WatchBatch>();
     const push = (x: WatchBatch | Error) => queue.push(x);
-    watcher.on("connected", (res: IWatchResponse) => push({ revision: BigInt(res.header.revision), events: [], connected: true }));
+    watcher.on("connected", (res: IWatchResponse) => push({ revision: BigInt(res.header.revision), events: [], connected: true, endpoint: this.#watchPeer }));
     watcher.on("data", (res: IWatchResponse) => {
       if (res.compact_revision && res.compact_revision !== "0") {
         push(new CompactedError(fromRevision, BigInt(res.compact_revision)));
@@ -141,6 +172,32 @@ export class EtcdRegistry implements Registry {
 
   async close(): Promise<void> {
     this.#client.close();
+  }
+
+  /**
+   * Call options of a stream: a watch requires a leader. etcd3 has no per-call metadata, so an
+   * interceptor adds it to a copy of the call's metadata (the auth token's, shared with the
+   * unary calls, which must not require a leader) and notes the member that answers.
+   */
+  #streamCallOptions(service: string): CallOptions {
+    if (service !== "Watch") return {};
+    const requireLeader: Interceptor = (options, nextCall) => {
+      const call = nextCall(options);
+      return new InterceptingCall(call, {
+        start: (metadata, _listener, next) => {
+          const md = metadata.clone();
+          md.set(REQUIRE_LEADER_KEY, HAS_LEADER);
+          // A Listener (two-argument callbacks): gRPC passes the other callbacks on unchanged.
+          next(md, {
+            onReceiveMetadata: (headers, nextHeaders) => {
+              this.#watchPeer = call.getPeer();
+              nextHeaders(headers);
+            },
+          });
+        },
+      });
+    };
+    return { interceptors: [requireLeader] };
   }
 
   async #grant(ttlSeconds: number): Promise<string> {

@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { NetworkConfig } from "../config/network.ts";
 import { type Lease, leaseBackendType, leaseKey } from "../lease/lease.ts";
 import type { OwnLease } from "../lease/manager.ts";
+import type { WatchHealth } from "../lease/watch_health.ts";
 import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../net/ip.ts";
 import { addDashboard } from "./dashboard/index.ts";
 import type { Metrics } from "./metrics.ts";
@@ -23,6 +24,8 @@ export interface AgentView {
   readonly peersSynced?: boolean;
   /** Last etcd error, cleared on success; shown by the dashboard. */
   readonly etcdError?: string;
+  /** The lease watch's health (absent: no watch, e.g. before the lease is held). */
+  readonly watchHealth?: WatchHealth;
   readonly metrics: Metrics;
   /** Seconds left on a peer's etcd lease (cached by the agent), or undefined when unknown. */
   peerExpiration?(lease: Lease): number | null | undefined;
@@ -48,6 +51,29 @@ function leaseJSON(l: Lease, expiration: number | null | undefined, networkType:
   };
 }
 
+/**
+ * etcd as this host sees it: `ok` only while the last call succeeded and the lease watch is
+ * established on a member with a leader (else the peers may be stale), with the watch's details.
+ */
+function etcdJSON(view: AgentView) {
+  const w = view.watchHealth?.state;
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+  const age = view.watchHealth?.lastResponseAgeSeconds(Date.now());
+  return {
+    ok: !view.etcdError && (w?.healthy ?? true),
+    error: view.etcdError ?? w?.error ?? null,
+    watch: w ? {
+      healthy: w.healthy,
+      since: iso(w.since),
+      error: w.error ?? null,
+      endpoint: w.endpoint ?? null,
+      lastEvent: iso(w.lastEventAt),
+      lastProgress: iso(w.lastProgressAt),
+      lastResponseAgeSeconds: age === undefined ? null : Math.round(age * 10) / 10,
+    } : null,
+  };
+}
+
 /** Builds the app. `extra` lets the dashboard add its routes to the same app. */
 export function createStatusApp(view: AgentView): Hono {
   const app = new Hono();
@@ -67,7 +93,7 @@ export function createStatusApp(view: AgentView): Hono {
       subnetLen: cfg?.subnetLen ?? null,
       backend: view.backendType ?? cfg?.backendType ?? null,
       publicIP: view.publicIP ?? null,
-      etcd: { ok: !view.etcdError, error: view.etcdError ?? null },
+      etcd: etcdJSON(view),
       peersSynced: view.peersSynced ?? true,
       peers,
       dataPath: view.dataPath ? await view.dataPath().catch((e) => ({ error: String(e) })) : null,
