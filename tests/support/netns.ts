@@ -403,6 +403,8 @@ export class Host {
 /** The argv that runs weft under `runtime`. */
 export class Cluster {
   readonly hosts: Host[] = [];
+  /** The endpoints agents and admin commands use instead of the underlay's etcd (e.g. an EtcdCluster's). */
+  etcdEndpoints?: string;
   /** Every namespace of this cluster still standing (underlay, hosts, containers). */
   private readonly namespaces: Set<string>;
   private constructor(
@@ -478,7 +480,7 @@ export class Cluster {
 
   /** Runs an admin command (`dist/weft --etcd-endpoints=… ARGS`) in the underlay; throws on failure. */
   weft(args: string[], stdin = ""): string {
-    const r = exec(this.underlay, weftCommand("binary", [`--etcd-endpoints=${this.etcd.endpoint}`, ...args]), { stdin });
+    const r = exec(this.underlay, weftCommand("binary", [`--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`, ...args]), { stdin });
     if (r.code !== 0) throw new Error(`weft ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
     return r.stdout;
   }
@@ -539,7 +541,7 @@ export class Cluster {
     if (h.running) throw new Error(`agent of ${h.name} is already running`);
     h.runtime = runtime;
     const args = [
-      `--etcd-endpoints=${this.etcd.endpoint}`, `--subnet-file=${h.subnetFile}`,
+      `--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`, `--subnet-file=${h.subnetFile}`,
       `--healthz-ip=${h.ip}`, `--healthz-port=${STATUS_PORT}`, ...(this.opts.agentArgs ?? []),
     ];
     const started = Date.now();
