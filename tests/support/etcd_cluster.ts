@@ -143,7 +143,7 @@ export class EtcdCluster {
     return undefined;
   }
 
-  /** Waits until some member leads (and all running members agree), returns it. */
+  /** Waits until a running member of `among` leads and every running one of them agrees; returns it. */
   async waitForLeader(timeoutMs = 20_000, among: EtcdMember[] = this.members): Promise<EtcdMember> {
     const end = Date.now() + timeoutMs;
     for (;;) {
@@ -151,7 +151,7 @@ export class EtcdCluster {
       const leaders = new Set(statuses.map((s) => s?.leader ?? "0"));
       const id = [...leaders][0];
       if (statuses.length > 0 && statuses.every(Boolean) && leaders.size === 1 && id !== "0") {
-        const l = this.members.find((m) => m.id === id);
+        const l = among.find((m) => m.id === id && m.running);
         if (l) return l;
       }
       if (Date.now() > end) {

@@ -405,6 +405,8 @@ export class Cluster {
   readonly hosts: Host[] = [];
   /** The endpoints agents and admin commands use instead of the underlay's etcd (e.g. an EtcdCluster's). */
   etcdEndpoints?: string;
+  /** Hosts ever added: names and addresses are never reused after `removeHost()`. */
+  private hostsAdded = 0;
   /** Every namespace of this cluster still standing (underlay, hosts, containers). */
   private readonly namespaces: Set<string>;
   private constructor(
@@ -487,7 +489,7 @@ export class Cluster {
 
   /** Creates the next host's namespace and underlay link (no agent). */
   addHostNamespace(): Host {
-    const i = this.hosts.length + 1;
+    const i = ++this.hostsAdded;
     if (i > 200) throw new RangeError(`Cluster: host ${i} exceeds the underlay's 200 host addresses`);
     const name = `h${i}`;
     const ns = this.addNetns(`${this.id}-${name}`);
