@@ -6,10 +6,11 @@
  *
  * The watch must never go blind, as etcd's own clients make sure: the channel pings the member
  * (gRPC keepalive), so a member that vanished without a FIN or RST (power loss, partition) ends
- * the stream within seconds instead of leaving it half-open; and the watch requires a leader
- * (`hasleader` metadata), so a member cut off from its quorum ends the stream ("no leader")
- * instead of serving one that no longer gets events. The caller then reconnects, to another
- * member when this one still has no leader (it refuses the new stream at once).
+ * the stream within seconds instead of leaving it half-open; and every call requires a leader
+ * (`hasleader` metadata), so a member cut off from its quorum ends the watch ("no leader")
+ * instead of serving one that no longer gets events, and refuses other calls at once instead of
+ * holding them until their deadline. The caller reconnects, and etcd3 retries a refused call, on
+ * another member (this one refuses new calls while it has no leader).
  */
 import { readFileSync } from "node:fs";
 import { type CallOptions, InterceptingCall, type Interceptor } from "@grpc/grpc-js";
@@ -49,6 +50,26 @@ export const ETCD_CHANNEL_OPTIONS = {
 const REQUIRE_LEADER_KEY = "hasleader";
 const HAS_LEADER = "true";
 
+/**
+ * An interceptor that adds `hasleader: true` to a copy of the call's metadata (etcd3 has no
+ * per-call metadata; its own, the auth token, is shared by every call), and reports the member
+ * that answers to `onPeer`.
+ */
+function requireLeader(onPeer?: (peer: string) => void): Interceptor {
+  return (options, nextCall) => {
+    const call = nextCall(options);
+    return new InterceptingCall(call, {
+      start: (metadata, _listener, next) => {
+        const md = metadata.clone();
+        md.set(REQUIRE_LEADER_KEY, HAS_LEADER);
+        // A Listener (two-argument callbacks): gRPC passes the other callbacks on unchanged.
+        next(md, onPeer ? { onReceiveMetadata: (headers, nextHeaders) => { onPeer(call.getPeer()); nextHeaders(headers); } } : {});
+      },
+    });
+  };
+}
+const REQUIRE_LEADER = requireLeader();
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -64,7 +85,7 @@ export class EtcdRegistry implements Registry {
     const options: IOptions = {
       hosts: opts.endpoints,
       dialTimeout: timeout,
-      defaultCallOptions: (ctx) => (ctx.isStream ? this.#streamCallOptions(ctx.service) : { deadline: Date.now() + timeout }),
+      defaultCallOptions: (ctx) => this.#callOptions(ctx.service, ctx.isStream, timeout),
       grpcOptions: ETCD_CHANNEL_OPTIONS,
     };
     // TLS when a key and certificate are given (flannel), or a CA alone (flannel ignores it: §12.16).
@@ -175,29 +196,13 @@ export class EtcdRegistry implements Registry {
   }
 
   /**
-   * Call options of a stream: a watch requires a leader. etcd3 has no per-call metadata, so an
-   * interceptor adds it to a copy of the call's metadata (the auth token's, shared with the
-   * unary calls, which must not require a leader) and notes the member that answers.
+   * Every call requires a leader: a member cut off from its quorum refuses it at once ("no
+   * leader") instead of serving a watch that gets no events, or holding a read until its
+   * deadline, and etcd3 retries the call on another member. The watch also notes its member.
    */
-  #streamCallOptions(service: string): CallOptions {
-    if (service !== "Watch") return {};
-    const requireLeader: Interceptor = (options, nextCall) => {
-      const call = nextCall(options);
-      return new InterceptingCall(call, {
-        start: (metadata, _listener, next) => {
-          const md = metadata.clone();
-          md.set(REQUIRE_LEADER_KEY, HAS_LEADER);
-          // A Listener (two-argument callbacks): gRPC passes the other callbacks on unchanged.
-          next(md, {
-            onReceiveMetadata: (headers, nextHeaders) => {
-              this.#watchPeer = call.getPeer();
-              nextHeaders(headers);
-            },
-          });
-        },
-      });
-    };
-    return { interceptors: [requireLeader] };
+  #callOptions(service: string, isStream: boolean, timeoutMs: number): CallOptions {
+    if (isStream) return service === "Watch" ? { interceptors: [requireLeader((peer) => (this.#watchPeer = peer))] } : {};
+    return { deadline: Date.now() + timeoutMs, interceptors: [REQUIRE_LEADER] };
   }
 
   async #grant(ttlSeconds: number): Promise<string> {
