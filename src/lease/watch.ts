@@ -80,7 +80,8 @@ export class LeaseWatcher {
         try {
           for await (const batch of registry.watchSubnets(revision, round.signal)) {
             this.opts.onHealth?.(undefined);
-            if (batch.connected) { this.#up(batch.endpoint); continue; } // not a stream position: keep our revision
+            this.#up(batch.endpoint); // any response: the stream is established
+            if (batch.connected) continue; // not a stream position: keep our revision
             this.opts.health?.response(Date.now(), batch.events.length);
             await this.#apply(batch.events);
             revision = batch.revision + 1n;
