@@ -33,7 +33,8 @@ describe("a 3-member etcd cluster under faults", () => {
 
   beforeAll(async () => {
     c = await Cluster.create({ hosts: 0, backend: "vxlan", network: "10.7.0.0/16" });
-    etcd = await EtcdCluster.start({ underlay: c.underlay, ipPrefix: Cluster.UNDERLAY, firstHost: 251 });
+    // Progress notifications every 2 s (etcd's default is 10 min), so /status shows them here.
+    etcd = await EtcdCluster.start({ underlay: c.underlay, ipPrefix: Cluster.UNDERLAY, firstHost: 251, args: ["--experimental-watch-progress-notify-interval", "2s"] });
     c.etcdEndpoints = etcd.endpoints;
     c.setConfig();
     for (let i = 0; i < 3; i++) await c.addHost({ containers: 1 });
@@ -70,6 +71,17 @@ describe("a 3-member etcd cluster under faults", () => {
     }
     for (const p of pingers) p.add(target);
   }
+
+  test("/status shows the watch's member and its progress notifications", async () => {
+    const h = c.hosts[0]!;
+    const s = await waitFor(async () => {
+      const st = await c.status(h);
+      return st.etcd.watch?.lastProgress ? st : undefined;
+    }, 10_000, "a progress notification in /status");
+    expect(s.etcd).toMatchObject({ ok: true, error: null, watch: { healthy: true, error: null } });
+    expect(etcd.members.map((m) => `${m.ip}:2379`)).toContain(s.etcd.watch.endpoint);
+    expect(s.etcd.watch.lastResponseAgeSeconds).toBeLessThan(10);
+  });
 
   test("the leader is killed: a new one is elected, and a host joining then is programmed everywhere", async () => {
     const leader = etcd.leader()!;
@@ -176,5 +188,7 @@ describe("a 3-member etcd cluster under faults", () => {
     const { events } = await pinger.stop();
     report("agent cut off", "pings lost h1 -> cut-off host", `${lost(events).length} of ${events.length}`);
     expect(lost(events)).toEqual([]);
+    // etcd never refused the agents' keepalive pings (GOAWAY too_many_pings) in the whole run.
+    for (const h of c.hosts) expect(h.log).not.toMatch(/too_many_pings|ENHANCE_YOUR_CALM/i);
   }, 120_000);
 });
