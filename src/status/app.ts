@@ -24,7 +24,7 @@ export interface AgentView {
   readonly peersSynced?: boolean;
   /** Last etcd error, cleared on success; shown by the dashboard. */
   readonly etcdError?: string;
-  /** The lease watch's health (absent: no watch, e.g. before the lease is held). */
+  /** The lease watch's health (absent: no watch; not healthy without an error: not started yet). */
   readonly watchHealth?: WatchHealth;
   readonly metrics: Metrics;
   /** Seconds left on a peer's etcd lease (cached by the agent), or undefined when unknown. */
@@ -52,15 +52,16 @@ function leaseJSON(l: Lease, expiration: number | null | undefined, networkType:
 }
 
 /**
- * etcd as this host sees it: `ok` only while the last call succeeded and the lease watch is
- * established on a member with a leader (else the peers may be stale), with the watch's details.
+ * etcd as this host sees it: `ok` only while the last call succeeded and the lease watch is not
+ * lost (once established, it must stay on a member with a leader, else the peers may be stale);
+ * before the watch starts (waiting for the config, acquiring the lease) the last call decides.
  */
 function etcdJSON(view: AgentView) {
   const w = view.watchHealth?.state;
   const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
   const age = view.watchHealth?.lastResponseAgeSeconds(Date.now());
   return {
-    ok: !view.etcdError && (w?.healthy ?? true),
+    ok: !view.etcdError && (w === undefined || w.healthy || w.error === undefined),
     error: view.etcdError ?? w?.error ?? null,
     watch: w ? {
       healthy: w.healthy,

@@ -10,6 +10,9 @@ const etcd = async (v: AgentView) => (await (await createStatusApp(v).request("/
 
 test("/status: etcd is ok only while the watch is healthy, with since when and the member", async () => {
   const health = new WatchHealth(T0);
+  // Not started yet (the agent waits for its config or lease): the last call decides.
+  expect(await etcd(view({ watchHealth: health }))).toMatchObject({ ok: true, error: null, watch: { healthy: false, error: null, since: "2026-12-06T10:00:00.000Z" } });
+  expect(await etcd(view({ watchHealth: health, etcdError: "connection refused" }))).toMatchObject({ ok: false, error: "connection refused" });
   health.up(T0 + 1000, "192.0.2.1:2379");
   health.response(T0 + 2000, 1);
   expect(await etcd(view({ watchHealth: health }))).toMatchObject({
