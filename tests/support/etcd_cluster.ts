@@ -56,9 +56,14 @@ export class EtcdMember {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
-  /** `Maintenance.Status` through the JSON gateway, from inside its namespace; undefined if no answer. */
+  /**
+   * `Maintenance.Status` through etcd's JSON gateway, fetched from inside its namespace (by Bun,
+   * so no HTTP client package is needed); undefined if it does not answer within 1 s.
+   */
   status(): { memberId: string; leader: string; raftTerm: string } | undefined {
-    const r = nsExec(this.ns, ["curl", "-s", "-m", "1", "-X", "POST", `${this.clientURL}/v3/maintenance/status`, "-d", "{}"]);
+    const script = `const r = await fetch(${JSON.stringify(`${this.clientURL}/v3/maintenance/status`)}, { method: "POST", body: "{}", signal: AbortSignal.timeout(1000) });
+process.stdout.write(await r.text());`;
+    const r = nsExec(this.ns, [process.execPath, "-e", script], { timeoutMs: 5000 });
     if (r.code !== 0) return undefined;
     try {
       const j = JSON.parse(r.stdout) as { header?: { member_id?: string }; leader?: string; raftTerm?: string };
