@@ -38,7 +38,7 @@ export interface EtcdRegistryOptions {
  * is (as etcd's clientv3 does). A lost connection is retried every 0.5 s growing to 2 s at most
  * (gRPC's default grows to 120 s), so a member that comes back is reached within seconds.
  */
-export const ETCD_CHANNEL_OPTIONS = {
+const ETCD_CHANNEL_OPTIONS = {
   "grpc.keepalive_time_ms": 10_000,
   "grpc.keepalive_timeout_ms": 5_000,
   "grpc.keepalive_permit_without_calls": 0,
