@@ -13,7 +13,7 @@
  * another member (this one refuses new calls while it has no leader).
  */
 import { readFileSync } from "node:fs";
-import { type CallOptions, InterceptingCall, type Interceptor } from "@grpc/grpc-js";
+import { type CallOptions, InterceptingCall, type Interceptor, status as grpcStatus } from "@grpc/grpc-js";
 import { Etcd3, type IOptions, type IKeyValue, type IWatchResponse } from "etcd3";
 import { EventQueue } from "./event_queue.ts";
 import { CompactedError, type Registry, type SubnetRecord, type WatchBatch } from "./types.ts";
@@ -52,18 +52,26 @@ const HAS_LEADER = "true";
 
 /**
  * An interceptor that adds `hasleader: true` to a copy of the call's metadata (etcd3 has no
- * per-call metadata; its own, the auth token, is shared by every call), and reports the member
- * that answers to `onPeer`.
+ * per-call metadata; its own, the auth token, is shared by every call). For a stream (`watch`
+ * given), it reports the member that answers, and cancels the call when no member answered
+ * within `answerWithinMs`: a stream has no deadline, and gRPC has no connect timeout, so a
+ * stream sent to a member that went silent would wait for the kernel's SYN retries (minutes).
  */
-function requireLeader(onPeer?: (peer: string) => void): Interceptor {
+function requireLeader(watch?: { onPeer: (peer: string) => void; answerWithinMs: number }): Interceptor {
   return (options, nextCall) => {
     const call = nextCall(options);
     return new InterceptingCall(call, {
       start: (metadata, _listener, next) => {
         const md = metadata.clone();
         md.set(REQUIRE_LEADER_KEY, HAS_LEADER);
+        if (!watch) return next(md, {});
+        const timer = setTimeout(() => call.cancelWithStatus(grpcStatus.UNAVAILABLE,
+          `no answer from the etcd member within ${watch.answerWithinMs / 1000} s`), watch.answerWithinMs);
         // A Listener (two-argument callbacks): gRPC passes the other callbacks on unchanged.
-        next(md, onPeer ? { onReceiveMetadata: (headers, nextHeaders) => { onPeer(call.getPeer()); nextHeaders(headers); } } : {});
+        next(md, {
+          onReceiveMetadata: (headers, nextHeaders) => { clearTimeout(timer); watch.onPeer(call.getPeer()); nextHeaders(headers); },
+          onReceiveStatus: (status, nextStatus) => { clearTimeout(timer); nextStatus(status); },
+        });
       },
     });
   };
@@ -198,11 +206,13 @@ export class EtcdRegistry implements Registry {
   /**
    * Every call requires a leader: a member cut off from its quorum refuses it at once ("no
    * leader") instead of serving a watch that gets no events, or holding a read until its
-   * deadline, and etcd3 retries the call on another member. The watch also notes its member.
+   * deadline, and etcd3 retries the call on another member. The watch also notes its member,
+   * and ends when none answers within the unary deadline (so it can move to another).
    */
   #callOptions(service: string, isStream: boolean, timeoutMs: number): CallOptions {
-    if (isStream) return service === "Watch" ? { interceptors: [requireLeader((peer) => (this.#watchPeer = peer))] } : {};
-    return { deadline: Date.now() + timeoutMs, interceptors: [REQUIRE_LEADER] };
+    if (!isStream) return { deadline: Date.now() + timeoutMs, interceptors: [REQUIRE_LEADER] };
+    if (service !== "Watch") return {};
+    return { interceptors: [requireLeader({ onPeer: (peer) => (this.#watchPeer = peer), answerWithinMs: timeoutMs })] };
   }
 
   async #grant(ttlSeconds: number): Promise<string> {

@@ -9,10 +9,12 @@
  *    see "no leader", move to a healthy member, and a host joining during the partition is
  *    programmed on every agent within seconds (before, their watches stayed on the minority
  *    member and saw nothing until the partition healed);
- * 3. every member is cut off from the others for 20 s (quorum lost): each agent's `/status`
+ * 3. the member serving the most watches goes silent (every packet dropped: no FIN, no RST):
+ *    keepalive ends its streams and they move to the other members;
+ * 4. every member is cut off from the others for 20 s (quorum lost): each agent's `/status`
  *    says etcd is not ok, leases are kept, and a host joining after recovery is reachable from all;
- *    not one ping was lost across 1–3;
- * 4. one agent is cut off from etcd while a host leaves and another joins: it says so, and
+ *    not one ping was lost across 1–4;
+ * 5. one agent is cut off from etcd while a host leaves and another joins: it says so, and
  *    converges once it reaches etcd again.
  *
  * Each fault prints its figures (`[fault] …`): detection and convergence times, lost pings.
@@ -97,15 +99,19 @@ describe("a 3-member etcd cluster under faults", () => {
     await whenWatch(c, c.hosts, (w) => w.ok && w.healthy, killed, SECONDS, "a healthy watch");
   }, 90_000);
 
-  test("a member is partitioned: its watches move to the majority, a host joining meanwhile is programmed everywhere", async () => {
-    // The member serving the most watches, so the agents on it must move.
+  /** The member serving the most watches (so the agents on it must move), and those agents. */
+  async function busiestMember(): Promise<[EtcdMember, Host[]]> {
     const byMember = new Map<EtcdMember, Host[]>();
     for (const h of c.hosts) {
       const w = await watchView(c, h);
       const m = etcd.members.find((x) => w?.endpoint === `${x.ip}:2379`);
       if (m) byMember.set(m, [...(byMember.get(m) ?? []), h]);
     }
-    const [minority, stuck] = [...byMember].sort((a, b) => b[1].length - a[1].length)[0]!;
+    return [...byMember].sort((a, b) => b[1].length - a[1].length)[0]!;
+  }
+
+  test("a member is partitioned: its watches move to the majority, a host joining meanwhile is programmed everywhere", async () => {
+    const [minority, stuck] = await busiestMember();
     report("member partitioned", "watches on the partitioned member", `${stuck.map((h) => h.name).join(", ")} on ${minority.name}`);
 
     const cut = wallMs();
@@ -120,6 +126,21 @@ describe("a 3-member etcd cluster under faults", () => {
 
     etcd.heal(minority);
     await etcd.waitForLeader(SECONDS);
+  }, 90_000);
+
+  test("a member goes silent (no FIN, no RST): its watches move to the others within seconds", async () => {
+    const [silent, stuck] = await busiestMember();
+    report("member silent", "watches on the silent member", `${stuck.map((h) => h.name).join(", ")} on ${silent.name}`);
+    const cut = wallMs();
+    etcd.silence(silent);
+    try {
+      const moved = await whenWatch(c, stuck, (w) => w.ok && w.healthy && w.endpoint !== `${silent.ip}:2379`, cut, 40_000, "the watch on another member");
+      report("member silent", "watch moved to another member (since the silence)", moved);
+    } finally {
+      etcd.heal(silent);
+    }
+    await etcd.waitForLeader(SECONDS);
+    await whenWatch(c, c.hosts, (w) => w.ok && w.healthy, cut, SECONDS, "a healthy watch");
   }, 90_000);
 
   test("quorum is lost for 20 s: /status says so, leases are kept, a host joining after recovery is reachable from all", async () => {
@@ -147,11 +168,11 @@ describe("a 3-member etcd cluster under faults", () => {
       expect(listed).toContain(subnet);
     }
 
-    // Not one ping lost across the three faults.
+    // Not one ping lost across the four faults.
     const stopped = await Promise.all(pingers.map((p) => p.stop()));
     pingers = [];
     const events = stopped.flatMap((s) => s.events);
-    report("leader killed, member partitioned, quorum lost", "pings lost (all pairs)", `${lost(events).length} of ${events.length}`);
+    report("leader killed, member partitioned, member silent, quorum lost", "pings lost (all pairs)", `${lost(events).length} of ${events.length}`);
     expect(lost(events)).toEqual([]);
   }, 120_000);
 
