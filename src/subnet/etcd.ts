@@ -9,6 +9,7 @@ import { type NetworkConfig, parseNetworkConfig } from "../config/network.ts";
 import { type Lease, decodeLeaseAttrs, encodeLeaseAttrs } from "../lease/lease.ts";
 import { LEASE_TTL_SECONDS, acquireLease, recordsToLeases, renewLeaseLoop, sleep } from "../lease/manager.ts";
 import { LeaseWatcher } from "../lease/watch.ts";
+import { WatchHealth } from "../lease/watch_health.ts";
 import type { Logger } from "../log.ts";
 import { EtcdPermissionError } from "../registry/etcd_errors.ts";
 import type { Registry, SubnetRecord } from "../registry/types.ts";
@@ -45,8 +46,11 @@ export class EtcdSubnetManager implements SubnetManager {
 
   constructor(readonly opts: EtcdManagerOptions) {}
 
+  /** The peer watch's health, for /status, /metrics and the dashboard. */
+  readonly watchHealth = new WatchHealth();
+
   get health(): SourceHealth {
-    return { kind: "etcd", error: this.#error };
+    return { kind: "etcd", error: this.#error, watch: this.watchHealth };
   }
 
   get peers(): ReadonlyMap<string, Lease> {
@@ -144,7 +148,7 @@ export class EtcdSubnetManager implements SubnetManager {
     const { registry, log, metrics } = this.opts;
     const stop = AbortSignal.any([signal, this.#lostSignal.signal]);
     this.#watcher = new LeaseWatcher({
-      registry, ownKey: lease.key, log, metrics, signal: stop, resyncMs: this.opts.resyncMs,
+      registry, ownKey: lease.key, log, metrics, signal: stop, resyncMs: this.opts.resyncMs, health: this.watchHealth,
       onSnapshot: (peers) => sink.snapshot(peers),
       onEvents: (events, peers) => sink.events(events, peers),
       onOwnLease: (record) => this.#ownLeaseChanged(record),

@@ -414,6 +414,10 @@ export class Host {
 /** The argv that runs weft under `runtime`. */
 export class Cluster {
   readonly hosts: Host[] = [];
+  /** The endpoints agents and admin commands use instead of the underlay's etcd (e.g. an EtcdCluster's). */
+  etcdEndpoints?: string;
+  /** Hosts ever added: names and addresses are never reused after `removeHost()`. */
+  private hostsAdded = 0;
   /** Every namespace of this cluster still standing (underlay, hosts, containers). */
   private readonly namespaces: Set<string>;
   private constructor(
@@ -498,14 +502,14 @@ export class Cluster {
 
   /** Runs an admin command (`dist/weft --etcd-endpoints=… ARGS`) in the underlay; throws on failure. */
   weft(args: string[], stdin = ""): string {
-    const r = exec(this.underlay, weftCommand("binary", [`--etcd-endpoints=${this.etcd.endpoint}`, ...args]), { stdin });
+    const r = exec(this.underlay, weftCommand("binary", [`--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`, ...args]), { stdin });
     if (r.code !== 0) throw new Error(`weft ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
     return r.stdout;
   }
 
   /** Creates the next host's namespace and underlay link (no agent). */
   addHostNamespace(): Host {
-    const i = this.hosts.length + 1;
+    const i = ++this.hostsAdded;
     if (i > 200) throw new RangeError(`Cluster: host ${i} exceeds the underlay's 200 host addresses`);
     const name = `h${i}`;
     const ns = this.addNetns(`${this.id}-${name}`);
@@ -566,7 +570,7 @@ export class Cluster {
     if (h.running) throw new Error(`agent of ${h.name} is already running`);
     h.runtime = runtime;
     const args = [
-      `--etcd-endpoints=${this.etcd.endpoint}`, `--subnet-file=${h.subnetFile}`,
+      `--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`, `--subnet-file=${h.subnetFile}`,
       `--healthz-ip=${h.ip}`, `--healthz-port=${STATUS_PORT}`, ...(this.opts.agentArgs ?? []),
     ];
     const started = Date.now();

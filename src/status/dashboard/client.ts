@@ -22,6 +22,15 @@ interface LeaseJSON {
   reservation?: boolean;
 }
 
+/** The lease watch as `/status` reports it (times ISO). */
+interface WatchJSON {
+  healthy: boolean;
+  since: string;
+  error: string | null;
+  endpoint: string | null;
+  lastResponseAgeSeconds: number | null;
+}
+
 /** The `/status` document. */
 interface StatusJSON {
   ready: boolean;
@@ -31,7 +40,7 @@ interface StatusJSON {
   subnetLen: number | null;
   backend: string | null;
   publicIP: string | null;
-  etcd: { ok: boolean; error: string | null };
+  etcd: { ok: boolean; error: string | null; watch?: WatchJSON | null };
   peers: LeaseJSON[];
   dataPath: Record<string, unknown> | null;
 }
@@ -382,13 +391,24 @@ export function dashboardClient(pollMs: number): void {
     setText(byId("s-lease-sub"), s.lease?.reservation ? "never expires" : e.title ? "until " + e.title : "no lease yet");
     setText(byId("s-etcd"), s.etcd.ok ? "connected" : "unreachable");
     byId("s-etcd").className = "big " + (s.etcd.ok ? "ok" : "bad");
+    setText(byId("s-etcd-sub"), watchText(s.etcd.watch));
     document.title = (s.etcd.ok ? "" : "⚠ ") + "weft · " + (s.lease?.subnet ?? "starting") + (s.publicIP ? " on " + s.publicIP : "");
   }
 
+  /** The lease watch in a few words: where it is and when etcd last spoke, or since when it is lost. */
+  function watchText(w: WatchJSON | null | undefined): string {
+    if (!w) return "lease store";
+    if (!w.healthy) return w.error ? "watch lost since " + clock(Date.parse(w.since)) : "watch starting";
+    const age = w.lastResponseAgeSeconds;
+    return "watching" + (w.endpoint ? " " + w.endpoint : "") + (age === null ? "" : " · heard " + Math.round(age) + " s ago");
+  }
+
   function renderState(s: StatusJSON): void {
+    const w = s.etcd.watch;
     if (s.etcd.ok) clearBanner("etcd");
     else banner("etcd", "error", "etcd is unreachable.",
-      "Leases cannot be renewed or watched until it is back, so the hosts below may be out of date; routes stay as last programmed.",
+      "Leases cannot be renewed or watched until it is back, so the hosts below may be out of date; routes stay as last programmed." +
+      (w && !w.healthy && w.error ? " The lease watch is lost since " + clock(Date.parse(w.since)) + "." : ""),
       s.etcd.error ?? "");
     if (s.ready || s.lease) clearBanner("starting");
     else banner("starting", "info", "The agent is starting.", "It is waiting for the network config in etcd and a subnet lease.");
