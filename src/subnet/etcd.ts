@@ -149,8 +149,14 @@ export class EtcdSubnetManager implements SubnetManager {
     const stop = AbortSignal.any([signal, this.#lostSignal.signal]);
     this.#watcher = new LeaseWatcher({
       registry, ownKey: lease.key, log, metrics, signal: stop, resyncMs: this.opts.resyncMs, health: this.watchHealth,
-      onSnapshot: (peers) => sink.snapshot(peers),
-      onEvents: (events, peers) => sink.events(events, peers),
+      onSnapshot: (peers) => {
+        for (const l of peers.values()) this.peerExpiration(l); // fetched now, so /status knows them at once
+        return sink.snapshot(peers);
+      },
+      onEvents: (events, peers) => {
+        for (const e of events) if (e.type === "added") this.peerExpiration(e.lease);
+        return sink.events(events, peers);
+      },
       onOwnLease: (record) => this.#ownLeaseChanged(record),
       onHealth: (error) => { this.#error = error; },
     });
@@ -172,6 +178,8 @@ export class EtcdSubnetManager implements SubnetManager {
     if (id === undefined || id === "0") return null;
     const known = this.#peerTTL.get(id);
     if (known === undefined) {
+      // One entry per etcd lease seen: renewals replace leases, so forget old ones now and then.
+      if (this.#peerTTL.size > 2 * this.peers.size + 64) this.#peerTTL.clear();
       this.#peerTTL.set(id, null);
       this.opts.registry.leaseTimeToLive(id)
         .then((ttl) => this.#peerTTL.set(id, ttl >= 0 ? Date.now() + ttl * 1000 : null))

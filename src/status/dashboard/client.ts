@@ -175,9 +175,9 @@ export function dashboardClient(pollMs: number): void {
     const tr = el("tr");
     const host = el("th");
     host.scope = "row";
-    host.append(el("span", "mono ip"), el("span", "badge self-badge", "this host"), el("div", "mono sub v6"));
+    host.append(el("span", "mono ip cidr"), el("span", "badge self-badge", "this host"), el("div", "mono sub v6 cidr"));
     const subnet = el("td");
-    subnet.append(el("span", "mono"), el("div", "mono sub v6"));
+    subnet.append(el("span", "mono cidr"), el("div", "mono sub v6 cidr"));
     const backend = el("td", "backend");
     backend.append(el("span", "pill"));
     tr.append(host, subnet, backend, el("td", "mono data"), el("td", "expiry"));
@@ -270,6 +270,14 @@ export function dashboardClient(pollMs: number): void {
     const line = document.createElementNS(NS, "polyline");
     svg.append(base, area, line);
     card.append(el("h3", "", label(key)), rate, total, svg);
+    if (/dropped/i.test(key)) {
+      // Not overlay loss by itself: the kernel counts here what the device could not send or
+      // deliver, which includes the few IPv6 solicitations a new device sends before it has
+      // any route. Only a count that keeps growing with traffic means packets are lost.
+      const why = "Dropped by the kernel on this device. A new device drops a few IPv6 router and neighbour solicitations it sends before it has routes; only a count that keeps growing with traffic means lost packets.";
+      card.title = why;
+      card.append(el("p", "muted note", "kernel drops on the device; a few at start are normal"));
+    }
     return { card, rate, total, area, line, history: [] };
   }
 
