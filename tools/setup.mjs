@@ -33,6 +33,8 @@ const DEBIAN = [
   ["containernetworking-plugins", ["/usr/lib/cni/bridge"], "test"],
   ["chromium", ["/usr/bin/chromium"], "test"],
   ["openssl", ["/usr/bin/openssl"], "test"], // certificates for the TLS fault tests
+  ["wireguard-go", ["/usr/bin/wireguard-go"], "test"], // an independent WireGuard peer for the handshake interop test
+  ["wireguard-tools", ["/usr/bin/wg"], "test"],
 ];
 
 function run(cmd, args, env = {}) {
