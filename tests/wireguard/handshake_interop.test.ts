@@ -5,10 +5,11 @@
  * and weft's noise.ts over a UDP socket in the other (tests/wireguard/weft_peer.ts). Each side
  * initiates once, with and without a PSK; the keys are proven by opening the first transport
  * packet wireguard-go sends (a ping through wg0) and by wireguard-go recording the handshake
- * after weft's keepalive. A wrong PSK or key gives no handshake, and weft counts the refusal.
+ * after weft's keepalive. Under load weft sends a cookie reply and takes wireguard-go's retry with
+ * MAC2. A wrong PSK or key gives no handshake, and weft counts the refusal.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -93,6 +94,7 @@ describe.skipIf(!isRoot || !hasWireguardGo)("handshake with wireguard-go", () =>
     /** weft believes wireguard-go's public key is this one (default: the right one). */
     weftKnowsGoAs?: string;
     waitMs: number;
+    underLoad?: boolean;
   }
 
   /** One weft process against the running wireguard-go; returns weft's outcome and wg's record. */
@@ -108,23 +110,25 @@ describe.skipIf(!isRoot || !hasWireguardGo)("handshake with wireguard-go", () =>
       const args: PeerArgs = {
         privateKey: b64(weftPrivate), peerPublicKey: s.weftKnowsGoAs ?? goPublic, presharedKey: s.weftPsk,
         listenPort: PORT, initiateTo: s.initiate ? `${GO_ADDR}:${PORT}` : undefined, waitMs: s.waitMs,
+        underLoad: s.underLoad,
       };
       const child = spawn("ip", ["netns", "exec", nsWeft, process.execPath, join(import.meta.dir, "weft_peer.ts"), JSON.stringify(args)], {
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "", stderr = "";
-      const ping = () => nsExec(nsGo, ["ping", "-c", "1", "-W", "1", PING_TARGET], { timeoutMs: 3000 });
-      const pings: Promise<unknown>[] = [];
+      // One ping through wg0 (async, and ended with weft: nobody answers it) makes wireguard-go
+      // initiate, or, once weft's session exists, send a transport packet weft must open.
+      const pings: ChildProcess[] = [];
+      const ping = () => pings.push(spawn("ip", ["netns", "exec", nsGo, "ping", "-c", "1", "-W", "1", PING_TARGET], { stdio: "ignore" }));
       child.stderr.on("data", (c: Buffer) => { stderr += c.toString(); });
       child.stdout.on("data", (c: Buffer) => {
         const before = stdout;
         stdout += c.toString();
-        // Ping once weft listens (wireguard-go then initiates), or once weft's session exists.
         const trigger = s.initiate ? '{"event":"session"}' : '{"event":"ready"}';
-        if (!before.includes(trigger) && stdout.includes(trigger)) pings.push(Promise.resolve().then(ping));
+        if (!before.includes(trigger) && stdout.includes(trigger)) ping();
       });
       const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
-      await Promise.all(pings);
+      for (const p of pings) if (p.exitCode === null) p.kill();
       if (code !== 0) throw new Error(`weft_peer exited ${code}: ${stdout}\n${stderr}`);
       const out = JSON.parse(stdout.trim().split("\n").at(-1)!) as PeerOutcome;
       const latest = nsSh(nsGo, ["wg", "show", "wg0", "latest-handshakes"]);
@@ -161,6 +165,16 @@ describe.skipIf(!isRoot || !hasWireguardGo)("handshake with wireguard-go", () =>
       expect(goHandshake).toBeGreaterThan(0);
     });
   }
+
+  test("under load weft answers with a cookie reply; wireguard-go's retry carries a MAC2 weft accepts", async () => {
+    // wireguard-go retries an unanswered initiation after Rekey-Timeout (5 s, plus jitter), so
+    // this case takes about that long.
+    const { out, goHandshake } = await run({ initiate: false, underLoad: true, waitMs: 9000 });
+    expect(out.cookieReplies).toBe(1);
+    expect(out.session).toBe("responder");
+    expect(out.transport).toMatchObject({ ipVersion: 4, protocol: 1, dst: PING_TARGET });
+    expect(goHandshake).toBeGreaterThan(0);
+  });
 
   test("a wrong PSK: weft refuses wireguard-go's response, and no handshake happens either way", async () => {
     const mine = await run({ initiate: true, goPsk: join(dir, "other.psk"), weftPsk: psk, waitMs: 1000 });

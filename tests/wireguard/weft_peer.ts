@@ -21,6 +21,8 @@ export interface PeerArgs {
   /** "ip:port" to initiate to; absent = only respond. */
   initiateTo?: string;
   waitMs: number;
+  /** Answer as a responder under load: initiations without a valid MAC2 get a cookie reply. */
+  underLoad?: boolean;
 }
 
 export interface PeerOutcome {
@@ -30,6 +32,8 @@ export interface PeerOutcome {
   transport: { counter: string; length: number; ipVersion: number; protocol: number; src: string; dst: string } | null;
   /** Transport packets that did not open with our keys. */
   transportRejected: number;
+  /** Cookie replies sent (only under load). */
+  cookieReplies: number;
   rejected: Record<string, number>;
 }
 
@@ -38,7 +42,7 @@ const b64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 const noise = new Noise({ privateKey: b64(args.privateKey) });
 noise.addPeer({ publicKey: b64(args.peerPublicKey), presharedKey: args.presharedKey ? b64(args.presharedKey) : undefined });
 
-const out: PeerOutcome = { session: null, keepaliveSent: false, transport: null, transportRejected: 0, rejected: noise.rejected };
+const out: PeerOutcome = { session: null, keepaliveSent: false, transport: null, transportRejected: 0, cookieReplies: 0, rejected: noise.rejected };
 let session: Session | null = null;
 const sock = createSocket("udp4");
 const say = (o: object) => console.log(JSON.stringify(o));
@@ -55,7 +59,8 @@ function addrBytes(address: string, port: number): Uint8Array {
 
 function established(s: Session, host: string, port: number): void {
   session = s;
-  out.session = s.isInitiator ? "initiator" : "responder";
+  // The first session names the outcome; a later one (the peer re-initiating) only replaces the keys.
+  out.session ??= s.isInitiator ? "initiator" : "responder";
   if (s.isInitiator) {
     // A keepalive (an empty transport packet, counter 0) confirms the session to the responder.
     const pkt = new Uint8Array(16 + 16);
@@ -87,8 +92,11 @@ sock.on("message", (msg, rinfo) => {
     finish();
     return;
   }
-  const r = noise.receive(bytes, addrBytes(rinfo.address, rinfo.port), Date.now());
-  if (r.kind === "response") {
+  const r = noise.receive(bytes, addrBytes(rinfo.address, rinfo.port), Date.now(), args.underLoad);
+  if (r.kind === "cookie-reply") {
+    sock.send(r.message, rinfo.port, rinfo.address);
+    out.cookieReplies++;
+  } else if (r.kind === "response") {
     sock.send(r.message, rinfo.port, rinfo.address);
     established(r.session, rinfo.address, rinfo.port);
   } else if (r.kind === "session") {
