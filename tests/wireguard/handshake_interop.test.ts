@@ -66,7 +66,7 @@ describe.skipIf(!isRoot || !hasWireguardGo)("handshake with wireguard-go", () =>
       if (i === 100 || child.exitCode !== null) throw new Error(`wireguard-go did not create wg0: ${stderr}`);
       await Bun.sleep(20);
     }
-    writeFileSync(join(dir, "go.key"), goPrivate.length ? b64(goPrivate) + "\n" : "", { mode: 0o600 });
+    writeFileSync(join(dir, "go.key"), b64(goPrivate) + "\n", { mode: 0o600 });
     writeFileSync(join(dir, "psk"), psk + "\n", { mode: 0o600 });
     writeFileSync(join(dir, "other.psk"), otherPsk + "\n", { mode: 0o600 });
     nsSh(nsGo, ["wg", "set", "wg0", "listen-port", String(PORT), "private-key", join(dir, "go.key")]);

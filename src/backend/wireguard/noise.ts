@@ -37,7 +37,7 @@ import { KEY_LEN, publicKeyOf, x25519 } from "./x25519.ts";
 
 export const MESSAGE_INITIATION = 1;
 export const MESSAGE_RESPONSE = 2;
-export { MESSAGE_COOKIE_REPLY };
+export { MAC_LEN, MESSAGE_COOKIE_REPLY };
 /** Transport data: type ‖ receiver(4) ‖ counter(8, little-endian) ‖ sealed packet. */
 export const MESSAGE_TRANSPORT = 4;
 export const INITIATION_LEN = 148;
@@ -345,5 +345,3 @@ export class Noise {
     return { kind: "rejected", reason };
   }
 }
-
-export { MAC_LEN };
