@@ -95,6 +95,7 @@ describe.skipIf(!isRoot || !hasWireguardGo)("handshake with wireguard-go", () =>
     weftKnowsGoAs?: string;
     waitMs: number;
     underLoad?: boolean;
+    stopOnReject?: boolean;
   }
 
   /** One weft process against the running wireguard-go; returns weft's outcome and wg's record. */
@@ -110,7 +111,7 @@ describe.skipIf(!isRoot || !hasWireguardGo)("handshake with wireguard-go", () =>
       const args: PeerArgs = {
         privateKey: b64(weftPrivate), peerPublicKey: s.weftKnowsGoAs ?? goPublic, presharedKey: s.weftPsk,
         listenPort: PORT, initiateTo: s.initiate ? `${GO_ADDR}:${PORT}` : undefined, waitMs: s.waitMs,
-        underLoad: s.underLoad,
+        underLoad: s.underLoad, stopOnReject: s.stopOnReject,
       };
       const child = spawn("ip", ["netns", "exec", nsWeft, process.execPath, join(import.meta.dir, "weft_peer.ts"), JSON.stringify(args)], {
         stdio: ["ignore", "pipe", "pipe"],
@@ -177,7 +178,7 @@ describe.skipIf(!isRoot || !hasWireguardGo)("handshake with wireguard-go", () =>
   });
 
   test("a wrong PSK: weft refuses wireguard-go's response, and no handshake happens either way", async () => {
-    const mine = await run({ initiate: true, goPsk: join(dir, "other.psk"), weftPsk: psk, waitMs: 1000 });
+    const mine = await run({ initiate: true, goPsk: join(dir, "other.psk"), weftPsk: psk, waitMs: 4000, stopOnReject: true });
     expect(mine.out.session).toBeNull();
     expect(mine.out.rejected["response-auth"]).toBe(1);
     expect(mine.goHandshake).toBe(0);
@@ -192,11 +193,11 @@ describe.skipIf(!isRoot || !hasWireguardGo)("handshake with wireguard-go", () =>
   test("a wrong key: weft refuses an initiation for another key (MAC1) or from an unknown peer", async () => {
     const stranger = b64(publicKeyOf(generatePrivateKey()));
     // wireguard-go has another public key for weft: its MAC1 is keyed for that key.
-    const a = await run({ initiate: false, goKnowsWeftAs: stranger, waitMs: 1000 });
+    const a = await run({ initiate: false, goKnowsWeftAs: stranger, waitMs: 4000, stopOnReject: true });
     expect(a.out.session).toBeNull();
     expect(a.out.rejected.mac1).toBeGreaterThanOrEqual(1);
     // weft has another public key for wireguard-go: the initiation opens but names no known peer.
-    const b = await run({ initiate: false, weftKnowsGoAs: stranger, waitMs: 1000 });
+    const b = await run({ initiate: false, weftKnowsGoAs: stranger, waitMs: 4000, stopOnReject: true });
     expect(b.out.session).toBeNull();
     expect(b.out.rejected["unknown-peer"]).toBeGreaterThanOrEqual(1);
     expect(b.goHandshake).toBe(0);

@@ -23,6 +23,8 @@ export interface PeerArgs {
   waitMs: number;
   /** Answer as a responder under load: initiations without a valid MAC2 get a cookie reply. */
   underLoad?: boolean;
+  /** End soon after the first refused handshake message instead of waiting out waitMs. */
+  stopOnReject?: boolean;
 }
 
 export interface PeerOutcome {
@@ -101,6 +103,8 @@ sock.on("message", (msg, rinfo) => {
     established(r.session, rinfo.address, rinfo.port);
   } else if (r.kind === "session") {
     established(r.session, rinfo.address, rinfo.port);
+  } else if (r.kind === "rejected" && args.stopOnReject) {
+    setTimeout(finish, 100);
   }
 });
 
