@@ -148,7 +148,8 @@ describe("vxlan, dual stack, 3 hosts", () => {
     expect(await expectFullMesh(c, 6)).toBe(6);
   }, 60_000);
 
-  test("--ip-masq: IPv6 traffic leaving the cluster network is masqueraded, traffic inside it is not", async () => {
+  /** From host 1's container: the sources a whoami server outside the cluster and one in host 2's container see. */
+  async function expectMasquerade(): Promise<void> {
     const outside = await startWhoamiServer(c.underlay, WHOAMI_PORT);
     const inside = await startWhoamiServer(c.hosts[1]!.containers[0]!.ns, WHOAMI_PORT);
     try {
@@ -157,7 +158,7 @@ describe("vxlan, dual stack, 3 hosts", () => {
       const seen = sourceSeenBy(from.ns, [`${Cluster.UNDERLAY6}fe`, peer.ip6!, `${Cluster.UNDERLAY}.254`, peer.ip], WHOAMI_PORT);
       expect(Object.fromEntries(seen)).toEqual<Record<string, string | undefined>>({
         [`${Cluster.UNDERLAY6}fe`]: c.hosts[0]!.ip6!, // out of the cluster: the host's underlay address
-        [peer.ip6!]: from.ip6,                     // inside it: the container's own
+        [peer.ip6!]: from.ip6,                      // inside it: the container's own
         [`${Cluster.UNDERLAY}.254`]: c.hosts[0]!.ip,
         [peer.ip]: from.ip,
       });
@@ -165,6 +166,21 @@ describe("vxlan, dual stack, 3 hosts", () => {
       outside.stop();
       inside.stop();
     }
+  }
+
+  test("--ip-masq: IPv6 traffic leaving the cluster network is masqueraded, traffic inside it is not", async () => {
+    expect(exec(c.hosts[0]!.ns, ["ip6tables-save", "-t", "nat"]).stdout).toContain("-A FLANNEL-POSTRTG -s fd10::/48 ! -d ff00::/8");
+    await expectMasquerade();
+  }, 30_000);
+
+  test("the same with EnableNFTables: the flannel-ipv6 table masquerades, the ip6tables rules are gone", async () => {
+    const h = c.hosts[0]!;
+    c.setConfig(JSON.stringify({ ...JSON.parse(c.config), EnableNFTables: true }));
+    await c.stopAgent(h);
+    await c.startAgent(h);
+    expect(exec(h.ns, ["nft", "list", "chain", "ip6", "flannel-ipv6", "postrtg"]).stdout).toContain("ip6 saddr fd10::/48 ip6 daddr != ff00::/8 masquerade");
+    expect(exec(h.ns, ["ip6tables-save", "-t", "nat"]).stdout).not.toContain("FLANNEL-POSTRTG -s");
+    await expectMasquerade();
   }, 30_000);
 
   restartAndStaleTests(() => c, "vxlan");
