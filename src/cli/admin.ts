@@ -45,7 +45,8 @@ export async function runAdmin(registry: Registry, args: string[], io: Io): Prom
     const text = rest[0] === "-" ? io.readStdin() : readFileSync(rest[0]!, "utf8");
     const cfg = parseNetworkConfig(text); // throws with the field, the value and the rule
     await registry.putConfig(text.trim());
-    io.err(`network config stored: Network ${cfg.network ? formatIPv4Net(cfg.network) : "-"}, SubnetLen ${cfg.subnetLen}, backend ${cfg.backendType}\n`);
+    const v6 = cfg.ipv6Network ? `, IPv6Network ${formatIPv6Net(cfg.ipv6Network)}, IPv6SubnetLen ${cfg.ipv6SubnetLen}` : "";
+    io.err(`network config stored: Network ${cfg.network ? formatIPv4Net(cfg.network) : "-"}, SubnetLen ${cfg.network ? cfg.subnetLen : "-"}${v6}, backend ${cfg.backendType}\n`);
     return 0;
   }
   if (group === "leases" && verb === "list") {
