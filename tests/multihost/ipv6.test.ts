@@ -173,6 +173,18 @@ describe("vxlan, dual stack, 3 hosts", () => {
     await expectMasquerade();
   }, 30_000);
 
+  test("forward rules: with the FORWARD policy DROP on every host, containers still reach each other through FLANNEL-FWD", async () => {
+    const policy = (p: string) => { for (const h of c.hosts) for (const t of ["iptables", "ip6tables"]) exec(h.ns, [t, "-P", "FORWARD", p]); };
+    expect(exec(c.hosts[0]!.ns, ["ip6tables-save", "-t", "filter"]).stdout).toContain("-A FLANNEL-FWD -s fd10::/48");
+    policy("DROP");
+    try {
+      await expectFullMesh(c, 6);
+      await expectFullMesh(c, 4);
+    } finally {
+      policy("ACCEPT");
+    }
+  }, 60_000);
+
   test("the same with EnableNFTables: the flannel-ipv6 table masquerades, the ip6tables rules are gone", async () => {
     const h = c.hosts[0]!;
     c.setConfig(JSON.stringify({ ...JSON.parse(c.config), EnableNFTables: true }));
