@@ -13,7 +13,8 @@
  * Each path is its own 2-host cluster (tests/support/netns.ts: veth into an underlay bridge,
  * cni0 and one container per host); the clusters exist side by side and the paths are measured
  * interleaved, `--rounds` times (default 3); the throughput figure is the best round (other load
- * on a shared machine only ever slows a run down), the median is shown beside it. weft's hosts
+ * on a shared machine only ever slows a run down), the median is shown beside it, and "paired" is
+ * the median over rounds of weft's figure over the by-hand one measured just before it. weft's hosts
  * also carry flanneld's FLANNEL-FWD iptables rules, which the by-hand paths do not. Prints
  * figures, asserts nothing. Ping RTT is ns_probe's ICMP echo (a Bun process on a raw socket), 20 echoes 50 ms
  * apart, median.
@@ -175,18 +176,26 @@ try {
   const best = (xs: number[]) => (xs.length ? Math.max(...xs) : NaN);
   const g = (name: string) => best(paths.find((p) => p.name === name)?.gbit ?? []);
   const base = g("underlay (host to host)");
+  /** Median over rounds of weft / by hand, each pair measured back to back (robust to load that comes and goes). */
+  const paired = (b: string): number => {
+    const w = paths.find((p) => p.name === `${b} weft`)?.gbit ?? [];
+    const h = paths.find((p) => p.name === `${b} by hand`)?.gbit ?? [];
+    return median(w.slice(0, h.length).map((x, i) => x / h[i]!));
+  };
   console.log(`kernel data paths${V6 ? " over IPv6" : ""}, 2 hosts, iperf3 TCP 1 stream ${SECONDS} s, ${ROUNDS} rounds interleaved (best and median), ping RTT median`);
   printTable([
-    ["path", "TCP Gbit/s best", "median", "best vs underlay", "ping RTT ms", "weft / by hand"],
+    ["path", "TCP Gbit/s best", "median", "best vs underlay", "ping RTT ms", "weft / by hand", "paired"],
     ...paths.map((p) => {
       if (p.gbit.length === 0) return [p.name, "n/a", "", "", "", p.why ?? ""];
       const hand = p.name.endsWith(" weft") ? g(p.name.replace(" weft", " by hand")) : NaN;
+      const pr = p.name.endsWith(" weft") ? paired(p.name.replace(" weft", "")) : NaN;
       return [
         p.name, fmt(best(p.gbit)), fmt(median(p.gbit)), fmt(best(p.gbit) / base), fmt(median(p.rtt)),
-        Number.isNaN(hand) ? "" : fmt(best(p.gbit) / hand),
+        Number.isNaN(hand) ? "" : fmt(best(p.gbit) / hand), Number.isNaN(pr) ? "" : fmt(pr),
       ];
     }),
   ]);
+  console.log("paired: the median over rounds of weft's throughput over the by-hand path's measured just before it in the same round");
   for (const p of paths) {
     if (p.gbit.length === 0) continue;
     const id = p.name.replace(/[^a-z]+/g, "_").replace(/_$/, "");
@@ -196,6 +205,8 @@ try {
   for (const b of ["host-gw", "vxlan"]) {
     const ratio = g(`${b} weft`) / g(`${b} by hand`);
     if (Number.isFinite(ratio)) figure(BENCH, `${b.replace("-", "_")}_weft_vs_by_hand`, ratio, "x");
+    const pr = paired(b);
+    if (Number.isFinite(pr)) figure(BENCH, `${b.replace("-", "_")}_weft_vs_by_hand_paired`, pr, "x");
   }
 } finally {
   for (const c of clusters) await c.destroy();
