@@ -3,7 +3,8 @@
  * always deletes (veth0: 192.168.0.1/16 and 2001:db8::1/64). What weft programs is read back
  * with `ip -j`/`bridge -j` and compared with the same state made by flanneld's commands (compat
  * §6.1 "v6: the same on flannel-v6.N", §6.2) in a reference namespace; dual-stack and IPv6-only
- * networks (EnableIPv4 false, §12.7), restarts, stale entries, the device watch, DirectRouting.
+ * networks (EnableIPv4 false, §12.7), restarts, stale entries, the device watch, DirectRouting,
+ * and the same under Deno.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import type { PeerSpec, ScriptInput, Step } from "./backend_ns_script.ts";
@@ -149,6 +150,18 @@ describe.skipIf(!isRoot)("vxlan over IPv6 in a namespace", () => {
     const v = view6(ns);
     expect(v.routes.some((x) => x.startsWith("fd10:0:0:1::/64 fd10:0:0:1:: flannel-v6.1 onlink"))).toBe(true);
     expect(v.neigh).toContain(`fd10:0:0:1:: ${P1.mac6} PERMANENT`);
+  }, 60_000);
+
+  test("under Deno: the same IPv6 entries, and a restart under Bun changes nothing", async () => {
+    const ns = netns();
+    const ref = netns();
+    const r = ns.run(input(DUAL, [{ op: "apply", added: [P1, P2] }]), "deno");
+    expect(r.error).toBeUndefined();
+    flanneldVxlan6(ref, [P1, P2], 1430);
+    expect(view6(ns)).toEqual(view6(ref));
+    const mon = await ns.monitor(["route", "neigh", "link"]);
+    expect(ns.run(input(DUAL, [{ op: "reconcile", peers: [P1, P2] }])).error).toBeUndefined();
+    expect(await mon.stop()).toEqual([]);
   }, 60_000);
 
   test("IPv6-only (EnableIPv4 false): only flannel-v6.1, only BackendV6Data; v4-only peers are skipped", () => {

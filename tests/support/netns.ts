@@ -434,7 +434,7 @@ export class Host {
   /** The lease's network, e.g. `10.244.7.0/24` (from subnet.env). */
   get subnet(): string {
     const s = this.env?.subnet;
-    if (!s) throw new Error(`host ${this.name} has no subnet.env yet (${this.subnetFile})`);
+    if (!s) throw new Error(`host ${this.name} has no FLANNEL_SUBNET in ${this.subnetFile} (no subnet.env yet, or an IPv6-only network: see subnet6)`);
     const n = parseIPv4Net(s);
     return `${formatIPv4(n.ip)}/${n.len}`;
   }
