@@ -233,7 +233,7 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       await c?.destroy();
     }, 30_000);
 
-    test("IPv6-only leases (key 0.0.0.0-0&…), no IPv4 data path, full mesh over IPv6", async () => {
+    test("IPv6-only leases (key 0.0.0.0-0&…), no IPv4 data path, full mesh over IPv6; an IPv6 lease released", async () => {
       const h = c.hosts[0]!;
       expect(h.env!.subnet).toBeUndefined();
       expect(c.containers.every((x) => x.ip === x.ip6)).toBe(true);
@@ -242,6 +242,11 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       expect(keys).toEqual(c.hosts.map((x) => `0.0.0.0-0&${x.subnet6.replace("/", "-")}`).sort());
       expect(c.peerRoutes(h)).toEqual([]);
       expect(await expectFullMesh(c, 6)).toBe(6);
+      // `weft leases release` takes an IPv6 subnet: the lease goes, and its route from every peer.
+      const gone = c.hosts[2]!;
+      await c.stopAgent(gone);
+      c.weft(["leases", "release", gone.subnet6]);
+      await waitFor(() => c.hosts.slice(0, 2).every((x) => c.peerRoutes6(x).length === 1), 5000, `${gone.subnet6} to go from the peers`);
     }, 60_000);
   });
 }
