@@ -25,7 +25,7 @@
  * flannel-v6.1 (`local <underlay v6>`, MTU 1430) with `ip -6 neigh`/`bridge fdb … dst <v6>`/
  * `ip -6 route … onlink`.
  *
- *   bun bench/kernel_paths.ts [--rounds N] [--seconds S] [--ipv6]
+ *   bun bench/kernel_paths.ts [--rounds N] [--seconds S] [--ipv6] [--no-forward-rules]
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeSubnetEnv } from "../src/subnet_env.ts";
@@ -43,6 +43,8 @@ const NETWORK6 = "fd10::/48";
 const BENCH = V6 ? "kernel_paths_v6" : "kernel_paths";
 /** The clusters of one run: IPv4 as before, or IPv6-only over the dual-stack underlay. */
 const CLUSTER = V6 ? { network: NETWORK, ipv6Network: NETWORK6, ipv6Only: true } : { network: NETWORK };
+/** `--no-forward-rules`: weft's agents add no FLANNEL-FWD rules, so their hosts carry no firewall either (as the by-hand paths). */
+const AGENT_ARGS = args.includes("--no-forward-rules") ? ["--iptables-forward-rules=false"] : [];
 
 interface PathEnds { from: string; to: string; toIP: string }
 interface Path { name: string; ends?: PathEnds; why?: string; gbit: number[]; rtt: number[] }
@@ -101,7 +103,7 @@ async function byHandVxlan(): Promise<Cluster> {
 
 /** Two hosts running weft with `backend`; resolves when each has the other's route. */
 async function viaWeft(backend: "vxlan" | "host-gw"): Promise<Cluster> {
-  const c = await Cluster.create({ hosts: 2, backend, ...CLUSTER });
+  const c = await Cluster.create({ hosts: 2, backend, ...CLUSTER, agentArgs: AGENT_ARGS });
   await waitFor(() => c.hosts.every((h) => (V6 ? c.peerRoutes6(h) : c.peerRoutes(h)).length === 1), 10_000, `${backend} peer routes`);
   return c;
 }
