@@ -52,6 +52,7 @@ function leaseJSON(l: Lease, expiration: number | null | undefined, networkType:
     publicIPv6: l.attrs.publicIPv6 !== undefined ? formatIPv6(l.attrs.publicIPv6) : null,
     backendType: typeOf(l, networkType),
     backendData: l.attrs.backendData ?? null,
+    backendV6Data: l.attrs.backendV6Data ?? null,
     expiration: expiration === undefined ? null : expiration === null ? "never" : new Date(expiration).toISOString(),
   };
 }
@@ -101,18 +102,21 @@ export function createStatusApp(view: AgentView): Hono {
     const lease = view.lease;
     const cfg = view.config;
     const refused = view.refusedLeases ?? new Map<string, Refusal>();
+    // By IPv4 subnet, then IPv6 subnet (an IPv6-only network has only the latter).
     const peers = [...view.peers.values()]
       .filter((l) => !refused.has(leaseKey(l)))
-      .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0))
+      .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0) || Number((a.ipv6Subnet?.ip ?? 0n) > (b.ipv6Subnet?.ip ?? 0n)) - Number((a.ipv6Subnet?.ip ?? 0n) < (b.ipv6Subnet?.ip ?? 0n)))
       .map((l) => leaseJSON(l, view.peerExpiration?.(l), view.backendType));
     return c.json({
       ready: view.ready,
       lease: lease ? { ...leaseJSON(lease, lease.expiration, view.backendType), reservation: lease.expiration === null } : null,
       network: cfg?.network ? formatIPv4Net(cfg.network) : null,
       ipv6Network: cfg?.ipv6Network ? formatIPv6Net(cfg.ipv6Network) : null,
-      subnetLen: cfg?.subnetLen ?? null,
+      subnetLen: cfg?.network ? cfg.subnetLen : null,
+      ipv6SubnetLen: cfg?.ipv6Network ? cfg.ipv6SubnetLen : null,
       backend: view.backendType ?? cfg?.backendType ?? null,
       publicIP: view.publicIP ?? null,
+      publicIPv6: lease?.attrs.publicIPv6 !== undefined ? formatIPv6(lease.attrs.publicIPv6) : null,
       etcd: etcdJSON(view),
       peersSynced: view.peersSynced ?? true,
       peers,
