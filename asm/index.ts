@@ -10,6 +10,7 @@
  *   EG_IN_DESC, EG_UDP_DESC, EG_TUN_DESC, IN_IN_DESC, IN_TUN_DESC   descriptor rings
  *   DIRECT, ROOT4, ROOT6, CHUNKS, RULES, PEERS, GRO_*   tables (core-owned, host may read)
  *   EG_IN 8 MiB, EG_OUT 8 MiB, EG_TUN 2 MiB, IN_IN 8 MiB, IN_OUT 12 MiB   packet arenas
+ *   WG_SESSIONS, WG_SEAL_DESC, WG_OPEN_DESC, WG_COUNTERS   WireGuard transport (asm/wg_transport.ts)
  *
  * Ring protocol (batch-synchronous; one thread drives one core instance):
  *   Between calls the host owns every byte. Egress: it reads TUN packets into EG_IN (anywhere,
@@ -35,6 +36,8 @@ export {
 export { peerSet, peerSetSubnet6, peerDelete } from "./peers";
 export { egress, egressUdpCount, egressTunCount } from "./egress";
 export { ingress, ingressTunCount } from "./ingress";
+export { wgSessionSet, wgSessionDelete, wgSeal, wgOpen } from "./wg_transport";
+export { chacha20XorAt, poly1305At, aeadSealAt, aeadOpenAt, setChaChaSimd } from "./crypto_api";
 
 import { ARG, LAYOUT_VERSION, LOOKUP_IN, LOOKUP_OUT, LOOKUP_CAP, NO_ROUTE } from "./layout";
 import { route4Lookup as lookup4, route6LookupAt } from "./route";
