@@ -5,23 +5,23 @@
  * Open authenticates before it decrypts and compares tags in constant time, so a forged
  * message is never decrypted and costs the same whichever byte is wrong.
  */
-import { chacha20KeyStream32, chacha20Xor } from "./chacha20";
+import { chacha20Block, chacha20Xor } from "./chacha20";
 import { polyFinish, polyInit, polyLengths, polyPadded } from "./poly1305";
 import { WG_SCRATCH } from "./layout";
 
-/** The one-time Poly1305 key (32 bytes) and a computed tag (16 bytes). */
-const POLY_KEY: usize = <usize>WG_SCRATCH + 160;
-const TAG_TMP: usize = <usize>WG_SCRATCH + 192;
+/** A computed tag (16 bytes) and the block 0 key stream whose first 32 bytes are the Poly1305 key. */
+const TAG_TMP: usize = <usize>WG_SCRATCH + 224;
+const POLY_KEY: usize = <usize>WG_SCRATCH + 256;
 
 /** Computes the tag of (aad, ct) under `key`/`nonce` into TAG_TMP. */
 function tagOf(key: usize, nonce: usize, aad: usize, aadLen: usize, ct: usize, len: usize): void {
-  chacha20KeyStream32(key, nonce, 0, POLY_KEY);
+  chacha20Block(key, nonce, 0, POLY_KEY);
   polyInit(POLY_KEY);
   if (aadLen > 0) polyPadded(aad, aadLen);
   polyPadded(ct, len);
   polyLengths(<u64>aadLen, <u64>len);
   polyFinish(TAG_TMP);
-  memory.fill(POLY_KEY, 0, 32);
+  for (let i: usize = 0; i < 64; i += 8) store<u64>(POLY_KEY + i, 0); // no key stream left behind
 }
 
 /**
@@ -31,7 +31,8 @@ function tagOf(key: usize, nonce: usize, aad: usize, aadLen: usize, ct: usize, l
 export function aeadSeal(key: usize, nonce: usize, aad: usize, aadLen: usize, src: usize, len: usize, dst: usize): void {
   chacha20Xor(key, nonce, 1, src, dst, len);
   tagOf(key, nonce, aad, aadLen, dst, len);
-  memory.copy(dst + len, TAG_TMP, 16);
+  store<u64>(dst + len, load<u64>(TAG_TMP));
+  store<u64>(dst + len, load<u64>(TAG_TMP, 8), 8);
 }
 
 /**

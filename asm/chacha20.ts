@@ -12,7 +12,7 @@
 import { WG_SCRATCH } from "./layout";
 
 /** Scratch for one key-stream block when a message ends inside a block (64 bytes). */
-const BLOCK_TMP: usize = <usize>WG_SCRATCH + 64;
+const BLOCK_TMP: usize = <usize>WG_SCRATCH + 128;
 
 let useSimd = true;
 
@@ -39,30 +39,30 @@ export function chacha20Xor(key: usize, nonce: usize, counter: u32, src: usize, 
     }
   }
   while (len - done >= 64) {
-    block1(key, nonce, counter, src + done, dst + done);
+    block1(key, nonce, counter, src + done, dst + done, ~0);
     counter++;
     done += 64;
   }
   const rest = len - done;
   if (rest > 0) {
-    // Key stream of a zero block, then XOR the tail byte by byte.
-    memory.fill(BLOCK_TMP, 0, 64);
-    block1(key, nonce, counter, BLOCK_TMP, BLOCK_TMP);
+    // The block's key stream, then XOR the tail byte by byte.
+    block1(key, nonce, counter, BLOCK_TMP, BLOCK_TMP, 0);
     for (let i: usize = 0; i < rest; i++) {
       store<u8>(dst + done + i, load<u8>(src + done + i) ^ load<u8>(BLOCK_TMP + i));
     }
   }
 }
 
-/** Writes the first 32 bytes of block `counter`'s key stream to `out` (the Poly1305 key, §2.6). */
-export function chacha20KeyStream32(key: usize, nonce: usize, counter: u32, out: usize): void {
-  memory.fill(BLOCK_TMP, 0, 64);
-  block1(key, nonce, counter, BLOCK_TMP, BLOCK_TMP);
-  memory.copy(out, BLOCK_TMP, 32);
+/** Writes block `counter`'s 64-byte key stream to `out` (its first 32: the Poly1305 key, §2.6). */
+export function chacha20Block(key: usize, nonce: usize, counter: u32, out: usize): void {
+  block1(key, nonce, counter, out, out, 0);
 }
 
-/** One block: dst[0..64] = src[0..64] XOR ChaCha20(key, counter, nonce). */
-function block1(key: usize, nonce: usize, counter: u32, src: usize, dst: usize): void {
+/**
+ * One block: dst[0..64] = (src[0..64] AND mask) XOR ChaCha20(key, counter, nonce); mask 0 gives
+ * the bare key stream without a zeroed buffer (small memory.fill calls are costly in engines).
+ */
+function block1(key: usize, nonce: usize, counter: u32, src: usize, dst: usize, mask: u64): void {
   const k0 = load<u32>(key), k1 = load<u32>(key, 4), k2 = load<u32>(key, 8), k3 = load<u32>(key, 12);
   const k4 = load<u32>(key, 16), k5 = load<u32>(key, 20), k6 = load<u32>(key, 24), k7 = load<u32>(key, 28);
   const n0 = load<u32>(nonce), n1 = load<u32>(nonce, 4), n2 = load<u32>(nonce, 8);
@@ -90,8 +90,9 @@ function block1(key: usize, nonce: usize, counter: u32, src: usize, dst: usize):
     x3 += x4; x14 = rotl<u32>(x14 ^ x3, 8); x9 += x14; x4 = rotl<u32>(x4 ^ x9, 7);
   }
   // Read the whole input block before writing (dst may overlap src from below).
-  const m0 = load<u64>(src), m1 = load<u64>(src, 8), m2 = load<u64>(src, 16), m3 = load<u64>(src, 24);
-  const m4 = load<u64>(src, 32), m5 = load<u64>(src, 40), m6 = load<u64>(src, 48), m7 = load<u64>(src, 56);
+  const m0 = load<u64>(src) & mask, m1 = load<u64>(src, 8) & mask, m2 = load<u64>(src, 16) & mask;
+  const m3 = load<u64>(src, 24) & mask, m4 = load<u64>(src, 32) & mask, m5 = load<u64>(src, 40) & mask;
+  const m6 = load<u64>(src, 48) & mask, m7 = load<u64>(src, 56) & mask;
   store<u64>(dst, m0 ^ pack(x0 + C0, x1 + C1));
   store<u64>(dst, m1 ^ pack(x2 + C2, x3 + C3), 8);
   store<u64>(dst, m2 ^ pack(x4 + k0, x5 + k1), 16);
@@ -123,16 +124,16 @@ function block1(key: usize, nonce: usize, counter: u32, src: usize, dst: usize):
  * block j. After the rounds, 4x4 transposes turn lanes back into contiguous blocks.
  */
 function blocks4(key: usize, nonce: usize, counter: u32, src: usize, dst: usize): void {
-  const s4 = i32x4.splat(load<u32>(key)), s5 = i32x4.splat(load<u32>(key, 4));
-  const s6 = i32x4.splat(load<u32>(key, 8)), s7 = i32x4.splat(load<u32>(key, 12));
-  const s8 = i32x4.splat(load<u32>(key, 16)), s9 = i32x4.splat(load<u32>(key, 20));
-  const s10 = i32x4.splat(load<u32>(key, 24)), s11 = i32x4.splat(load<u32>(key, 28));
-  const s12 = i32x4.add(i32x4.splat(counter), i32x4(0, 1, 2, 3));
-  const s13 = i32x4.splat(load<u32>(nonce)), s14 = i32x4.splat(load<u32>(nonce, 4));
-  const s15 = i32x4.splat(load<u32>(nonce, 8));
-  const s0 = i32x4.splat(C0), s1 = i32x4.splat(C1), s2 = i32x4.splat(C2), s3 = i32x4.splat(C3);
-  let x0 = s0, x1 = s1, x2 = s2, x3 = s3, x4 = s4, x5 = s5, x6 = s6, x7 = s7;
-  let x8 = s8, x9 = s9, x10 = s10, x11 = s11, x12 = s12, x13 = s13, x14 = s14, x15 = s15;
+  // The input state is not kept in registers across the rounds (32 live vectors would spill on
+  // x86's 16): it is splatted again from memory for the final addition.
+  let x0 = i32x4.splat(C0), x1 = i32x4.splat(C1), x2 = i32x4.splat(C2), x3 = i32x4.splat(C3);
+  let x4 = i32x4.splat(load<u32>(key)), x5 = i32x4.splat(load<u32>(key, 4));
+  let x6 = i32x4.splat(load<u32>(key, 8)), x7 = i32x4.splat(load<u32>(key, 12));
+  let x8 = i32x4.splat(load<u32>(key, 16)), x9 = i32x4.splat(load<u32>(key, 20));
+  let x10 = i32x4.splat(load<u32>(key, 24)), x11 = i32x4.splat(load<u32>(key, 28));
+  let x12 = i32x4.add(i32x4.splat(counter), i32x4(0, 1, 2, 3));
+  let x13 = i32x4.splat(load<u32>(nonce)), x14 = i32x4.splat(load<u32>(nonce, 4));
+  let x15 = i32x4.splat(load<u32>(nonce, 8));
   for (let i = 0; i < 10; i++) {
     x0 = i32x4.add(x0, x4); x12 = rot16(v128.xor(x12, x0)); x8 = i32x4.add(x8, x12); x4 = rot12(v128.xor(x4, x8));
     x0 = i32x4.add(x0, x4); x12 = rot8(v128.xor(x12, x0)); x8 = i32x4.add(x8, x12); x4 = rot7(v128.xor(x4, x8));
@@ -152,10 +153,15 @@ function blocks4(key: usize, nonce: usize, counter: u32, src: usize, dst: usize)
     x3 = i32x4.add(x3, x4); x14 = rot16(v128.xor(x14, x3)); x9 = i32x4.add(x9, x14); x4 = rot12(v128.xor(x4, x9));
     x3 = i32x4.add(x3, x4); x14 = rot8(v128.xor(x14, x3)); x9 = i32x4.add(x9, x14); x4 = rot7(v128.xor(x4, x9));
   }
-  x0 = i32x4.add(x0, s0); x1 = i32x4.add(x1, s1); x2 = i32x4.add(x2, s2); x3 = i32x4.add(x3, s3);
-  x4 = i32x4.add(x4, s4); x5 = i32x4.add(x5, s5); x6 = i32x4.add(x6, s6); x7 = i32x4.add(x7, s7);
-  x8 = i32x4.add(x8, s8); x9 = i32x4.add(x9, s9); x10 = i32x4.add(x10, s10); x11 = i32x4.add(x11, s11);
-  x12 = i32x4.add(x12, s12); x13 = i32x4.add(x13, s13); x14 = i32x4.add(x14, s14); x15 = i32x4.add(x15, s15);
+  x0 = i32x4.add(x0, i32x4.splat(C0)); x1 = i32x4.add(x1, i32x4.splat(C1));
+  x2 = i32x4.add(x2, i32x4.splat(C2)); x3 = i32x4.add(x3, i32x4.splat(C3));
+  x4 = i32x4.add(x4, i32x4.splat(load<u32>(key))); x5 = i32x4.add(x5, i32x4.splat(load<u32>(key, 4)));
+  x6 = i32x4.add(x6, i32x4.splat(load<u32>(key, 8))); x7 = i32x4.add(x7, i32x4.splat(load<u32>(key, 12)));
+  x8 = i32x4.add(x8, i32x4.splat(load<u32>(key, 16))); x9 = i32x4.add(x9, i32x4.splat(load<u32>(key, 20)));
+  x10 = i32x4.add(x10, i32x4.splat(load<u32>(key, 24))); x11 = i32x4.add(x11, i32x4.splat(load<u32>(key, 28)));
+  x12 = i32x4.add(x12, i32x4.add(i32x4.splat(counter), i32x4(0, 1, 2, 3)));
+  x13 = i32x4.add(x13, i32x4.splat(load<u32>(nonce))); x14 = i32x4.add(x14, i32x4.splat(load<u32>(nonce, 4)));
+  x15 = i32x4.add(x15, i32x4.splat(load<u32>(nonce, 8)));
   // Words 4q..4q+3 of every block sit in x[4q..4q+3]; each group lands at byte 16q of its block.
   // All 256 input bytes are read before the first store (dst may overlap src from below).
   const i0 = v128.load(src), i1 = v128.load(src, 16), i2 = v128.load(src, 32), i3 = v128.load(src, 48);

@@ -180,7 +180,7 @@ export const WG_COUNTERS = 0x3c88000;
 export const WG_COUNTER_COUNT = 32;
 export const WG_C_SEAL = 0;
 export const WG_C_OPEN = 16;
-/** Core scratch (nonces, Poly1305 keys, partial blocks); the host never needs it. */
+/** Core scratch, 320 bytes (nonce, Poly1305 key, partial blocks); the host never needs it. */
 export const WG_SCRATCH = 0x3c88100;
 /**
  * Descriptors may point only into the packet arenas [WG_ARENA_START, WG_ARENA_END), never into

@@ -10,7 +10,7 @@
 import { WG_SCRATCH } from "./layout";
 
 /** 16 bytes of scratch for a zero-padded last block. */
-const PAD_TMP: usize = <usize>WG_SCRATCH + 128;
+const PAD_TMP: usize = <usize>WG_SCRATCH + 192;
 const M26: u64 = 0x3ffffff;
 
 let r0: u64 = 0, r1: u64 = 0, r2: u64 = 0, r3: u64 = 0, r4: u64 = 0;
@@ -73,8 +73,10 @@ function absorb(m: usize, len: usize, padded: bool): void {
   if (full > 0) polyBlocks(m, full, 1 << 24);
   const rest = len & 15;
   if (rest == 0) return;
-  memory.fill(PAD_TMP, 0, 16);
-  memory.copy(PAD_TMP, m + (full << 4), rest);
+  store<u64>(PAD_TMP, 0);
+  store<u64>(PAD_TMP, 0, 8);
+  const tail = m + (full << 4);
+  for (let i: usize = 0; i < rest; i++) store<u8>(PAD_TMP + i, load<u8>(tail + i));
   if (!padded) store<u8>(PAD_TMP + rest, 1);
   polyBlocks(PAD_TMP, 1, padded ? 1 << 24 : 0);
 }

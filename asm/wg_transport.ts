@@ -127,7 +127,7 @@ function sealOne(d: usize, mtu: u32): i32 {
   // encrypt in place: the header is written last-but-one so it can never clobber the input.
   const body = <usize>dst + WG_HEADER_LEN;
   if (body != <usize>src) memory.copy(body, <usize>src, len);
-  memory.fill(body + <usize>len, 0, padded - len);
+  for (let i = body + <usize>len, end = body + <usize>padded; i < end; i++) store<u8>(i, 0);
   store<u32>(<usize>dst, WG_MESSAGE_TRANSPORT);
   store<u32>(<usize>dst, load<u32>(s + <usize>WG_S_REMOTE_INDEX), 4);
   store<u64>(<usize>dst, counter, 8);

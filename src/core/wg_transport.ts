@@ -40,6 +40,15 @@ export function wgLocalIndex(slot: number, random: number): number {
   return ((random & ~(L.WG_SESSION_CAP - 1)) | slot) >>> 0;
 }
 
+/**
+ * Which ChaCha20 form is faster on this engine (bench/wg_crypto.ts): the SIMD one on V8 (Node,
+ * Deno, Chrome: 1.3x at 1400 B and 64 KiB), the scalar one on JavaScriptCore (Bun: SIMD is
+ * 0.7x at 64 KiB there). Both give identical bytes; this only picks the speed.
+ */
+export function fasterChaChaSimd(): boolean {
+  return !("Bun" in globalThis);
+}
+
 export class WgTransport {
   readonly #wg: WgCoreExports;
   readonly #view: DataView;
@@ -47,9 +56,11 @@ export class WgTransport {
   /** The verdict counters: seal verdict v at [WG_C_SEAL + v], open at [WG_C_OPEN + v]. */
   readonly counters: Uint32Array;
 
-  constructor(core: Core) {
+  /** `simd` selects ChaCha20's form for this core (default: the faster one here). */
+  constructor(core: Core, simd: boolean = fasterChaChaSimd()) {
     if (!core.wg) throw new TypeError(`weft core of kind "${core.kind}" has no WireGuard transport; load the Wasm core`);
     this.#wg = core.wg;
+    this.#wg.setChaChaSimd(simd ? 1 : 0);
     this.#view = core.view;
     this.#bytes = core.bytes;
     this.counters = new Uint32Array(core.buffer, L.WG_COUNTERS, L.WG_COUNTER_COUNT);
