@@ -3,7 +3,7 @@
  * work for the userspace udp backend. Bytes in, verdicts and bytes out; no policy, no imports,
  * no allocation: every structure is a fixed region of one fixed-size memory (asm/layout.ts).
  *
- * Memory (offsets in asm/layout.ts, 56 MiB, initial = maximum, exported as `memory`):
+ * Memory (offsets in asm/layout.ts, 61 MiB, initial = maximum, exported as `memory`):
  *   ARG        64 B   IPv6 arguments (network order) for route6*, peerSetSubnet6, setTunAddr6
  *   COUNTERS   u32[64] wrapping counters: egress verdicts/extra at 0.., ingress at 32..
  *   LOOKUP_IN/OUT     batch lookup addresses in, i32 route values out (4096 each)
