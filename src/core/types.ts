@@ -65,6 +65,11 @@ export interface CoreRegions {
   egTun: Uint8Array;
   inIn: Uint8Array;
   inOut: Uint8Array;
+  /** WireGuard transport (asm/wg_transport.ts): sessions, seal/open descriptors, verdict counters. */
+  wgSessions: Uint8Array;
+  wgSealDesc: Uint8Array;
+  wgOpenDesc: Uint8Array;
+  wgCounters: Uint32Array;
 }
 
 /**

@@ -63,7 +63,7 @@ export class WgTransport {
     this.#wg.setChaChaSimd(simd ? 1 : 0);
     this.#view = core.view;
     this.#bytes = core.bytes;
-    this.counters = new Uint32Array(core.buffer, L.WG_COUNTERS, L.WG_COUNTER_COUNT);
+    this.counters = core.regions.wgCounters;
   }
 
   /** Installs (or replaces) session `slot` with fresh counters and an empty replay window. */

@@ -303,3 +303,18 @@ test("replay window matches the model over random counter sequences (jitter, dup
   }
   expect(checked).toBe(12 * 40 * 64);
 });
+
+test("memory regions do not overlap and fit the memory (the WireGuard ones included)", () => {
+  const views = Object.entries(a.regions).filter(([name]) => name !== "lookupIn4"); // a u32 view of lookupIn
+  const spans = views.map(([name, v]) => ({ name, start: v.byteOffset, end: v.byteOffset + v.byteLength }));
+  spans.push({ name: "wgScratch", start: L.WG_SCRATCH, end: L.WG_SCRATCH + 320 });
+  for (const s of spans) expect({ name: s.name, inside: s.end <= L.MEMORY_BYTES }).toEqual({ name: s.name, inside: true });
+  for (const x of spans) {
+    for (const y of spans) {
+      if (x !== y && x.start < y.end && y.start < x.end) throw new Error(`regions ${x.name} and ${y.name} overlap`);
+    }
+  }
+  // Descriptors can never point at sessions or tables.
+  expect(L.WG_ARENA_END).toBeLessThanOrEqual(L.WG_SESSIONS);
+  expect(L.WG_ARENA_START).toBe(L.EG_IN);
+});
