@@ -81,6 +81,11 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command or argument ${JSON.stringify(cmd)}\n${ADMIN_USAGE}`);
       return 1;
     }
+    if (f["kube-subnet-mgr"]) {
+      process.stderr.write(`weft ${cmd} serves etcd mode only; in kube mode (--kube-subnet-mgr) the leases are the Nodes' ` +
+        `spec.podCIDR and ${f["kube-annotation-prefix"]} annotations ('kubectl get nodes -o yaml'), the config is ${f["net-config-path"]}\n`);
+      return 1;
+    }
     const registry = await registryFrom(f);
     try {
       return await runAdmin(registry, parsed.positionals, {
