@@ -1,50 +1,48 @@
 /**
  * @module The agent, one linear flow (compat §9 start-up order): status server → network config
- * (waited for) → interface → backend network → lease → subnet.env (ready) → peer watch and lease
- * renewal until the signal aborts → one shutdown path. Everything long-running takes the one
+ * (waited for) → interface → backend network → lease → subnet.env (ready) → peers and our lease
+ * kept until the signal aborts → one shutdown path. Where leases come from (etcd or Kubernetes)
+ * is the subnet manager's business (src/subnet/types.ts); everything long-running takes the one
  * AbortSignal and is awaited on the way out.
  */
-import { type NetworkConfig, NetworkConfigError, parseNetworkConfig } from "./config/network.ts";
+import { NetworkConfigError, type NetworkConfig } from "./config/network.ts";
 import { getBackend } from "./backend/registry.ts";
 import type { Network } from "./backend/types.ts";
-import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs } from "./lease/lease.ts";
-import { NetworkFullError } from "./lease/allocate.ts";
-import { LEASE_TTL_SECONDS, type OwnLease, acquireLease, recordsToLeases, renewLeaseLoop, sleep } from "./lease/manager.ts";
-import { LeaseWatcher } from "./lease/watch.ts";
+import type { OwnedNet } from "./blackhole.ts";
+import type { Lease, LeaseAttrs } from "./lease/lease.ts";
 import type { Logger } from "./log.ts";
 import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, parseIPv4Net, parseIPv6Net } from "./net/ip.ts";
-import type { Registry, SubnetRecord } from "./registry/types.ts";
 import { type AgentView, createStatusApp } from "./status/app.ts";
 import { Metrics } from "./status/metrics.ts";
 import { type RunningServer, serve } from "./status/serve.ts";
 import { readSubnetEnv, type SubnetEnv, writeSubnetEnv } from "./subnet_env.ts";
+import type { OwnLease, SubnetManager } from "./subnet/types.ts";
 import type { TrafficManager } from "./traffic/index.ts";
 import { sdNotify } from "./sd_notify.ts";
+import { sleep } from "./lease/manager.ts";
 
 export interface AgentOptions {
-  registry: Registry;
+  /** Where the leases come from (etcd or Kubernetes). The agent closes it on the way out. */
+  manager: SubnetManager;
   log: Logger;
+  /** The metrics the manager also counts into (one set per agent). */
+  metrics?: Metrics;
   iface: Omit<IfaceOptions, "enableIPv4" | "enableIPv6">;
   /** Snapshot of the host's interfaces and routes (injectable for tests). */
   hostNetwork: () => HostNetwork | Promise<HostNetwork>;
   subnetFile: string;
-  renewMarginMinutes: number;
   ipMasq: boolean;
   /** --iptables-forward-rules, --ip-masq-fully-random-disable, --iptables-resync (seconds). */
   forwardRules: boolean;
   randomFullyDisabled: boolean;
   iptablesResyncSeconds: number;
+  /** --ip-blackhole-route: drop traffic for pod addresses nobody serves (src/blackhole.ts). */
+  blackholeRoute?: boolean;
   healthzIP: string;
   healthzPort: number;
-  /** Test-only: a short lease TTL (seconds) instead of flannel's 24 h. */
-  leaseTTLSeconds?: number;
-  /** Re-list interval of the lease watch, ms. */
-  resyncMs?: number;
   /** Backends' periodic kernel check, ms (default 10 s; tests shorten it). */
   checkIntervalMs?: number;
-  /** Config wait: retry interval, ms (flannel: 1 s). */
-  configRetryMs?: number;
   /** Extra routes on the status app (the dashboard). */
   extendApp?: (app: ReturnType<typeof createStatusApp>, view: AgentView) => void;
 }
@@ -54,31 +52,39 @@ export type ExitCode = 0 | 1;
 
 export class Agent implements AgentView {
   ready = false;
-  lease?: OwnLease;
   config?: NetworkConfig;
   backendType?: string;
   publicIP?: string;
-  etcdError?: string;
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics;
   extIface?: ExternalInterface;
   network?: Network;
   traffic?: TrafficManager;
   server?: RunningServer;
-  #watcher?: LeaseWatcher;
-  #peerTTL = new Map<string, number | null>(); // etcd lease id -> expiry ms
   #exitCode: ExitCode = 0;
   readonly #stop = new AbortController();
-  /** Fires "change" when a re-put of our key changed the lease under the renewal loop. */
-  readonly #leaseChanged = new EventTarget();
 
-  constructor(readonly opts: AgentOptions) {}
+  constructor(readonly opts: AgentOptions) {
+    this.metrics = opts.metrics ?? new Metrics();
+  }
+
+  get lease(): OwnLease | undefined {
+    return this.opts.manager.lease;
+  }
 
   get peers(): ReadonlyMap<string, Lease> {
-    return this.#watcher?.peers ?? new Map();
+    return this.opts.manager.peers;
   }
 
   get peersSynced(): boolean {
-    return this.#watcher?.synced ?? false;
+    return this.opts.manager.peersSynced;
+  }
+
+  get etcdError(): string | undefined {
+    return this.opts.manager.health.error;
+  }
+
+  peerExpiration(l: Lease): number | null | undefined {
+    return this.opts.manager.peerExpiration(l);
   }
 
   /** Stops the agent (as SIGTERM does). */
@@ -91,19 +97,6 @@ export class Agent implements AgentView {
     return this.#stop.signal;
   }
 
-  peerExpiration(l: Lease): number | null | undefined {
-    if (l.etcdLease === undefined || l.etcdLease === "0") return null;
-    const known = this.#peerTTL.get(l.etcdLease);
-    if (known === undefined) {
-      this.#peerTTL.set(l.etcdLease, null);
-      this.opts.registry.leaseTimeToLive(l.etcdLease)
-        .then((ttl) => this.#peerTTL.set(l.etcdLease!, ttl >= 0 ? Date.now() + ttl * 1000 : null))
-        .catch(() => this.#peerTTL.delete(l.etcdLease!));
-      return undefined;
-    }
-    return known ?? undefined;
-  }
-
   async dataPath(): Promise<Record<string, unknown>> {
     const path = (await this.network?.describe?.()) ?? {};
     return this.traffic ? { ...path, rules: this.traffic.describe() } : path;
@@ -111,32 +104,35 @@ export class Agent implements AgentView {
 
   /** Runs until stopped or a fatal error. Resolves with the exit code; never throws. */
   async run(): Promise<ExitCode> {
-    const { log } = this.opts;
+    const { log, manager } = this.opts;
     const signal = this.#stop.signal;
     try {
       await this.#startServer();
-      const config = await this.#waitForConfig();
+      const config = await manager.networkConfig(signal);
       if (!config) return this.#exitCode;
       this.config = config;
       this.backendType = config.backendType;
 
       const host = await this.opts.hostNetwork();
-      const ext = selectInterface(host, { ...this.opts.iface, enableIPv4: config.enableIPv4, enableIPv6: config.enableIPv6 });
+      const stored = await manager.storedPublicIP();
+      const ext = selectInterface(host, {
+        ...this.opts.iface, enableIPv4: config.enableIPv4, enableIPv6: config.enableIPv6,
+        ...(stored.publicIP !== undefined ? { publicIP: formatIPv4(stored.publicIP) } : {}),
+        ...(stored.publicIPv6 !== undefined ? { publicIPv6: formatIPv6(stored.publicIPv6) } : {}),
+      });
       this.extIface = ext;
       this.publicIP = formatIPv4(ext.extAddr);
       log.info(`Using interface ${describeInterface(ext)}`);
 
       const previousEnv = this.#readPreviousEnv();
-      const previous = this.#previousSubnets(config, previousEnv);
       const backend = await getBackend(config.backendType);
-      const previousLease = await this.#previousLease(ext);
+      const previousLease = await manager.storedLease({ publicIP: ext.extAddr, publicIPv6: ext.extAddr6 });
       const network = await backend.createNetwork({ config, extIface: ext, log, metrics: this.metrics, signal, previousLease, checkIntervalMs: this.opts.checkIntervalMs });
       this.network = network;
 
       const attrs: LeaseAttrs = { publicIP: ext.extAddr, publicIPv6: ext.extAddr6, ...network.leaseAttrs };
-      const lease = await this.#acquire({ registry: this.opts.registry, config, attrs, previous, log, ttlSeconds: this.#ttl });
+      const lease = await manager.acquireLease({ config, attrs, previous: this.#previousSubnets(config, previousEnv) }, signal);
       if (!lease) return this.#exitCode;
-      this.#setLease(lease);
       await network.start(lease);
       // Masquerade and forward rules after the lease, before subnet.env (compat §9). With both
       // off, flanneld touches no firewall, and neither does weft.
@@ -148,29 +144,20 @@ export class Agent implements AgentView {
           previous: previousEnv, log, metrics: this.metrics, signal,
         });
       }
+      if (this.opts.blackholeRoute) {
+        const { startBlackholeRoutes } = await import("./blackhole.ts");
+        await startBlackholeRoutes({
+          config, lease, previousNetworks: this.#previousNetworks(previousEnv), resyncSeconds: this.opts.iptablesResyncSeconds, log, signal,
+        });
+      }
       await this.#writeSubnetEnv(config, lease, network.mtu);
       this.ready = true;
       await sdNotify("READY=1").catch((e) => log.warn(`sd_notify READY=1 failed: ${(e as Error).message}`));
-      log.info(`Lease ${lease.key} held (${lease.expiration === null ? "reservation" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
+      log.info(`Lease ${lease.key} held (${lease.expiration === null ? "no expiry" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
 
-      this.#watcher = new LeaseWatcher({
-        registry: this.opts.registry, ownKey: lease.key, log, metrics: this.metrics, signal,
-        resyncMs: this.opts.resyncMs,
-        onSnapshot: (peers) => network.reconcile(peers),
-        onEvents: (events) => network.apply(events),
-        onOwnLease: (record) => this.#ownLeaseChanged(record),
-        onHealth: (error) => { this.etcdError = error; },
-      });
       await Promise.all([
-        this.#watcher.run(),
+        manager.run({ snapshot: (peers) => network.reconcile(peers), events: (events) => network.apply(events) }, signal),
         this.traffic?.run(),
-        renewLeaseLoop({
-          registry: this.opts.registry, current: () => this.lease!, marginMs: this.opts.renewMarginMinutes * 60_000,
-          ttlSeconds: this.#ttl, log, metrics: this.metrics, signal,
-          retryMs: this.opts.leaseTTLSeconds ? 1000 : 60_000,
-          onRenewed: (l) => this.#setLease(l),
-          changed: this.#leaseChanged,
-        }),
       ]);
     } catch (e) {
       if (!signal.aborted || !(e instanceof Error && e.name === "AbortError")) {
@@ -183,79 +170,12 @@ export class Agent implements AgentView {
     return this.#exitCode;
   }
 
-  get #ttl(): number {
-    return this.opts.leaseTTLSeconds ?? LEASE_TTL_SECONDS;
-  }
-
-  #setLease(l: OwnLease): void {
-    this.lease = l;
-    this.metrics.leaseExpirationSeconds = l.expiration === null ? 0 : Math.floor(l.expiration / 1000);
-  }
-
   async #startServer(): Promise<void> {
     if (this.opts.healthzPort <= 0) return;
     const app = createStatusApp(this);
     this.opts.extendApp?.(app, this);
     this.server = await serve(app.fetch, this.opts.healthzIP, this.opts.healthzPort);
     this.opts.log.info(`Status server listening on http://${this.opts.healthzIP}:${this.server.port}/`);
-  }
-
-  /** Reads `<prefix>/config`, waiting while it is absent or etcd is unreachable. */
-  async #waitForConfig(): Promise<NetworkConfig | undefined> {
-    const { registry, log } = this.opts;
-    const retry = this.opts.configRetryMs ?? 1000;
-    let said = "";
-    while (!this.#stop.signal.aborted) {
-      let text: string | undefined;
-      try {
-        text = await registry.getConfig();
-        this.etcdError = undefined;
-      } catch (e) {
-        this.etcdError = (e as Error).message;
-        this.metrics.error("etcd");
-        const msg = `cannot read the network config from etcd (retrying every ${retry} ms): ${this.etcdError}`;
-        if (msg !== said) log.warn((said = msg));
-      }
-      if (text !== undefined) return parseNetworkConfig(text); // invalid: throws, exit 1
-      if (this.etcdError === undefined && said !== "missing") {
-        log.warn("flannel config not found in etcd store. Did you create your config using etcdv3 API? (waiting for it)");
-        said = "missing";
-      }
-      await sleep(retry, this.#stop.signal);
-    }
-    return undefined;
-  }
-
-  /**
-   * acquireLease(), retried while etcd fails (1 s doubling to 30 s) so a flaky store delays the
-   * start instead of ending it. A full network or a bad lease policy outcome is final.
-   */
-  async #acquire(opts: Parameters<typeof acquireLease>[0]): Promise<OwnLease | undefined> {
-    for (let wait = 1000; !this.#stop.signal.aborted; wait = Math.min(wait * 2, 30_000)) {
-      try {
-        const lease = await acquireLease(opts);
-        this.etcdError = undefined;
-        return lease;
-      } catch (e) {
-        if (e instanceof NetworkFullError || /max retries reached/.test((e as Error).message)) throw e;
-        this.etcdError = (e as Error).message;
-        this.metrics.error("etcd");
-        this.opts.log.warn(`failed to acquire a lease (retrying in ${wait / 1000} s): ${this.etcdError}`);
-        await sleep(wait, this.#stop.signal);
-      }
-    }
-    return undefined;
-  }
-
-  /** Our lease from before a restart (same public IP), so a backend can keep e.g. its VTEP MAC. */
-  async #previousLease(ext: ExternalInterface): Promise<Lease | undefined> {
-    try {
-      const { records } = await this.opts.registry.listSubnets();
-      return recordsToLeases(records, () => {}).find((l) =>
-        ext.extAddr ? l.attrs.publicIP === ext.extAddr : l.attrs.publicIPv6 === ext.extAddr6);
-    } catch {
-      return undefined; // acquisition will report etcd trouble
-    }
   }
 
   /** The subnet.env of the previous run, if readable. */
@@ -282,6 +202,18 @@ export class Agent implements AgentView {
     return out.subnet || out.ipv6Subnet ? out : undefined;
   }
 
+  /** The cluster networks of the previous subnet.env (their stale blackholes are ours to remove). */
+  #previousNetworks(env: SubnetEnv | undefined): OwnedNet[] {
+    const out: OwnedNet[] = [];
+    for (const n of env?.network?.split(",") ?? []) {
+      try { out.push({ v4: parseIPv4Net(n.trim()) }); } catch { /* not ours to guess */ }
+    }
+    for (const n of env?.ipv6Network?.split(",") ?? []) {
+      try { out.push({ v6: parseIPv6Net(n.trim()) }); } catch { /* not ours to guess */ }
+    }
+    return out;
+  }
+
   /** Writes subnet.env; retried, then fatal (flanneld only warns and never gets ready: §12.14). */
   async #writeSubnetEnv(config: NetworkConfig, lease: OwnLease, mtu: number): Promise<void> {
     const env = {
@@ -305,67 +237,12 @@ export class Agent implements AgentView {
     }
   }
 
-  /**
-   * Our key changed under us. A re-put (ours, or an admin's) gives the lease a new expiry, or
-   * makes it a reservation (lease 0), and we adopt that, as flanneld does (compat §4).
-   * We keep our own attributes: a re-put that advertises others (another public IP, another
-   * VTEP) is logged, and our next renewal writes ours back (adopting them would make every
-   * renewal re-advertise a stranger's address). A delete or expiry is answered by taking the same
-   * subnet back, else by a non-zero exit so a supervisor restarts us (flanneld exits 0 and stays
-   * down: §12.12).
-   */
-  async #ownLeaseChanged(record: SubnetRecord | undefined): Promise<void> {
-    const lease = this.lease;
-    if (!lease) return;
-    const { log, registry } = this.opts;
-    if (record) {
-      const ours = encodeLeaseAttrs(lease.attrs);
-      let theirs: string;
-      try {
-        theirs = encodeLeaseAttrs(decodeLeaseAttrs(record.key, record.value));
-      } catch (e) {
-        theirs = `an unreadable value (${(e as Error).message})`;
-      }
-      if (theirs !== ours) {
-        log.warn(`lease ${lease.key} was re-put by another writer with ${theirs}; this host keeps its own ${ours} ` +
-          `and writes it back at its next renewal`);
-      }
-      if (record.lease === lease.etcdLease) return;
-      let expiration: number | null = null;
-      if (record.lease !== "0") {
-        const ttl = await registry.leaseTimeToLive(record.lease).catch(() => -1);
-        expiration = ttl >= 0 ? Date.now() + ttl * 1000 : lease.expiration;
-      }
-      if (this.lease !== lease) return; // renewed or re-acquired meanwhile
-      // The renewal revokes this lease once the key is off it, unless it still holds other keys
-      // (Registry.putSubnet): a lease another writer granted may.
-      this.#setLease({ ...lease, etcdLease: record.lease, expiration });
-      this.#leaseChanged.dispatchEvent(new Event("change"));
-      return;
-    }
-    log.warn(`Lease ${lease.key} has been revoked; taking it back`);
-    try {
-      const created = lease.expiration === null
-        ? await registry.putSubnet(lease.key, encodeLeaseAttrs(lease.attrs), 0)
-        : await registry.createSubnet(lease.key, encodeLeaseAttrs(lease.attrs), this.#ttl);
-      if (created) {
-        this.#setLease({ ...lease, etcdLease: created.lease, expiration: lease.expiration === null ? null : Date.now() + this.#ttl * 1000 });
-        log.info(`Lease ${lease.key} re-acquired`);
-        return;
-      }
-      log.error(`Lease has been revoked and ${lease.key} is now held by another host. Shutting down daemon.`);
-    } catch (e) {
-      log.error(`Lease has been revoked and could not be re-acquired (${(e as Error).message}). Shutting down daemon.`);
-    }
-    this.stop(1);
-  }
-
   async #shutdown(): Promise<void> {
     this.#stop.abort();
     this.ready = false;
     await this.network?.close().catch((e) => this.opts.log.warn(`closing the backend: ${e}`));
     await this.server?.close().catch(() => {});
-    await this.opts.registry.close().catch(() => {});
+    await this.opts.manager.close().catch(() => {});
     if (this.#exitCode === 0) this.opts.log.info("Exiting cleanly...");
   }
 }

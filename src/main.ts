@@ -12,8 +12,6 @@ import { VERSION } from "./version.ts";
 // Modules are imported where they are needed: a CNI call (one per pod ADD/DEL) must not pay for
 // loading etcd, gRPC and the agent.
 
-const ADMIN_COMMANDS = new Set(["config", "leases", "docker-opts"]);
-
 async function registryFrom(f: AgentFlags): Promise<EtcdRegistry> {
   const { EtcdRegistry } = await import("./registry/etcd.ts");
   return new EtcdRegistry({
@@ -27,15 +25,6 @@ async function registryFrom(f: AgentFlags): Promise<EtcdRegistry> {
   });
 }
 
-/** Moves `--etcd-…=value` flags written after a subcommand in front of it. */
-function hoistFlags(argv: string[]): string[] {
-  const i = argv.findIndex((a) => ADMIN_COMMANDS.has(a));
-  if (i < 0) return argv;
-  const tail = argv.slice(i);
-  const late = tail.filter((a) => /^--?etcd-[a-z]+=/.test(a));
-  return [...argv.slice(0, i), ...late, ...tail.filter((a) => !late.includes(a))];
-}
-
 async function main(argv: string[]): Promise<number> {
   if (process.env.CNI_COMMAND || basename(process.execPath) === "flannel") {
     const { runCniPlugin } = await import("./cni/plugin.ts");
@@ -46,12 +35,13 @@ async function main(argv: string[]): Promise<number> {
     return r.code;
   }
 
-  const { AGENT_FLAGS, parseAgentFlags } = await import("./cli/agent_flags.ts");
+  const { AGENT_FLAGS, ignoredFlagWarnings, parseAgentFlags } = await import("./cli/agent_flags.ts");
   const { redact, usage, UsageError } = await import("./cli/go_flags.ts");
   const { ADMIN_USAGE, runAdmin } = await import("./cli/admin.ts");
+  const { ADMIN_COMMANDS, hoistAdminFlags } = await import("./cli/admin_args.ts");
   let parsed;
   try {
-    parsed = parseAgentFlags(hoistFlags(argv), process.env);
+    parsed = parseAgentFlags(hoistAdminFlags(argv, AGENT_FLAGS), process.env);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`${e.message}\n`);
@@ -106,30 +96,38 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   log.info(`weft ${VERSION} (flanneld-compatible) starting`);
-  if (f["ip-blackhole-route"]) log.warn("--ip-blackhole-route is accepted for compatibility but not implemented by weft: no blackhole route is added");
+  for (const w of ignoredFlagWarnings(f, parsed.given)) log.warn(w);
   log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
 
   const { Agent } = await import("./agent.ts");
   const { readHostNetwork } = await import("./net/iface.ts");
+  const { Metrics } = await import("./status/metrics.ts");
+  const { EtcdSubnetManager } = await import("./subnet/etcd.ts");
+  const metrics = new Metrics();
   const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
+  const manager = new EtcdSubnetManager({
+    registry: await registryFrom(f), log, metrics,
+    renewMarginMinutes: f["subnet-lease-renew-margin"],
+    leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
+    resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
+  });
   const agent = new Agent({
-    registry: await registryFrom(f),
+    manager,
     log,
+    metrics,
     iface: {
       iface: f.iface, ifaceRegex: f["iface-regex"], ifaceCanReach: f["iface-can-reach"],
       publicIP: f["public-ip"], publicIPv6: f["public-ipv6"],
     },
     hostNetwork: readHostNetwork,
     subnetFile: f["subnet-file"],
-    renewMarginMinutes: f["subnet-lease-renew-margin"],
     ipMasq: f["ip-masq"],
     forwardRules: f["iptables-forward-rules"],
     randomFullyDisabled: f["ip-masq-fully-random-disable"],
     iptablesResyncSeconds: f["iptables-resync"],
+    blackholeRoute: f["ip-blackhole-route"],
     healthzIP: f["healthz-ip"],
     healthzPort: f["healthz-port"],
-    leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
-    resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
     checkIntervalMs: Number(process.env.WEFT_ROUTE_CHECK_MS ?? 0) || undefined,
   });
   let signals = 0;

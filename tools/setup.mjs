@@ -4,7 +4,8 @@
  * only Node/npm: the npm packages (when node_modules is missing or older than the lock file) and
  * the Debian packages whose commands are missing. Idempotent and quiet when nothing is missing.
  *
- *   node tools/setup.mjs          npm packages and Debian packages
+ *   node tools/setup.mjs          npm packages and every Debian package (the tests')
+ *   node tools/setup.mjs --demo   npm packages and the Debian packages the demo uses
  *   node tools/setup.mjs --npm    npm packages only
  */
 import { spawnSync } from "node:child_process";
@@ -14,19 +15,23 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const npmOnly = process.argv.includes("--npm");
+const demoOnly = process.argv.includes("--demo");
 
-/** Debian package -> a file whose absence means the package is missing. */
+/**
+ * Debian package -> a file whose absence means the package is missing, and who needs it: the
+ * demo (and so the tests too), or the tests only (hundreds of MB the demo never uses).
+ */
 const DEBIAN = [
-  ["etcd-server", ["/usr/bin/etcd"]],
-  ["iproute2", ["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip"]],
-  ["iptables", ["/usr/sbin/iptables", "/sbin/iptables"]],
-  ["nftables", ["/usr/sbin/nft"]],
-  ["iperf3", ["/usr/bin/iperf3"]],
-  ["containernetworking-plugins", ["/usr/lib/cni/bridge"]],
-  ["chromium", ["/usr/bin/chromium"]],
-  ["ethtool", ["/usr/sbin/ethtool", "/sbin/ethtool"]],
-  ["iputils-ping", ["/usr/bin/ping", "/bin/ping"]],
-  ["procps", ["/usr/bin/ps"]],
+  ["etcd-server", ["/usr/bin/etcd"], "demo"],
+  ["iproute2", ["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip"], "demo"],
+  ["iptables", ["/usr/sbin/iptables", "/sbin/iptables"], "demo"],
+  ["nftables", ["/usr/sbin/nft"], "demo"],
+  ["ethtool", ["/usr/sbin/ethtool", "/sbin/ethtool"], "demo"],
+  ["iputils-ping", ["/usr/bin/ping", "/bin/ping"], "demo"],
+  ["procps", ["/usr/bin/ps"], "demo"],
+  ["iperf3", ["/usr/bin/iperf3"], "test"],
+  ["containernetworking-plugins", ["/usr/lib/cni/bridge"], "test"],
+  ["chromium", ["/usr/bin/chromium"], "test"],
 ];
 
 function run(cmd, args, env = {}) {
@@ -52,7 +57,7 @@ if (!existsSync(marker) || mtime(join(root, "package-lock.json")) > mtime(marker
 }
 
 if (!npmOnly) {
-  const missing = DEBIAN.filter(([, files]) => !files.some((f) => existsSync(f))).map(([p]) => p);
+  const missing = DEBIAN.filter(([, files, who]) => (who === "demo" || !demoOnly) && !files.some((f) => existsSync(f))).map(([p]) => p);
   if (missing.length > 0) {
     if (process.getuid?.() !== 0) {
       console.error(`setup: missing Debian packages ${missing.join(", ")}; run as root or install them`);

@@ -1,6 +1,7 @@
 /**
  * @module Backends by name. A new backend adds its folder and one line here.
  */
+import type { NetworkConfig } from "../config/network.ts";
 import { allocBackend } from "./alloc.ts";
 import type { Backend } from "./types.ts";
 
@@ -9,10 +10,11 @@ const BACKENDS = new Map<string, () => Promise<Backend>>([
   ["udp", async () => (await import("./udp/udp_backend.ts")).udpBackend],
   ["vxlan", async () => (await import("./vxlan/index.ts")).vxlanBackend],
   ["host-gw", async () => (await import("./hostgw/index.ts")).hostgwBackend],
+  ["extension", async () => (await import("./extension/index.ts")).extensionBackend],
 ]);
 
 /** Types flanneld has that weft does not implement (this machine cannot test them). */
-const NOT_SUPPORTED = new Set(["ipip", "wireguard", "ipsec", "extension", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"]);
+const NOT_SUPPORTED = new Set(["ipip", "wireguard", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"]);
 
 export async function getBackend(type: string): Promise<Backend> {
   const load = BACKENDS.get(type);
@@ -20,6 +22,26 @@ export async function getBackend(type: string): Promise<Backend> {
   const known = [...BACKENDS.keys()].join(", ");
   if (NOT_SUPPORTED.has(type)) throw new Error(`backend type ${JSON.stringify(type)} is a flanneld backend weft does not support; weft supports: ${known}`);
   throw new Error(`unknown backend type ${JSON.stringify(type)} in Backend.Type; weft supports: ${known}`);
+}
+
+/**
+ * Each backend's reader of its `Backend` object, loaded without the backend itself: the same
+ * code `createNetwork()` runs, so `weft config set` stores only configs the agent accepts.
+ */
+const CONFIG_READERS = new Map<string, () => Promise<(backend: Record<string, unknown>) => unknown>>([
+  ["udp", async () => (await import("./udp/udp_options.ts")).udpConfigReader],
+  ["vxlan", async () => (await import("./vxlan/config.ts")).parseVxlanConfig],
+  ["extension", async () => (await import("./extension/config.ts")).parseExtensionConfig],
+]);
+
+/**
+ * Throws, naming the key, the value and what is allowed, when the agent would refuse the
+ * config's backend: an unknown or unsupported type, or a bad backend-specific key.
+ */
+export async function validateBackendConfig(cfg: NetworkConfig): Promise<void> {
+  if (!BACKENDS.has(cfg.backendType)) await getBackend(cfg.backendType); // throws the explanation
+  const reader = await CONFIG_READERS.get(cfg.backendType)?.();
+  reader?.(cfg.backend);
 }
 
 export function backendTypes(): string[] {

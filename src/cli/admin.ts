@@ -4,10 +4,11 @@
  * SUBNET`. They talk to the same Registry as the agent and validate before they write.
  */
 import { readFileSync } from "node:fs";
+import { validateBackendConfig } from "../backend/registry.ts";
 import { parseNetworkConfig } from "../config/network.ts";
 import { encodeLeaseAttrs, leaseBackendType, leaseKey, subnetKey } from "../lease/lease.ts";
 import { recordToLease } from "../lease/manager.ts";
-import { formatIPv4, formatIPv4Net, parseIPv4, parseIPv4Net } from "../net/ip.ts";
+import { formatIPv4, formatIPv4Net, formatIPv6Net, parseIPv4, parseIPv4Net } from "../net/ip.ts";
 import type { Registry } from "../registry/types.ts";
 import { UsageError } from "./go_flags.ts";
 
@@ -27,6 +28,17 @@ export const ADMIN_USAGE = `Usage:
 Each takes the agent's etcd flags (--etcd-endpoints, --etcd-prefix, TLS and auth).
 `;
 
+/** The file `weft config set FILE` stores, or an error naming it and what went wrong. */
+function readConfigFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
+    throw new UsageError(`cannot read the network config file ${path}: ${why} (give a JSON file, or - for standard input)`);
+  }
+}
+
 /** Runs one admin command; returns the exit code. */
 export async function runAdmin(registry: Registry, args: string[], io: Io): Promise<number> {
   const [group, verb, ...rest] = args;
@@ -42,8 +54,9 @@ export async function runAdmin(registry: Registry, args: string[], io: Io): Prom
   }
   if (group === "config" && verb === "set") {
     want(1, "FILE|-");
-    const text = rest[0] === "-" ? io.readStdin() : readFileSync(rest[0]!, "utf8");
+    const text = rest[0] === "-" ? io.readStdin() : readConfigFile(rest[0]!);
     const cfg = parseNetworkConfig(text); // throws with the field, the value and the rule
+    await validateBackendConfig(cfg); // the backend's own reader: what the agent will run
     await registry.putConfig(text.trim());
     io.err(`network config stored: Network ${cfg.network ? formatIPv4Net(cfg.network) : "-"}, SubnetLen ${cfg.subnetLen}, backend ${cfg.backendType}\n`);
     return 0;
@@ -52,6 +65,9 @@ export async function runAdmin(registry: Registry, args: string[], io: Io): Prom
     const json = rest.includes("--json");
     if (rest.some((a) => a !== "--json")) throw new UsageError("usage: weft leases list [--json]");
     const { records } = await registry.listSubnets();
+    // udp and alloc leases carry no BackendType (flanneld leaves it out): name the network's.
+    const netType = await registry.getConfig().then((t) => (t === undefined ? undefined : parseNetworkConfig(t).backendType)).catch(() => undefined);
+    const untyped = netType === "udp" || netType === "alloc" ? netType : null;
     const rows = [];
     for (const r of records) {
       const l = recordToLease(r, (key, why) => io.err(`skipping ${key}: ${why}\n`));
@@ -59,18 +75,25 @@ export async function runAdmin(registry: Registry, args: string[], io: Io): Prom
       const ttl = r.lease === "0" ? null : await registry.leaseTimeToLive(r.lease).catch(() => -1);
       rows.push({
         subnet: l.subnet ? formatIPv4Net(l.subnet) : null,
+        ipv6Subnet: l.ipv6Subnet ? formatIPv6Net(l.ipv6Subnet) : null,
         key: leaseKey(l),
         publicIP: formatIPv4(l.attrs.publicIP),
-        backendType: leaseBackendType(l.attrs) || "udp/alloc",
-        expiration: ttl === null ? "never (reservation)" : ttl < 0 ? "expired" : new Date(Date.now() + ttl * 1000).toISOString(),
+        /** null: a reservation no host has used yet (it advertises nothing). */
+        backendType: leaseBackendType(l.attrs) || untyped,
+        /** ISO time, or null for a reservation (never expires) or an expired lease. */
+        expiration: ttl === null || ttl < 0 ? null : new Date(Date.now() + ttl * 1000).toISOString(),
         reservation: r.lease === "0",
+        expired: ttl !== null && ttl < 0,
         value: JSON.parse(r.value),
       });
     }
     if (json) {
       io.out(`${JSON.stringify(rows, null, 2)}\n`);
     } else {
-      const table = [["SUBNET", "PUBLIC IP", "BACKEND", "EXPIRES"], ...rows.map((r) => [r.subnet ?? r.key, r.publicIP, r.backendType, r.expiration])];
+      const table = [["SUBNET", "PUBLIC IP", "BACKEND", "EXPIRES"], ...rows.map((r) => [
+        [r.subnet, r.ipv6Subnet].filter(Boolean).join(" ") || r.key, r.publicIP, r.backendType ?? "-",
+        r.reservation ? "never (reservation)" : r.expired ? "expired" : r.expiration!,
+      ])];
       const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
       io.out(table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n");
     }

@@ -8,6 +8,7 @@ import {
   type IPv4Net, type IPv6Net, formatIPv4Net, overlapsV4, overlapsV6,
 } from "../net/ip.ts";
 import type { Lease } from "./lease.ts";
+import { LeaseAcquireError } from "../subnet/types.ts";
 
 /** What to do to get a lease. */
 export type Allocation =
@@ -17,7 +18,7 @@ export type Allocation =
   | { kind: "create"; subnet?: IPv4Net; ipv6Subnet?: IPv6Net; stale: Lease[] };
 
 /** No free subnet is left in the network. */
-export class NetworkFullError extends Error {
+export class NetworkFullError extends LeaseAcquireError {
   constructor(cfg: NetworkConfig, held: number) {
     const net = cfg.network ? formatIPv4Net(cfg.network) : "(none)";
     super(`out of subnets: network ${net} has room for ${held} /${cfg.subnetLen} subnets and all are leased`);

@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4Net } from "../net/ip.ts";
 import type { Registry } from "../registry/types.ts";
 import type { Metrics } from "../status/metrics.ts";
+import { LeaseAcquireError, type OwnLease } from "../subnet/types.ts";
 import { allocateSubnet } from "./allocate.ts";
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseKey, parseSubnetKey } from "./lease.ts";
 
@@ -17,11 +18,7 @@ import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseK
 export const LEASE_TTL_SECONDS = 86400;
 const MAX_ATTEMPTS = 10;
 
-/** The lease this host holds. */
-export interface OwnLease extends Lease {
-  key: string;
-  etcdLease: string;
-}
+export type { OwnLease };
 
 export interface AcquireOptions {
   registry: Registry;
@@ -62,7 +59,10 @@ export function recordToLease(r: { key: string; value: string; lease: string }, 
   }
 }
 
-/** Takes a lease for this host. Throws NetworkFullError, or an error after 10 failed attempts. */
+/**
+ * Takes a lease for this host. Throws LeaseAcquireError when retrying cannot help (NetworkFullError,
+ * or 10 attempts used up); other errors are the registry's (etcd trouble: worth retrying).
+ */
 export async function acquireLease(opts: AcquireOptions): Promise<OwnLease> {
   const { registry, config, attrs, log } = opts;
   const ttl = opts.ttlSeconds ?? LEASE_TTL_SECONDS;
@@ -107,7 +107,7 @@ export async function acquireLease(opts: AcquireOptions): Promise<OwnLease> {
     }
     if (plan.subnet) lostRaces.add(formatIPv4Net(plan.subnet));
   }
-  throw new Error(`max retries reached trying to acquire a subnet${lastError ? `: ${(lastError as Error).message}` : ""}`);
+  throw new LeaseAcquireError(`max retries reached trying to acquire a subnet${lastError ? `: ${(lastError as Error).message}` : ""}`);
 }
 
 export interface RenewOptions {

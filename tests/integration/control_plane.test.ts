@@ -26,7 +26,7 @@ const CONFIG = `{"Network":"10.5.0.0/16","Backend":{"Type":"alloc"}}`;
  */
 
 /** A fresh prefix with the config stored; returns the flags that select it. */
-async function network(config = CONFIG): Promise<{ prefix: string; admin: (args: string[], stdin?: string) => ReturnType<typeof runWeft> }> {
+async function network(config: string | null = CONFIG): Promise<{ prefix: string; admin: (args: string[], stdin?: string) => ReturnType<typeof runWeft> }> {
   const prefix = `/t${++prefixN}/network`;
   const admin = (args: string[], stdin?: string) => runWeft([`--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${prefix}`, ...args], { stdin });
   if (config) {
@@ -122,7 +122,7 @@ for (const [rt, many] of [["binary", 32], ["deno", 8]] as const) describe(`contr
     expect(s.lease.subnet).toBe("10.5.77.0/24");
     expect(s.lease.reservation).toBe(true);
     const listed = JSON.parse((await admin(["leases", "list", "--json"])).stdout);
-    expect(listed).toEqual([expect.objectContaining({ subnet: "10.5.77.0/24", reservation: true, expiration: "never (reservation)" })]);
+    expect(listed).toEqual([expect.objectContaining({ subnet: "10.5.77.0/24", reservation: true, expiration: null, expired: false, backendType: "alloc" })]);
     await a.stop();
     // Reserving someone else's lease is refused, naming both.
     const other = await (await agent(prefix, "127.0.3.2")).ready();
@@ -359,6 +359,39 @@ describe("command line", () => {
     const u = await runWeft(["-bogus"]);
     expect([u.code, u.stderr.trim()]).toEqual([1, "flag provided but not defined: -bogus (see --help)"]);
   });
+  test("every admin subcommand takes the agent's flags after it, as --flag value and --flag=value", async () => {
+    const prefix = `/t${++prefixN}/network`;
+    for (const form of ["separate", "joined"] as const) {
+      const flags = form === "separate"
+        ? ["--etcd-endpoints", etcd.endpoint, "--etcd-prefix", prefix]
+        : [`--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${prefix}`];
+      const run = (args: string[], stdin?: string) => runWeft([...args, ...flags], { stdin });
+      const set = await run(["config", "set", "-"], `{"Network":"10.6.0.0/16","Backend":{"Type":"vxlan"}}`);
+      expect([form, set.code, set.stderr]).toEqual([form, 0, expect.stringContaining("network config stored")]);
+      expect(JSON.parse((await run(["config", "get"])).stdout).Network).toBe("10.6.0.0/16");
+      expect((await run(["leases", "reserve", "10.6.9.0/24", "192.0.2.9"])).code).toBe(0);
+      const listed = await run(["leases", "list", "--json"]);
+      expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ subnet: "10.6.9.0/24", backendType: null, expiration: null, reservation: true })]);
+      expect((await run(["leases", "list"])).stdout).toMatch(/^10\.6\.9\.0\/24 +192\.0\.2\.9 +- +never \(reservation\)$/m);
+      expect((await run(["leases", "release", "10.6.9.0/24"])).code).toBe(0);
+    }
+  }, 60_000);
+
+  test("config set refuses what the agent or its backend would refuse, naming the key and value", async () => {
+    const { admin } = await network(null);
+    for (const [config, says] of [
+      [`{"Network":"10.6.0.0/16","Backend":{"Type":"wireguard"}}`, `backend type "wireguard"`],
+      [`{"Network":"10.6.0.0/16","Backend":{"Type":"vxlan","VNI":"x"}}`, `Backend.VNI "x" must be a whole number`],
+      [`{"Network":"10.6.0.0/16","Backend":{"Type":"udp","Port":99999}}`, "Backend.Port 99999 must be an integer port 1..65535"],
+    ] as const) {
+      const r = await admin(["config", "set", "-"], config);
+      expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(says)]);
+    }
+    expect((await admin(["config", "get"])).code).toBe(1); // nothing was stored
+    const missing = await admin(["config", "set", "/nonexistent/net-conf.json"]);
+    expect([missing.code, missing.stderr.trim()]).toEqual([1, expect.stringMatching(/^cannot read the network config file \/nonexistent\/net-conf\.json: no such file/)]);
+  }, 30_000);
+
   test("the etcd password is never logged (flanneld logs it)", async () => {
     const { prefix } = await network();
     const a = await agent(prefix, "127.0.14.1", { extra: ["--etcd-username=weft", "--etcd-password=hunter2"] });

@@ -128,7 +128,7 @@ export function registrySuite(name: string, make: () => Promise<Harness>): void 
         const a = await acquireLease({ registry: r, config: cfg, attrs: { publicIP: parseIPv4("10.1.1.1") }, log: silentLogger });
         const again = await acquireLease({ registry: r, config: cfg, attrs: { publicIP: parseIPv4("10.1.1.1") }, log: silentLogger });
         expect(again.key).toBe(a.key);
-        expect(await r.leaseTimeToLive(a.etcdLease)).toBe(-1); // the replaced lease is revoked
+        expect(await r.leaseTimeToLive(a.etcdLease!)).toBe(-1); // the replaced lease is revoked
         await r.putSubnet("10.5.200.0-24", value("10.1.1.2"), 0);
         const res = await acquireLease({ registry: r, config: cfg, attrs: { publicIP: parseIPv4("10.1.1.2"), backendType: "host-gw" }, log: silentLogger });
         expect(res.key).toBe("10.5.200.0-24");
@@ -141,7 +141,7 @@ export function registrySuite(name: string, make: () => Promise<Harness>): void 
       test("renewLeaseLoop() puts under a new lease and revokes the old one", async () => {
         const r = await h.registry();
         let lease = await acquireLease({ registry: r, config: cfg, attrs: { publicIP: parseIPv4("10.1.2.1") }, log: silentLogger, ttlSeconds: 6 });
-        const first = lease.etcdLease;
+        const first = lease.etcdLease!;
         const ac = new AbortController();
         const metrics = new Metrics();
         const loop = renewLeaseLoop({

@@ -334,7 +334,7 @@ export function rssKiB(pid: number): number {
 
 // ------------------------------------------------------------------ the cluster
 
-export type BackendName = "vxlan" | "host-gw" | "alloc" | "udp";
+export type BackendName = "vxlan" | "host-gw" | "alloc" | "udp" | "extension";
 
 export interface ClusterOptions {
   /** Hosts to create and start (default 3). */

@@ -7,6 +7,8 @@ import { Agent } from "../../src/agent.ts";
 import { createLogger } from "../../src/log.ts";
 import type { HostNetwork } from "../../src/net/iface.ts";
 import { MemoryRegistry } from "../../src/registry/memory.ts";
+import { Metrics } from "../../src/status/metrics.ts";
+import { EtcdSubnetManager } from "../../src/subnet/etcd.ts";
 
 const host: HostNetwork = {
   interfaces: [{ name: "eth0", index: 2, mtu: 1500, up: true, addrs: [{ family: 4, address: "192.168.9.9", prefixLen: 24, linkLocal: false }] }],
@@ -17,11 +19,13 @@ test("Agent: waits for the config, leases, writes subnet.env, follows peers, sto
   const dir = mkdtempSync(join(tmpdir(), "weft-agent-"));
   const registry = new MemoryRegistry();
   let log = "";
+  const logger = createLogger((t) => (log += t));
+  const metrics = new Metrics();
   const agent = new Agent({
-    registry, log: createLogger((t) => (log += t)), hostNetwork: () => host,
+    manager: new EtcdSubnetManager({ registry, log: logger, metrics, renewMarginMinutes: 60, configRetryMs: 20 }),
+    log: logger, metrics, hostNetwork: () => host,
     iface: { iface: [], ifaceRegex: [], ifaceCanReach: "", publicIP: "", publicIPv6: "" },
-    subnetFile: join(dir, "subnet.env"), renewMarginMinutes: 60, ipMasq: false, forwardRules: false, randomFullyDisabled: false, iptablesResyncSeconds: 5, healthzIP: "127.0.0.1", healthzPort: 0,
-    configRetryMs: 20,
+    subnetFile: join(dir, "subnet.env"), ipMasq: false, forwardRules: false, randomFullyDisabled: false, iptablesResyncSeconds: 5, healthzIP: "127.0.0.1", healthzPort: 0,
   });
   try {
     const done = agent.run();
@@ -53,10 +57,13 @@ test("Agent: a store that fails while the lease is acquired delays the start, it
   }
   const registry = new FlakyRegistry(`{"Network":"10.8.0.0/16","Backend":{"Type":"alloc"}}`);
   let log = "";
+  const logger = createLogger((t) => (log += t));
+  const metrics = new Metrics();
   const agent = new Agent({
-    registry, log: createLogger((t) => (log += t)), hostNetwork: () => host,
+    manager: new EtcdSubnetManager({ registry, log: logger, metrics, renewMarginMinutes: 60 }),
+    log: logger, metrics, hostNetwork: () => host,
     iface: { iface: [], ifaceRegex: [], ifaceCanReach: "", publicIP: "", publicIPv6: "" },
-    subnetFile: join(dir, "subnet.env"), renewMarginMinutes: 60, ipMasq: false, forwardRules: false,
+    subnetFile: join(dir, "subnet.env"), ipMasq: false, forwardRules: false,
     randomFullyDisabled: false, iptablesResyncSeconds: 5, healthzIP: "127.0.0.1", healthzPort: 0,
   });
   try {

@@ -100,6 +100,11 @@ export function udpOptions(backend: Record<string, unknown>, env: Record<string,
   };
 }
 
+/** Reads only what the network config decides (`Backend.Port`): for `weft config set`. */
+export function udpConfigReader(backend: Record<string, unknown>): UdpOptions {
+  return udpOptions(backend, {});
+}
+
 /** CAP_SYS_NICE, the capability a SCHED_IDLE thread needs to become SCHED_OTHER again. */
 const CAP_SYS_NICE = 23;
 
