@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import type { AgentFlags } from "./cli/agent_flags.ts";
 import type { EtcdRegistry } from "./registry/etcd.ts";
+import type { SubnetManager } from "./subnet/types.ts";
 import { VERSION } from "./version.ts";
 
 // Modules are imported where they are needed: a CNI call (one per pod ADD/DEL) must not pay for
@@ -91,10 +92,6 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
-  if (f["kube-subnet-mgr"]) {
-    process.stderr.write("--kube-subnet-mgr: the Kubernetes subnet manager is not supported by weft; use etcd (--etcd-endpoints)\n");
-    return 1;
-  }
   log.info(`weft ${VERSION} (flanneld-compatible) starting`);
   for (const w of ignoredFlagWarnings(f, parsed.given)) log.warn(w);
   log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
@@ -102,15 +99,27 @@ async function main(argv: string[]): Promise<number> {
   const { Agent } = await import("./agent.ts");
   const { readHostNetwork } = await import("./net/iface.ts");
   const { Metrics } = await import("./status/metrics.ts");
-  const { EtcdSubnetManager } = await import("./subnet/etcd.ts");
   const metrics = new Metrics();
-  const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
-  const manager = new EtcdSubnetManager({
-    registry: await registryFrom(f), log, metrics,
-    renewMarginMinutes: f["subnet-lease-renew-margin"],
-    leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
-    resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
-  });
+  let manager: SubnetManager;
+  if (f["kube-subnet-mgr"]) {
+    // Kube mode never loads the etcd client (etcd3 alone is ~37 MiB of RSS).
+    const { KubeSubnetManager } = await import("./subnet/kube.ts");
+    try {
+      manager = KubeSubnetManager.fromFlags(f, process.env, log, { metrics });
+    } catch (e) {
+      log.error((e as Error).message);
+      return 1;
+    }
+  } else {
+    const { EtcdSubnetManager } = await import("./subnet/etcd.ts");
+    const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
+    manager = new EtcdSubnetManager({
+      registry: await registryFrom(f), log, metrics,
+      renewMarginMinutes: f["subnet-lease-renew-margin"],
+      leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
+      resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
+    });
+  }
   const agent = new Agent({
     manager,
     log,

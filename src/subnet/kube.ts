@@ -20,6 +20,7 @@ import { diffLeases } from "../lease/diff.ts";
 import { type Lease, type LeaseEvent, leaseKey, sameAttrs, subnetKey } from "../lease/lease.ts";
 import { sleep } from "../lease/manager.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../status/metrics.ts";
 import { containsV4Net, containsV6Net, formatIPv4Net, formatIPv6Net } from "../net/ip.ts";
 import { KubeApiError, KubeClient } from "../kube/client.ts";
 import { type KubeConfigInputs, resolveKubeClientConfig } from "../kube/kubeconfig.ts";
@@ -49,6 +50,8 @@ export interface KubeSubnetManagerOptions {
   retryMs?: number;
   /** The server ends each watch after this long (default: 5–10 min, random, as client-go). */
   watchTimeoutSeconds?: number;
+  /** Counts API failures (`weft_errors_total{kind="kube"}`). */
+  metrics?: Pick<Metrics, "error">;
 }
 
 /** The flags and environment kube mode reads (the names flanneld gives them). */
@@ -73,6 +76,14 @@ export class KubeSubnetManager implements SubnetManager {
   /** The same leases by subnet key, as the sink and the status pages see them. */
   #peers = new Map<string, Lease>();
   #synced = false;
+  /** Where peer changes go once run() is called; before, the informer only keeps the cache. */
+  #sink?: PeerSink;
+  #snapshotSent = false;
+  /** Sink calls, one at a time and in order. */
+  #queue: Promise<void> = Promise.resolve();
+  #informerTask?: Promise<void>;
+  /** Aborted by close(): the informer stops even if the caller's signal never fires. */
+  readonly #closed = new AbortController();
   #error?: string;
   /** The last problem logged per Node, so a bad Node is logged once per change. */
   readonly #problems = new Map<string, string>();
@@ -91,9 +102,10 @@ export class KubeSubnetManager implements SubnetManager {
    * resolves it (kubeconfig.ts), the node name from NODE_NAME or POD_NAME/POD_NAMESPACE.
    * Throws KubeConfigError, or RangeError for a bad annotation prefix.
    */
-  static fromFlags(f: KubeModeInputs, env: Record<string, string | undefined>, log: Logger, extra: Pick<KubeConfigInputs, "serviceAccountDir"> = {}): KubeSubnetManager {
+  static fromFlags(f: KubeModeInputs, env: Record<string, string | undefined>, log: Logger,
+    extra: Pick<KubeConfigInputs, "serviceAccountDir"> & Pick<KubeSubnetManagerOptions, "metrics"> = {}): KubeSubnetManager {
     const config = resolveKubeClientConfig({
-      apiUrl: f["kube-api-url"], kubeconfigFile: f["kubeconfig-file"], env, warn: (m) => log.warn(m), ...extra,
+      apiUrl: f["kube-api-url"], kubeconfigFile: f["kubeconfig-file"], env, warn: (m) => log.warn(m), serviceAccountDir: extra.serviceAccountDir,
     });
     log.info(`Kubernetes API ${config.server} (${config.source})`);
     return new KubeSubnetManager({
@@ -102,6 +114,7 @@ export class KubeSubnetManager implements SubnetManager {
       setNodeNetworkUnavailable: f["set-node-network-unavailable"],
       nodeName: env.NODE_NAME || undefined,
       pod: env.POD_NAME && env.POD_NAMESPACE ? { namespace: env.POD_NAMESPACE, name: env.POD_NAME } : undefined,
+      metrics: extra.metrics,
     });
   }
 
@@ -140,6 +153,7 @@ export class KubeSubnetManager implements SubnetManager {
     const msg = `${what}: ${(e as Error).message}`;
     if (msg !== this.#error) this.opts.log.warn(`${msg} (retrying)`);
     this.#error = msg;
+    this.opts.metrics?.error("kube");
   }
 
   #ok(): void {
@@ -225,6 +239,9 @@ export class KubeSubnetManager implements SubnetManager {
     const { client, log } = this.opts;
     const name = this.#nodeName!;
     const config = req.config;
+    // List + watch the Nodes from now on (flanneld syncs its informer before anything else), so
+    // the peers are known when run() starts and the first routes follow subnet.env at once.
+    this.#startInformer(signal);
     let said = "";
     const wait = async (msg: string) => {
       if (msg !== said) log.warn((said = msg));
@@ -293,14 +310,41 @@ export class KubeSubnetManager implements SubnetManager {
   async run(sink: PeerSink, signal: AbortSignal): Promise<void> {
     const tasks: Promise<void>[] = [];
     if (this.opts.setNodeNetworkUnavailable) tasks.push(this.#markNetworkAvailable(signal));
+    this.#sink = sink;
+    this.#startInformer(signal);
+    if (this.#synced && !this.#snapshotSent) await this.#sendSnapshot();
+    await Promise.all([...tasks, this.#informerTask]);
+  }
+
+  /** Starts list + watch once (none for alloc: someone else routes, flannel #1617). */
+  #startInformer(signal: AbortSignal): void {
+    if (this.#informerTask) return;
     if (this.#config?.backendType === "alloc") {
-      // Someone else routes (flannel #1617): no informer, no peers.
       this.#synced = true;
-      await sink.snapshot(this.#peers);
-    } else {
-      tasks.push(this.#informer(sink, signal));
+      this.#informerTask = Promise.resolve();
+      return;
     }
-    await Promise.all(tasks);
+    this.#informerTask = this.#informer(AbortSignal.any([signal, this.#closed.signal]));
+    this.#informerTask.catch(() => {}); // awaited (and thrown) by run()
+  }
+
+  /** The first full view, to the sink (our own lease excluded now that it is known). */
+  #sendSnapshot(): Promise<void> {
+    this.#snapshotSent = true;
+    this.#peers = this.#rebuildPeers();
+    return this.#deliver((s) => s.snapshot(this.#peers));
+  }
+
+  /** Peer changes to the sink, once it has had the snapshot. */
+  #publish(events: LeaseEvent[]): Promise<void> {
+    if (!this.#snapshotSent || events.length === 0) return Promise.resolve();
+    return this.#deliver((s) => s.events(events, this.#peers));
+  }
+
+  #deliver(call: (sink: PeerSink) => Promise<void>): Promise<void> {
+    const p = this.#queue.then(() => call(this.#sink!));
+    this.#queue = p.catch(() => {});
+    return p;
   }
 
   /** flanneld's CompleteLease: NetworkUnavailable=False (FlannelIsUp); retried while the API is away. */
@@ -321,12 +365,12 @@ export class KubeSubnetManager implements SubnetManager {
    * version seen; re-list and diff on 410 Gone. Until the first list, a denial is fatal (wrong
    * RBAC: say so now); after it, every failure is retried and the data path kept.
    */
-  async #informer(sink: PeerSink, signal: AbortSignal): Promise<void> {
+  async #informer(signal: AbortSignal): Promise<void> {
     let rv: string | undefined;
     for (let wait = 200; !signal.aborted;) {
       try {
-        if (rv === undefined) rv = await this.#relist(sink, signal);
-        rv = await this.#watch(rv, sink, signal, () => { wait = 200; this.#ok(); });
+        if (rv === undefined) rv = await this.#relist(signal);
+        rv = await this.#watch(rv, signal, () => { wait = 200; this.#ok(); });
       } catch (e) {
         if (signal.aborted) return;
         if (e instanceof KubeApiError && (e.code === 410 || e.reason === "Expired" || e.reason === "Gone")) {
@@ -343,7 +387,7 @@ export class KubeSubnetManager implements SubnetManager {
   }
 
   /** Lists every Node (paged) and makes the peers match: a snapshot first, then diffs. */
-  async #relist(sink: PeerSink, signal: AbortSignal): Promise<string> {
+  async #relist(signal: AbortSignal): Promise<string> {
     const nodes: KubeNode[] = [];
     let cont: string | undefined, rv = "";
     do {
@@ -365,17 +409,17 @@ export class KubeSubnetManager implements SubnetManager {
       this.#peers = peers;
       this.#synced = true;
       this.opts.log.info(`Listed ${nodes.length} nodes: ${peers.size} peer lease${peers.size === 1 ? "" : "s"}`);
-      await sink.snapshot(this.#peers);
+      if (this.#sink && !this.#snapshotSent) await this.#sendSnapshot();
     } else {
       const events = diffLeases(this.#peers, [...peers.values()]);
       this.#peers = peers;
-      if (events.length) await sink.events(events, this.#peers);
+      await this.#publish(events);
     }
     return rv;
   }
 
   /** One watch; resolves with the last resourceVersion seen when the server ends it. */
-  async #watch(from: string, sink: PeerSink, signal: AbortSignal, onStarted: () => void): Promise<string> {
+  async #watch(from: string, signal: AbortSignal, onStarted: () => void): Promise<string> {
     let rv = from;
     const timeoutSeconds = this.opts.watchTimeoutSeconds ?? Math.floor(300 * (1 + Math.random()));
     let started = false;
@@ -390,7 +434,7 @@ export class KubeSubnetManager implements SubnetManager {
       }
       if (events.length) {
         this.#peers = this.#rebuildPeers();
-        await sink.events(events, this.#peers);
+        await this.#publish(events);
       }
     }, signal);
     return rv;
@@ -448,6 +492,8 @@ export class KubeSubnetManager implements SubnetManager {
   }
 
   async close(): Promise<void> {
+    this.#closed.abort();
+    await this.#informerTask?.catch(() => {});
     this.opts.client.close();
   }
 }
