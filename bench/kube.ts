@@ -141,6 +141,15 @@ async function clientRss(dir: string): Promise<[number, number]> {
   try {
     const kubeconfig = join(tmp, "kubeconfig");
     api.writeKubeconfig(kubeconfig);
+    // client-node under Bun ignores the kubeconfig's TLS settings (its fetch drops the
+    // https.Agent: SELF_SIGNED_CERT_IN_CHAIN even with insecure-skip-tls-verify), so its probe
+    // runs with NODE_TLS_REJECT_UNAUTHORIZED=0: it cannot talk to a private CA under Bun at all.
+    const insecure = join(tmp, "kubeconfig-insecure");
+    writeFileSync(insecure, JSON.stringify({
+      apiVersion: "v1", kind: "Config", "current-context": "c",
+      clusters: [{ name: "k", cluster: { server: api.url, "insecure-skip-tls-verify": true } }],
+      contexts: [{ name: "c", context: { cluster: "k", user: "u" } }], users: [{ name: "u", user: { token: api.adminToken } }],
+    }));
     const rssLine = "console.log(/VmRSS:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status','utf8'))[1]);";
     const oursScript = join(tmp, "ours.ts");
     writeFileSync(oursScript, `
@@ -154,20 +163,20 @@ async function clientRss(dir: string): Promise<[number, number]> {
     const theirsScript = join(dir, "weft_rss_probe.ts");
     writeFileSync(theirsScript, `
       const k8s = await import("@kubernetes/client-node");
-      const kc = new k8s.KubeConfig(); kc.loadFromFile(${JSON.stringify(kubeconfig)});
+      const kc = new k8s.KubeConfig(); kc.loadFromFile(${JSON.stringify(insecure)});
       const api = kc.makeApiClient(k8s.CoreV1Api);
       const list = await api.listNode();
       const w = new k8s.Watch(kc);
       await w.watch("/api/v1/nodes", { resourceVersion: list.metadata?.resourceVersion }, () => {}, () => {});
       await Bun.sleep(2000); Bun.gc(true); ${rssLine} process.exit(0);`);
-    const run = (script: string, cwd: string) => new Promise<number>((resolve, reject) => {
-      const p = spawn(process.execPath, [script], { cwd, stdio: ["ignore", "pipe", "inherit"] });
+    const run = (script: string, cwd: string, env: Record<string, string> = {}) => new Promise<number>((resolve, reject) => {
+      const p = spawn(process.execPath, [script], { cwd, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
       let out = "";
       p.stdout!.on("data", (d) => (out += d));
       p.on("close", (code) => (code === 0 ? resolve(Number(out.trim().split("\n").at(-1))) : reject(new Error(`${script} exited ${code}`))));
     });
     const ours = await run(oursScript, tmp);
-    const theirs = await run(theirsScript, dir);
+    const theirs = await run(theirsScript, dir, { NODE_TLS_REJECT_UNAUTHORIZED: "0" });
     rmSync(theirsScript, { force: true });
     return [ours, theirs];
   } finally {

@@ -1,6 +1,6 @@
 /**
- * @module A small Kubernetes API client over node:https (Bun, `dist/weft` and Deno alike): the
- * requests flannel's kube subnet manager makes, and no others — each method names its RBAC verb
+ * @module A small Kubernetes API client (Bun, `dist/weft` and Deno alike; transport.ts picks
+ * fetch or node:https): the requests flannel's kube subnet manager makes, and no others — each method names its RBAC verb
  * and resource, and a request that KUBE_API_ACCESS (access.ts) does not list is refused before
  * it is sent.
  *
@@ -12,10 +12,9 @@
  * 27.2 → 70.6 MiB), more than kube mode's whole 40 MiB budget; weft needs five requests.
  */
 import { readFileSync } from "node:fs";
-import * as http from "node:http";
-import * as https from "node:https";
 import { kubeAccessAllowed } from "./access.ts";
 import type { KubeClientConfig } from "./kubeconfig.ts";
+import { type HttpTransport, type TransportResponse, createTransport } from "./transport.ts";
 import type { KubeNode, KubeNodeList, KubePod, KubeStatus, WatchEvent } from "./types.ts";
 
 /** How long a token read from a file is used before the file is read again (client-go: 1 min). */
@@ -80,23 +79,12 @@ interface Call {
 
 export class KubeClient {
   readonly #url: URL;
-  readonly #agent: http.Agent;
-  readonly #mod: typeof https | typeof http;
-  readonly #tls: Pick<https.RequestOptions, "ca" | "cert" | "key" | "rejectUnauthorized" | "servername">;
+  #transport?: Promise<HttpTransport>;
   #token?: string;
   #tokenReadAt = 0;
 
   constructor(readonly config: KubeClientConfig) {
     this.#url = new URL(config.server);
-    const tls: Pick<https.RequestOptions, "ca" | "cert" | "key" | "rejectUnauthorized" | "servername"> = {
-      ca: config.ca, cert: config.cert, key: config.key,
-      rejectUnauthorized: !config.insecureSkipTLSVerify,
-      servername: config.tlsServerName,
-    };
-    this.#tls = Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined));
-    const https_ = this.#url.protocol === "https:";
-    this.#mod = https_ ? https : http;
-    this.#agent = https_ ? new https.Agent({ keepAlive: true, ...this.#tls }) : new http.Agent({ keepAlive: true });
     this.#token = config.token;
     this.#tokenReadAt = Date.now();
   }
@@ -113,13 +101,56 @@ export class KubeClient {
 
   /**
    * GET /api/v1/nodes?watch=1: calls `onEvents` with the events of each chunk, in order (the
-   * stream waits while it runs), and resolves when the server ends the watch. Rejects with
-   * KubeApiError (the watch was refused) or KubeUnreachableError (the connection broke).
+   * stream is not read while it runs), and resolves when the server ends the watch. Rejects
+   * with KubeApiError (the watch was refused) or KubeUnreachableError (the connection broke).
    * `idleMs`: no byte for that long (not even a bookmark) counts as a broken connection.
    */
-  watchNodes(opts: WatchOptions, onEvents: (events: WatchEvent[]) => Promise<void>, signal: AbortSignal, idleMs = ((opts.timeoutSeconds ?? 600) + 30) * 1000): Promise<void> {
-    const path = `/api/v1/nodes${query({ watch: "1", ...opts })}`;
-    return this.#stream({ verb: "watch", resource: "nodes", method: "GET", path, signal }, onEvents, idleMs);
+  async watchNodes(opts: WatchOptions, onEvents: (events: WatchEvent[]) => Promise<void>, signal: AbortSignal, idleMs = ((opts.timeoutSeconds ?? 600) + 30) * 1000): Promise<void> {
+    const c: Call = { verb: "watch", resource: "nodes", method: "GET", path: `/api/v1/nodes${query({ watch: "1", ...opts })}`, signal };
+    const res = await this.#send(c);
+    if (res.status >= 300) throw this.#apiError(c, res.status, await res.text());
+    let idle = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { idle = true; res.cancel(); }, idleMs);
+    };
+    let rest = "";
+    let handlerError: unknown;
+    try {
+      arm();
+      for await (const chunk of res.chunks()) {
+        arm();
+        const lines = (rest + chunk).split("\n");
+        rest = lines.pop()!;
+        const events: WatchEvent[] = [];
+        for (const l of lines) {
+          if (!l.trim()) continue;
+          try {
+            events.push(JSON.parse(l) as WatchEvent);
+          } catch {
+            throw new KubeUnreachableError(`watch ${c.resource} at ${this.config.server}: an event is not JSON: ${l.slice(0, 120)}`);
+          }
+        }
+        if (events.length) {
+          try {
+            await onEvents(events);
+          } catch (e) {
+            handlerError = e;
+            throw e;
+          }
+        }
+      }
+    } catch (e) {
+      if (signal.aborted) throw abortError(signal);
+      if (e === handlerError || e instanceof KubeUnreachableError) throw e;
+      throw this.#unreachable(c, idle ? new Error(`watch silent for ${idleMs / 1000} s`) : e as Error);
+    } finally {
+      clearTimeout(timer);
+      res.cancel();
+    }
+    if (idle) throw this.#unreachable(c, new Error(`watch silent for ${idleMs / 1000} s`));
+    if (signal.aborted) throw abortError(signal);
   }
 
   /**
@@ -143,7 +174,7 @@ export class KubeClient {
 
   /** Closes idle connections. */
   close(): void {
-    this.#agent.destroy();
+    this.#transport?.then((t) => t.close(), () => {});
   }
 
   /** The bearer token, re-read from its file when it is a minute old (or `force`). */
@@ -160,111 +191,68 @@ export class KubeClient {
     return this.#token;
   }
 
-  #headers(c: Call, token: string | undefined): http.OutgoingHttpHeaders {
-    const h: http.OutgoingHttpHeaders = { Accept: "application/json", "User-Agent": "weft (flanneld-compatible)" };
+  #headers(c: Call, token: string | undefined): Record<string, string> {
+    const h: Record<string, string> = { Accept: "application/json", "User-Agent": "weft (flanneld-compatible)" };
     if (token) h.Authorization = `Bearer ${token}`;
     else if (this.config.username !== undefined) h.Authorization = `Basic ${Buffer.from(`${this.config.username}:${this.config.password ?? ""}`).toString("base64")}`;
-    if (c.body !== undefined) {
-      h["Content-Type"] = c.contentType ?? "application/json";
-      h["Content-Length"] = Buffer.byteLength(c.body);
-    }
+    if (c.body !== undefined) h["Content-Type"] = c.contentType ?? "application/json";
     return h;
   }
 
   /** Sends `c`; on a 401 with a token file, re-reads the token and tries once more. */
-  async #send(c: Call): Promise<http.IncomingMessage> {
+  async #send(c: Call): Promise<TransportResponse> {
     if (!kubeAccessAllowed(c.verb, c.resource)) {
       throw new KubeApiError(0, "NotInAccessList", c.verb, c.resource,
         `weft refuses to ${c.verb} ${c.resource}: not in KUBE_API_ACCESS (src/kube/access.ts), which the ClusterRole grants`);
     }
+    this.#transport ??= createTransport({
+      ca: this.config.ca, cert: this.config.cert, key: this.config.key,
+      rejectUnauthorized: !this.config.insecureSkipTLSVerify, serverName: this.config.tlsServerName,
+    });
+    const transport = await this.#transport;
+    const once = async (token: string | undefined) => {
+      try {
+        return await transport.send({ method: c.method, url: new URL(this.#url.pathname.replace(/\/$/, "") + c.path, this.#url), headers: this.#headers(c, token), body: c.body, signal: c.signal });
+      } catch (e) {
+        if (c.signal?.aborted) throw abortError(c.signal);
+        throw this.#unreachable(c, e as Error);
+      }
+    };
     const before = this.#currentToken();
-    const res = await this.#once(c, before);
-    if (res.statusCode !== 401 || !this.config.tokenFile) return res;
+    const res = await once(before);
+    if (res.status !== 401 || !this.config.tokenFile) return res;
     const after = this.#currentToken(true);
     if (after === before) return res;
-    res.resume();
-    return this.#once(c, after);
-  }
-
-  #once(c: Call, token: string | undefined): Promise<http.IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      if (c.signal?.aborted) return reject(abortError(c.signal));
-      const req = this.#mod.request({
-        protocol: this.#url.protocol, hostname: this.#url.hostname.replace(/^\[|\]$/g, ""), port: this.#url.port || undefined,
-        method: c.method, path: this.#url.pathname.replace(/\/$/, "") + c.path, headers: this.#headers(c, token),
-        agent: this.#agent, ...this.#tls,
-      }, resolve);
-      const onAbort = () => req.destroy(abortError(c.signal!));
-      c.signal?.addEventListener("abort", onAbort, { once: true });
-      req.once("close", () => c.signal?.removeEventListener("abort", onAbort));
-      req.once("error", (e) => reject(c.signal?.aborted ? abortError(c.signal) : this.#unreachable(c, e)));
-      req.end(c.body);
-    });
+    res.cancel();
+    return once(after);
   }
 
   #unreachable(c: Call, e: Error): KubeUnreachableError {
-    return new KubeUnreachableError(`cannot ${c.verb} ${c.resource} at ${this.config.server}: ${e.message}`, { cause: e });
+    const code = (e as { code?: string }).code;
+    const msg = code && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
+    return new KubeUnreachableError(`cannot ${c.verb} ${c.resource} at ${this.config.server}: ${msg}`, { cause: e });
   }
 
   async #json<T>(c: Call): Promise<T> {
     const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
     const signal = c.signal ? AbortSignal.any([c.signal, timeout]) : timeout;
-    let res: http.IncomingMessage, text: string;
+    let status: number, text: string;
     try {
-      res = await this.#send({ ...c, signal });
-      text = await readBody(res);
+      const res = await this.#send({ ...c, signal });
+      status = res.status;
+      text = await res.text();
     } catch (e) {
       if (timeout.aborted && !c.signal?.aborted) throw this.#unreachable(c, new Error(`no answer within ${REQUEST_TIMEOUT_MS / 1000} s`));
-      throw e;
+      if (c.signal?.aborted) throw abortError(c.signal);
+      if (e instanceof KubeApiError || e instanceof KubeUnreachableError) throw e;
+      throw this.#unreachable(c, e as Error);
     }
-    if (res.statusCode! >= 300) throw this.#apiError(c, res.statusCode!, text);
+    if (status >= 300) throw this.#apiError(c, status, text);
     try {
       return JSON.parse(text) as T;
     } catch {
       throw new KubeUnreachableError(`${c.verb} ${c.resource} at ${this.config.server}: the answer is not JSON: ${text.slice(0, 120)}`);
     }
-  }
-
-  async #stream(c: Call, onEvents: (events: WatchEvent[]) => Promise<void>, idleMs: number): Promise<void> {
-    const res = await this.#send(c);
-    if (res.statusCode! >= 300) throw this.#apiError(c, res.statusCode!, await readBody(res));
-    res.setEncoding("utf8");
-    return new Promise<void>((resolve, reject) => {
-      let rest = "", done = false, busy = Promise.resolve();
-      const finish = (e?: Error) => {
-        if (done) return;
-        done = true;
-        clearTimeout(idle);
-        c.signal?.removeEventListener("abort", onAbort);
-        res.destroy();
-        busy.then(() => (e ? reject(e) : resolve()), reject);
-      };
-      const onAbort = () => finish(abortError(c.signal!));
-      c.signal?.addEventListener("abort", onAbort, { once: true });
-      let idle = setTimeout(() => finish(this.#unreachable(c, new Error(`watch silent for ${idleMs / 1000} s`))), idleMs);
-      res.on("data", (chunk: string) => {
-        clearTimeout(idle);
-        idle = setTimeout(() => finish(this.#unreachable(c, new Error(`watch silent for ${idleMs / 1000} s`))), idleMs);
-        const lines = (rest + chunk).split("\n");
-        rest = lines.pop()!;
-        const events: WatchEvent[] = [];
-        for (const l of lines) {
-          if (!l.trim()) continue;
-          try {
-            events.push(JSON.parse(l) as WatchEvent);
-          } catch {
-            return finish(new KubeUnreachableError(`watch ${c.resource} at ${this.config.server}: an event is not JSON: ${l.slice(0, 120)}`));
-          }
-        }
-        if (events.length === 0) return;
-        res.pause();
-        busy = busy.then(() => onEvents(events)).then(() => { if (!done) res.resume(); });
-        busy.catch((e) => finish(e as Error));
-      });
-      res.once("end", () => finish());
-      res.once("error", (e) => finish(c.signal?.aborted ? abortError(c.signal) : this.#unreachable(c, e)));
-      res.once("close", () => finish(res.complete ? undefined : this.#unreachable(c, new Error("the connection closed mid-watch"))));
-    });
   }
 
   #apiError(c: Call, code: number, text: string): KubeApiError {
@@ -291,15 +279,6 @@ function query(params: Record<string, string | number | boolean | undefined>): s
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") q.set(k, String(v));
   const s = q.toString();
   return s ? `?${s}` : "";
-}
-
-function readBody(res: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    res.on("data", (d: Buffer) => parts.push(d));
-    res.once("end", () => resolve(Buffer.concat(parts).toString("utf8")));
-    res.once("error", reject);
-  });
 }
 
 function abortError(signal: AbortSignal): Error {
