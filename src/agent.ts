@@ -83,6 +83,10 @@ export class Agent implements AgentView {
     return this.opts.manager.health.error;
   }
 
+  get sourceKind(): string {
+    return this.opts.manager.kind;
+  }
+
   peerExpiration(l: Lease): number | null | undefined {
     return this.opts.manager.peerExpiration(l);
   }

@@ -23,6 +23,8 @@ export interface AgentView {
   readonly peersSynced?: boolean;
   /** Last etcd error, cleared on success; shown by the dashboard. */
   readonly etcdError?: string;
+  /** Where the leases come from: "etcd" (default) or "kube" (the Kubernetes API); `etcdError` is its error. */
+  readonly sourceKind?: string;
   readonly metrics: Metrics;
   /** Seconds left on a peer's etcd lease (cached by the agent), or undefined when unknown. */
   peerExpiration?(lease: Lease): number | null | undefined;
@@ -68,6 +70,7 @@ export function createStatusApp(view: AgentView): Hono {
       backend: view.backendType ?? cfg?.backendType ?? null,
       publicIP: view.publicIP ?? null,
       etcd: { ok: !view.etcdError, error: view.etcdError ?? null },
+      source: view.sourceKind ?? "etcd",
       peersSynced: view.peersSynced ?? true,
       peers,
       dataPath: view.dataPath ? await view.dataPath().catch((e) => ({ error: String(e) })) : null,

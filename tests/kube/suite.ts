@@ -64,6 +64,8 @@ export function kubeSuite(backend: "vxlan" | "host-gw", runtime: Runtime): void 
         const cond = ((node!.status as { conditions: { type: string; status: string; reason?: string; message?: string }[] }).conditions)
           .find((x) => x.type === "NetworkUnavailable");
         expect(cond).toMatchObject({ status: "False", reason: "FlannelIsUp", message: "Flannel is running on this node" });
+        const status = await c.status(h);
+        expect([status.source, status.etcd.ok, status.peers.length]).toEqual(["kube", true, 2]);
       }
     }, 60_000);
 
