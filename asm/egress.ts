@@ -6,9 +6,12 @@
  *  2. a GSO super-packet goes to `egressSuper` (step 7); others need one free UDP descriptor,
  *     else the call stops here (the host drains and calls again from this descriptor);
  *  3. check the IP header; complete a partial checksum (NEEDS_CSUM);
- *  4. look up the destination: no route -> ICMP unreachable into the TUN (as flanneld), drop;
+ *  4. the source must lie in our own lease subnet of its family (when set), else drop as
+ *     V_SPOOFED; look up the destination: no route -> ICMP unreachable into the TUN (as
+ *     flanneld), drop;
  *  5. the route's peer must exist; TTL / hop limit <= 1 -> drop, else decrement (RFC 1624);
- *  6. emit a UDP descriptor pointing at the packet in place (no copy);
+ *  6. emit a UDP descriptor pointing at the packet in place (no copy), addressed to the peer's
+ *     public IPv4, or 0.0.0.0 when the peer is reached over IPv6 (the host reads PUBLIC6);
  *  7. super-packets: check the transport header and that the segments fit the output (else
  *     stop, or drop when they could never fit), then steps 4-5 once, then split into EG_OUT.
  * The descriptor's verdict is written back and counted.
@@ -17,12 +20,12 @@ import {
   EG_IN, EG_IN_SIZE, EG_IN_DESC, EG_IN_CAP, IN_DESC_SIZE, EG_UDP_DESC, EG_UDP_CAP, UDP_DESC_SIZE,
   EG_OUT, EG_OUT_SIZE, EG_TUN, EG_TUN_SIZE, EG_TUN_DESC, EG_TUN_CAP, TUN_DESC_SIZE, VNET_HDR_LEN,
   PEER_CAP, NO_ROUTE, C_EG, C_EG_DATAGRAMS, C_EG_SPLIT, C_EG_CSUM, C_EG_ICMP,
-  V_OK, V_NO_ROUTE, V_BAD_VNET_HDR, V_NO_PEER, V_NO_SPACE, V_BAD_DESCRIPTOR,
+  V_OK, V_NO_ROUTE, V_BAD_VNET_HDR, V_NO_PEER, V_NO_SPACE, V_BAD_DESCRIPTOR, V_SPOOFED,
 } from "./layout";
-import { vnetHdr, bump } from "./config";
+import { vnetHdr, bump, fromOwnSubnet } from "./config";
 import { checkIP, forwardStep, be32 } from "./ip";
 import { route4Lookup, route6LookupAt } from "./route";
-import { peerAt, PEER_VALID } from "./peers";
+import { peerAt, PEER_VALID, PEER_VIA6 } from "./peers";
 import { unreachable } from "./icmp";
 import { GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, completeChecksum, split } from "./gso";
 
@@ -90,8 +93,12 @@ function egressOne(off: u32, len: u32): i32 {
   return V_OK;
 }
 
-/** The peer id for packet `p`, or the negated verdict (an ICMP reply is queued for no route). */
+/**
+ * The peer id for packet `p`, or the negated verdict (an ICMP reply is queued for no route; a
+ * source outside our lease gets none).
+ */
 function routeTo(p: usize, len: u32): i32 {
+  if (!fromOwnSubnet(p)) return -V_SPOOFED;
   const r = load<u8>(p) >> 4 == 4 ? route4Lookup(be32(p + 16)) : route6LookupAt(p + 24);
   if (r == NO_ROUTE) {
     replyUnreachable(p, len);
@@ -121,7 +128,7 @@ function emitUdp(p: usize, len: u32, peer: u32): void {
   const d = <usize>EG_UDP_DESC + <usize>udpCount * <usize>UDP_DESC_SIZE;
   store<u32>(d, <u32>p);
   store<u32>(d, len, 4);
-  store<u32>(d, bswap<u32>(load<u32>(e, 4)), 8);
+  store<u32>(d, load<u32>(e) & PEER_VIA6 ? 0 : bswap<u32>(load<u32>(e, 4)), 8);
   store<u16>(d, bswap<u16>(<u16>load<u32>(e, 8)), 12);
   store<u16>(d, <u16>peer, 14);
   udpCount++;

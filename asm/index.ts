@@ -4,12 +4,15 @@
  * no allocation: every structure is a fixed region of one fixed-size memory (asm/layout.ts).
  *
  * Memory (offsets in asm/layout.ts, 56 MiB, initial = maximum, exported as `memory`):
- *   ARG        64 B   IPv6 arguments (network order) for route6*, peerSetSubnet6, setTunAddr6
+ *   ARG        64 B   IPv6 arguments (network order) for route6*, peerSetSubnet6, peerSetPublic6,
+ *                     setTunAddr6, setOwnSubnet6
+ *   IN_SRC6    16 B per ingress descriptor: the IPv6 sender when the descriptor's IPv4 is 0
  *   COUNTERS   u32[64] wrapping counters: egress verdicts/extra at 0.., ingress at 32..
  *   LOOKUP_IN/OUT     batch lookup addresses in, i32 route values out (4096 each)
  *   EG_IN_DESC, EG_UDP_DESC, EG_TUN_DESC, IN_IN_DESC, IN_TUN_DESC   descriptor rings
  *   DIRECT, ROOT4, ROOT6, CHUNKS, RULES, PEERS, GRO_*   tables (core-owned, host may read)
  *   EG_IN 8 MiB, EG_OUT 8 MiB, EG_TUN 2 MiB, IN_IN 8 MiB, IN_OUT 12 MiB   packet arenas
+ *   PUBLIC6    peers' public IPv6 addresses (16 B by peer id)
  *
  * Ring protocol (batch-synchronous; one thread drives one core instance):
  *   Between calls the host owns every byte. Egress: it reads TUN packets into EG_IN (anywhere,
@@ -20,19 +23,20 @@
  *   writes each consumed descriptor's verdict. The host then owns everything again: it sends
  *   egressUdpCount() datagrams described by EG_UDP_DESC (they point into EG_IN, forwarded in
  *   place, or into EG_OUT; segments of one super-packet are contiguous and equal-sized but the
- *   last, so they fit one UDP_SEGMENT sendmsg), writes egressTunCount() ICMP replies from
- *   EG_TUN_DESC, and must finish with both before calling egress(k, n - k) or refilling the
- *   input slots those outputs point into. Ingress is the same with IN_IN_DESC {off, len,
- *   source IPv4, seg}, ingress(start, count) and ingressTunCount() descriptors in IN_TUN_DESC
+ *   last, so they fit one UDP_SEGMENT sendmsg; a destination of 0.0.0.0 means the peer's
+ *   PUBLIC6 address), writes egressTunCount() ICMP replies from EG_TUN_DESC, and must finish
+ *   with both before calling egress(k, n - k) or refilling the input slots those outputs point
+ *   into. Ingress is the same with IN_IN_DESC {off, len, source IPv4 (0.0.0.0: the IPv6 source
+ *   is at IN_SRC6 + 16 * i), seg}, ingress(start, count) and ingressTunCount() descriptors in IN_TUN_DESC
  *   (pointing at off - VNET_HDR_LEN in place, or into IN_OUT): the VNET_HDR_LEN bytes before
  *   each `off` belong to the slot and are overwritten, so recvmmsg iovecs start at slot + 10.
  *   Outputs of a call are valid until the next call in the same direction.
  */
-export { setOptions, setTunAddr4, setTunAddr6 } from "./config";
+export { setOptions, setTunAddr4, setTunAddr6, setOwnSubnet4, setOwnSubnet6 } from "./config";
 export {
   route4Insert, route4Delete, route6Insert, route6Delete, setClusterNetwork, routeClear,
 } from "./route";
-export { peerSet, peerSetSubnet6, peerDelete } from "./peers";
+export { peerSet, peerSetSubnet6, peerSetPublic6, peerDelete } from "./peers";
 export { egress, egressUdpCount, egressTunCount } from "./egress";
 export { ingress, ingressTunCount } from "./ingress";
 

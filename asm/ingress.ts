@@ -5,7 +5,8 @@
  * `seg` bytes, the last possibly shorter):
  *  1. check the descriptor: inside IN_IN with VNET_HDR_LEN bytes of headroom before `off`;
  *     stop the call if its datagrams would not fit the per-call record table;
- *  2. find the peer by the datagram's source address (unknown -> drop);
+ *  2. find the peer by the datagram's source address: the descriptor's IPv4, or when that is
+ *     0.0.0.0 the IPv6 one at IN_SRC6 + 16 * index (unknown -> drop);
  *  3. per datagram: check the IP header; the inner source must lie in that peer's subnet
  *     (anti-spoofing, which flanneld lacks); TTL / hop limit <= 1 -> drop, else decrement;
  *  4. record it (gro.ts), merging TCP segments of one flow when writing with virtio_net_hdr.
@@ -14,13 +15,13 @@
  * IN_OUT.
  */
 import {
-  IN_IN, IN_IN_SIZE, IN_IN_DESC, IN_IN_CAP, IN_DESC_SIZE, VNET_HDR_LEN, GRO_PKT_CAP, C_IN,
+  IN_IN, IN_IN_SIZE, IN_IN_DESC, IN_IN_CAP, IN_DESC_SIZE, IN_SRC6, VNET_HDR_LEN, GRO_PKT_CAP, C_IN,
   V_OK, V_UNKNOWN_SOURCE, V_SPOOFED, V_BAD_DESCRIPTOR,
 } from "./layout";
 import { vnetHdr, bump } from "./config";
 import { checkIP, forwardStep, be32 } from "./ip";
 import { mask4 } from "./route";
-import { peerAt, peerByAddress, peerHasSource6 } from "./peers";
+import { peerAt, peerByAddress, peerByAddress6, peerHasSource6 } from "./peers";
 import { groReset, groAdd, groEmit, groPacketCount, groTunCount } from "./gro";
 
 /**
@@ -42,7 +43,8 @@ export function ingress(start: u32, count: u32): u32 {
     } else {
       const datagrams: u32 = seg == 0 || len <= seg ? 1 : (len + seg - 1) / seg;
       if (groPacketCount() + datagrams > <u32>GRO_PKT_CAP) break;
-      const peer = peerByAddress(bswap<u32>(load<u32>(d, 8)));
+      const from = load<u32>(d, 8);
+      const peer = from != 0 ? peerByAddress(bswap<u32>(from)) : peerByAddress6(<usize>IN_SRC6 + <usize>(start + done) * 16);
       for (let k: u32 = 0; k < datagrams; k++) {
         const p = <usize>off + <usize>(k * seg);
         const n = datagrams == 1 ? len : min(seg, len - k * seg);

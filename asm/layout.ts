@@ -11,7 +11,7 @@
  */
 
 /** Bumped whenever anything below changes; the loader checks it against the .wasm file. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 export const MEMORY_PAGES = 896;
 export const MEMORY_BYTES = 896 * 65536; // 56 MiB
 
@@ -24,6 +24,11 @@ export const ARG = 0x10000;
 /** u32 counters, wrapping; egress at COUNTERS + 4*(C_EG + i), ingress at 4*(C_IN + i). */
 export const COUNTERS = 0x10100;
 export const COUNTER_COUNT = 64;
+/**
+ * IPv6 senders of ingress datagrams: 16 bytes (network order) per IN_IN_DESC index, read when
+ * that descriptor's IPv4 source is 0.0.0.0 (the datagram came over the IPv6 underlay).
+ */
+export const IN_SRC6 = 0x14000;
 /** Batch lookup input: u32 IPv4 addresses (4 bytes each) or IPv6 addresses (16 bytes each). */
 export const LOOKUP_IN = 0x20000;
 export const LOOKUP_CAP = 4096;
@@ -35,7 +40,10 @@ export const IN_DESC_SIZE = 16;
 /** Egress (TUN -> UDP) input: one descriptor per TUN read. */
 export const EG_IN_DESC = 0x34000;
 export const EG_IN_CAP = 1024;
-/** Egress UDP output, 16 bytes: off u32, len u32, ip[4] + port[2] (network order), peer u16. */
+/**
+ * Egress UDP output, 16 bytes: off u32, len u32, ip[4] + port[2] (network order), peer u16.
+ * ip 0.0.0.0: send over the IPv6 underlay to PUBLIC6[peer].
+ */
 export const UDP_DESC_SIZE = 16;
 export const EG_UDP_DESC = 0x38000;
 export const EG_UDP_CAP = 4096;
@@ -56,7 +64,10 @@ export const DIRECT_CAP = 65536;
 /** First trie level (16 bits) of IPv4 and of IPv6: u32 entries [code:8][value or chunk:24]. */
 export const ROOT4 = 0xb0000;
 export const ROOT6 = 0xf0000;
-/** Peers, 48 bytes: flags u32, ip u32, port u32, subnet4 u32, len4 u32, len6 u32, pad, subnet6[16]. */
+/**
+ * Peers, 48 bytes: flags u32 (PEER_* below), ip u32, port u32, subnet4 u32, len4 u32, len6 u32,
+ * pad, subnet6[16]. Their public IPv6 addresses are apart, in PUBLIC6.
+ */
 export const PEERS = 0x130000;
 export const PEER_CAP = 65536;
 export const PEER_SIZE = 48;
@@ -91,6 +102,14 @@ export const IN_IN_SIZE = 0x800000;
 /** Ingress output: coalesced super-packets and copies that had no headroom (1.5 x IN_IN). */
 export const IN_OUT = 0x2a00000;
 export const IN_OUT_SIZE = 0xc00000;
+/** Public IPv6 address of each peer (16 bytes, network order, by peer id), valid with PEER_PUB6. */
+export const PUBLIC6 = 0x3600000;
+
+/** Peer flags: valid; has an IPv6 subnet; has a public IPv6; datagrams to it go over IPv6. */
+export const PEER_VALID = 1;
+export const PEER_V6 = 2;
+export const PEER_PUB6 = 4;
+export const PEER_VIA6 = 8;
 
 // ------------------------------------------------------------------ results
 /** Route lookup result when nothing matches; route values are 0..ROUTE_VALUE_MAX. */

@@ -1,6 +1,6 @@
 /**
  * @module The exact-match table beside the tries: every installed route (by family, prefix and
- * length) and every peer's public IPv4, in one open-addressing hash with linear probing and
+ * length) and every peer's public IPv4 and IPv6, in one open-addressing hash with linear probing and
  * backward-shift deletion (no tombstones, so lookups stay short under churn). The tries answer
  * longest-prefix lookups; this table answers "is this exact route installed" and "which
  * shorter route does a deleted one uncover", and maps a datagram's source to its peer.
@@ -9,8 +9,9 @@
  */
 import { RULES, RULE_SLOTS, RULE_SIZE, RULE_MAX } from "./layout";
 
-/** Tags: route4 = TAG_ROUTE4 | len, route6 = TAG_ROUTE6 | len, public IP = TAG_PUBLIC. */
+/** Tags: route4 = TAG_ROUTE4 | len, route6 = TAG_ROUTE6 | len, public IP = TAG_PUBLIC(6). */
 export const TAG_PUBLIC: u32 = 0x100;
+export const TAG_PUBLIC6: u32 = 0x200;
 export const TAG_ROUTE4: u32 = 0x400;
 export const TAG_ROUTE6: u32 = 0x600;
 

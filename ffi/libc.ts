@@ -32,6 +32,7 @@ export interface Libc {
   getsockopt(fd: number, level: number, name: number, value: Uint8Array, len: Uint8Array): number;
   getsockname(fd: number, addr: Uint8Array, len: Uint8Array): number;
   fcntl(fd: number, cmd: number, arg: number): number;
+  flock(fd: number, operation: number): number;
   if_nametoindex(name: Uint8Array): number;
   getpid(): number;
   /** `param` is a `struct sched_param` (one int, the priority). */
@@ -140,6 +141,7 @@ export function libcSys(runtime: string, c: Libc): Sys {
       return rc < 0 ? rc : socklenValue[0]!;
     },
     fcntl: (fd, cmd, arg) => ret(c.fcntl(fd, cmd, arg)),
+    flock: (fd, operation) => ret(c.flock(fd, operation)),
     addressOf: (buf) => c.addressOf(buf),
     ifNameToIndex: (name) => c.if_nametoindex(cString(name)),
     getpid: () => c.getpid(),

@@ -109,6 +109,16 @@ export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
 
+/** flock(2) operations. */
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+/** ioctl on a namespace file (linux/nsfs.h): its type, as the CLONE_NEW* flag. */
+export const NS_GET_NSTYPE = 0xb703;
+export const CLONE_NEWNET = 0x40000000;
+
 export const POLLIN = 0x1;
 export const POLLPRI = 0x2;
 export const POLLOUT = 0x4;

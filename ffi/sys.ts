@@ -52,6 +52,11 @@ export interface Sys {
   getsockopt(fd: number, level: number, name: number, value: Uint8Array): number;
   getsockname(fd: number, addr: Uint8Array): number;
   fcntl(fd: number, cmd: number, arg: number): number;
+  /**
+   * flock(2) on `fd` (LOCK_SH, LOCK_EX, LOCK_UN, | LOCK_NB): a lock the kernel drops when the
+   * last descriptor of the open file goes, so a killed process never leaves one behind.
+   */
+  flock(fd: number, operation: number): number;
   /** The address of `buf`'s first byte, for building iovecs and msghdrs. */
   addressOf(buf: Uint8Array): bigint;
   /** Interface index of `name`, or 0 when there is no such interface. */

@@ -6,10 +6,13 @@
  * AbortSignal and is awaited on the way out.
  */
 import { NetworkConfigError, type NetworkConfig } from "./config/network.ts";
+import { deviceFamilies } from "./backend/device_counters.ts";
 import { getBackend } from "./backend/registry.ts";
 import type { Network } from "./backend/types.ts";
 import type { OwnedNet } from "./blackhole.ts";
 import type { Lease, LeaseAttrs } from "./lease/lease.ts";
+import { type Flag, type Refusal, admissionSelf } from "./lease/admission.ts";
+import { PeerGate } from "./lease/peer_gate.ts";
 import type { Logger } from "./log.ts";
 import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, parseIPv4Net, parseIPv6Net } from "./net/ip.ts";
@@ -60,11 +63,23 @@ export class Agent implements AgentView {
   network?: Network;
   traffic?: TrafficManager;
   server?: RunningServer;
+  #gate?: PeerGate;
   #exitCode: ExitCode = 0;
   readonly #stop = new AbortController();
 
   constructor(readonly opts: AgentOptions) {
     this.metrics = opts.metrics ?? new Metrics();
+    this.metrics.register("weft_ready", { type: "gauge", help: "1 once the lease is held and subnet.env written (/readyz), else 0.", samples: () => [[{}, this.ready ? 1 : 0]] });
+    this.metrics.register("weft_lease_info", {
+      type: "gauge", help: "This host's lease (value 1), labelled by subnet(s), backend and where leases come from.",
+      samples: () => {
+        const l = this.lease;
+        if (!l) return [];
+        const subnet = l.subnet ? formatIPv4Net(l.subnet) : "";
+        const ipv6_subnet = l.ipv6Subnet ? formatIPv6Net(l.ipv6Subnet) : "";
+        return [[{ subnet, ipv6_subnet, backend: this.backendType ?? "", source: opts.manager.kind }, 1]];
+      },
+    });
   }
 
   get lease(): OwnLease | undefined {
@@ -73,6 +88,14 @@ export class Agent implements AgentView {
 
   get peers(): ReadonlyMap<string, Lease> {
     return this.opts.manager.peers;
+  }
+
+  get refusedLeases(): ReadonlyMap<string, Refusal> | undefined {
+    return this.#gate?.refused;
+  }
+
+  get flaggedLeases(): ReadonlyMap<string, Flag> | undefined {
+    return this.#gate?.flagged;
   }
 
   get peersSynced(): boolean {
@@ -133,6 +156,7 @@ export class Agent implements AgentView {
       const previousLease = await manager.storedLease({ publicIP: ext.extAddr, publicIPv6: ext.extAddr6 });
       const network = await backend.createNetwork({ config, extIface: ext, log, metrics: this.metrics, signal, previousLease, checkIntervalMs: this.opts.checkIntervalMs });
       this.network = network;
+      for (const [name, family] of deviceFamilies(() => network.devices ?? [])) this.metrics.register(name, family);
 
       const attrs: LeaseAttrs = { publicIP: ext.extAddr, publicIPv6: ext.extAddr6, ...network.leaseAttrs };
       const lease = await manager.acquireLease({ config, attrs, previous: this.#previousSubnets(config, previousEnv) }, signal);
@@ -159,8 +183,9 @@ export class Agent implements AgentView {
       await sdNotify("READY=1").catch((e) => log.warn(`sd_notify READY=1 failed: ${(e as Error).message}`));
       log.info(`Lease ${lease.key} held (${lease.expiration === null ? "no expiry" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
 
+      const gate = (this.#gate = new PeerGate({ config, own: admissionSelf(lease, host), log, metrics: this.metrics }));
       await Promise.all([
-        manager.run({ snapshot: (peers) => network.reconcile(peers), events: (events) => network.apply(events) }, signal),
+        manager.run({ snapshot: (peers) => network.reconcile(gate.snapshot(peers)), events: (events) => network.apply(gate.apply(events)) }, signal),
         this.traffic?.run(),
       ]);
     } catch (e) {
@@ -178,7 +203,12 @@ export class Agent implements AgentView {
     if (this.opts.healthzPort <= 0) return;
     const app = createStatusApp(this);
     this.opts.extendApp?.(app, this);
-    this.server = await serve(app.fetch, this.opts.healthzIP, this.opts.healthzPort);
+    const server = (this.server = await serve(app.fetch, this.opts.healthzIP, this.opts.healthzPort));
+    this.metrics.register("weft_status_connections", { type: "gauge", help: "Connections open to the status server.", samples: () => [[{}, server.stats().open]] });
+    this.metrics.register("weft_status_connections_refused_total", {
+      type: "counter", help: "Connections the status server closed at once because its connection limit was reached.",
+      samples: () => [[{}, server.stats().refused]],
+    });
     this.opts.log.info(`Status server listening on http://${this.opts.healthzIP}:${this.server.port}/`);
   }
 

@@ -13,7 +13,10 @@
  * ignored), so `DOCKER_OPT_*` variables from either are emitted too; the masq option is the
  * inverse of FLANNEL_IPMASQ (any other value → exit 1 before writing); options in name order;
  * the combined value is the existing `$KEY` (plus a space if non-empty), then " <value>" per
- * option; values are word-split and re-joined as `echo $v` does. After writing, exit 1 if the
+ * option; values are word-split and re-joined as `echo $v` does. Where the script is silent,
+ * weft says on stderr what is missing (no env file, no FLANNEL_SUBNET or FLANNEL_MTU) and still
+ * writes the script's output with exit 0, so units that ran the script behave the same. After
+ * writing, exit 1 if the
  * main routing table has a `via` route for the subnet — read from /proc/net/route here rather
  * than by running `ip route`.
  */
@@ -187,6 +190,18 @@ function popcount(n: number): number {
   return c;
 }
 
+/** What stderr should say when the options will lack --bip or --mtu, or the env file is absent. */
+function missingWarning(args: DockerOptsArgs, unread: string, vars: Record<string, string>): string | undefined {
+  const lacking = [["FLANNEL_SUBNET", "--bip"], ["FLANNEL_MTU", "--mtu"]].filter(([k]) => !vars[k!]);
+  const consequence = lacking.length === 0
+    ? "using FLANNEL_* from the environment"
+    : `${args.dockerEnv} gets no ${lacking.map(([, flag]) => flag).join(" or ")} option`;
+  const hint = "the agent (weft or flanneld) writes it once it holds a subnet lease";
+  if (unread) return `weft docker-opts: ${args.flannelEnv} ${unread}; ${consequence} (${hint})\n`;
+  if (lacking.length > 0) return `weft docker-opts: ${args.flannelEnv} has no ${lacking.map(([k]) => k).join(" or ")}; ${consequence}\n`;
+  return undefined;
+}
+
 /**
  * `weft docker-opts [-f FILE] [-d FILE] [-i] [-c] [-m] [-k KEY]`: writes the Docker env file
  * from subnet.env. Returns the exit code: 0, or 1 on a bad option, a bad FLANNEL_IPMASQ, an
@@ -205,9 +220,13 @@ export async function runDockerOpts(argv: string[], io: Partial<DockerOptsIo> = 
   const vars: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined) vars[k] = v;
   let fileText: string | undefined;
+  let unread = "";
   try {
     fileText = readFileSync(args.flannelEnv, "utf8");
-  } catch { /* the script sources the file only if it exists */ }
+  } catch (e) {
+    // The script sources the file only if it exists; weft says so instead of staying silent.
+    unread = (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : `cannot be read (${(e as Error).message})`;
+  }
   if (fileText !== undefined) Object.assign(vars, sourceEnvFile(fileText));
 
   const rendered = renderDockerOpts(vars, args);
@@ -215,6 +234,8 @@ export async function runDockerOpts(argv: string[], io: Partial<DockerOptsIo> = 
     stderr(rendered.error);
     return 1;
   }
+  const warning = missingWarning(args, unread, vars);
+  if (warning) stderr(warning);
   try {
     writeFileSync(args.dockerEnv, rendered.text);
   } catch (e) {

@@ -13,9 +13,11 @@ import { VERSION } from "./version.ts";
 // Modules are imported where they are needed: a CNI call (one per pod ADD/DEL) must not pay for
 // loading etcd, gRPC and the agent.
 
-async function registryFrom(f: AgentFlags): Promise<EtcdRegistry> {
+/** The etcd registry the flags describe; throws (a one-line message) on unusable TLS files. */
+async function registryFrom(f: AgentFlags, signal?: AbortSignal): Promise<EtcdRegistry> {
   const { EtcdRegistry } = await import("./registry/etcd.ts");
   return new EtcdRegistry({
+    signal,
     endpoints: f["etcd-endpoints"].split(",").map((s) => s.trim()).filter(Boolean),
     prefix: f["etcd-prefix"],
     keyFile: f["etcd-keyfile"] || undefined,
@@ -77,7 +79,13 @@ async function main(argv: string[]): Promise<number> {
         `spec.podCIDR and ${f["kube-annotation-prefix"]} annotations ('kubectl get nodes -o yaml'), the config is ${f["net-config-path"]}\n`);
       return 1;
     }
-    const registry = await registryFrom(f);
+    let registry: EtcdRegistry;
+    try {
+      registry = await registryFrom(f);
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+      return 1;
+    }
     try {
       return await runAdmin(registry, parsed.positionals, {
         out: (t) => process.stdout.write(t),
@@ -96,10 +104,21 @@ async function main(argv: string[]): Promise<number> {
   for (const w of ignoredFlagWarnings(f, parsed.given)) log.warn(w);
   log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
 
+  // One agent per subnet file, held until exit (the kernel drops the lock however we die).
+  const { lockSubnetFile, redactCommand } = await import("./subnet_lock.ts");
+  try {
+    await lockSubnetFile(f["subnet-file"], redactCommand(["weft", ...argv]));
+  } catch (e) {
+    log.error((e as Error).message);
+    return 1;
+  }
+
   const { Agent } = await import("./agent.ts");
   const { readHostNetwork } = await import("./net/iface.ts");
   const { Metrics } = await import("./status/metrics.ts");
   const metrics = new Metrics();
+  // Aborted with the agent: etcd calls still in flight are abandoned, so shutdown never waits on etcd.
+  const registryStop = new AbortController();
   let manager: SubnetManager;
   if (f["kube-subnet-mgr"]) {
     // Kube mode never loads the etcd client (etcd3 alone is ~37 MiB of RSS).
@@ -113,8 +132,15 @@ async function main(argv: string[]): Promise<number> {
   } else {
     const { EtcdSubnetManager } = await import("./subnet/etcd.ts");
     const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
+    let registry: EtcdRegistry;
+    try {
+      registry = await registryFrom(f, registryStop.signal);
+    } catch (e) {
+      log.error((e as Error).message);
+      return 1;
+    }
     manager = new EtcdSubnetManager({
-      registry: await registryFrom(f), log, metrics,
+      registry, log, metrics,
       renewMarginMinutes: f["subnet-lease-renew-margin"],
       leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
       resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
@@ -139,6 +165,7 @@ async function main(argv: string[]): Promise<number> {
     healthzPort: f["healthz-port"],
     checkIntervalMs: Number(process.env.WEFT_ROUTE_CHECK_MS ?? 0) || undefined,
   });
+  agent.signal.addEventListener("abort", () => registryStop.abort(), { once: true });
   let signals = 0;
   const onSignal = (sig: string) => {
     if (++signals > 1) {

@@ -3,7 +3,7 @@
  * `KEY=value` lines, unquoted, in flannel's fixed order, written atomically (temp file + rename)
  * with mode 0644 in a 0755 directory; read back at the next start for the previous subnet.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
 /** The values of subnet.env. Subnets carry the host address (network address + 1). */
@@ -64,12 +64,20 @@ export function readSubnetEnv(path: string): ReturnType<typeof parseSubnetEnv> |
   return parseSubnetEnv(text);
 }
 
-/** Writes `path` atomically: a temp file beside it, mode 0644 whatever the umask, then rename. */
+/**
+ * Writes `path` atomically: a temp file beside it, mode 0644 whatever the umask, then rename.
+ * When any step fails the temp file is removed, so a full disk leaves no `<path>.<pid>.tmp`.
+ */
 export function writeSubnetEnv(path: string, env: SubnetEnv): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, formatSubnetEnv(env), { mode: 0o644 });
-  chmodSync(tmp, 0o644);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, formatSubnetEnv(env), { mode: 0o644 });
+    chmodSync(tmp, 0o644);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }

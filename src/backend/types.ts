@@ -31,6 +31,8 @@ export interface Network {
   readonly leaseAttrs: Omit<LeaseAttrs, "publicIP" | "publicIPv6">;
   /** The device MTU, written to subnet.env as FLANNEL_MTU. */
   readonly mtu: number;
+  /** The devices this data path sends through, whose counters `/metrics` exports. */
+  readonly devices?: readonly string[];
   /** Our lease is held: configure what depends on it (device addresses, routes). */
   start(lease: Lease): Promise<void>;
   /** The first full view of the peers: program them and remove stale kernel state. */

@@ -15,6 +15,8 @@ export const CniCode = {
   invalidNetworkConfig: 7,
   invalidNetNS: 8,
   tryAgainLater: 11,
+  /** STATUS (CNI 1.1.0): the plugin cannot service ADD requests. */
+  pluginNotAvailable: 50,
   internal: 999,
 } as const;
 

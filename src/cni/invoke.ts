@@ -99,14 +99,14 @@ export interface DelegateOutcome {
 }
 
 /**
- * Runs delegate plugin `type` for `command` (ADD, DEL or CHECK) with `config` on stdin and the
+ * Runs delegate plugin `type` for `command` (ADD, DEL, CHECK, GC or STATUS) with `config` on stdin and the
  * caller's env (`CNI_COMMAND` replaced). For ADD, returns the result JSON as the delegate
  * printed it, with `cniVersion` filled in from the config when the delegate left it out
  * (libcni `fixupResultVersion`). Throws the delegate's own error on failure.
  *
  * Equivalent to libcni `invoke.DelegateAdd/DelegateDel/DelegateCheck`.
  */
-export async function delegate(command: "ADD" | "DEL" | "CHECK", type: string, config: string, env: Env): Promise<DelegateOutcome> {
+export async function delegate(command: "ADD" | "DEL" | "CHECK" | "GC" | "STATUS", type: string, config: string, env: Env): Promise<DelegateOutcome> {
   const failed = (e: unknown) => {
     const err = CniError.from(e);
     return new CniError(err.code, `failed to delegate ${command.toLowerCase()}: ${err.message}`, err.details);
@@ -135,4 +135,24 @@ export async function delegate(command: "ADD" | "DEL" | "CHECK", type: string, c
   const { cniVersion: _, ...rest } = result;
   const fixed = { cniVersion: typeof version === "string" && version !== "" ? version : "0.1.0", ...rest };
   return { result: JSON.stringify(fixed, null, 4), stderr: run.stderr };
+}
+
+/**
+ * The CNI versions delegate plugin `type` supports (its VERSION answer), so a 1.1.0 command (GC,
+ * STATUS) is forwarded only to a delegate that knows it: Debian's plugins 1.1.x stop at 1.0.0
+ * and would refuse it. Throws (code 999) when the plugin is not installed or answers nonsense.
+ */
+export async function delegateVersions(type: string, env: Env): Promise<string[]> {
+  const path = findPlugin(type, env.CNI_PATH ?? "");
+  const childEnv: Env = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) childEnv[k] = v;
+  childEnv.CNI_COMMAND = "VERSION";
+  const run = await execPlugin(path, childEnv, '{"cniVersion":"1.1.0"}');
+  if (run.code !== 0) throw pluginError(run);
+  const answer = decodeJsonObject(run.stdout, `cannot decode the VERSION answer of ${path}`);
+  const versions = answer.supportedVersions;
+  if (!Array.isArray(versions) || !versions.every((v) => typeof v === "string")) {
+    throw new CniError(CniCode.decodingFailure, `the VERSION answer of ${path} has no supportedVersions list`);
+  }
+  return versions as string[];
 }

@@ -46,8 +46,40 @@ export function isJsonObject(v: unknown): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A value for an error message: its kind and at most 100 characters of its JSON. */
 function describe(v: unknown): string {
-  return `${Array.isArray(v) ? "array" : typeof v} ${JSON.stringify(v)}`;
+  const text = JSON.stringify(v) ?? String(v);
+  return `${Array.isArray(v) ? "array" : typeof v} ${text.length > 100 ? `${text.slice(0, 100)}…` : text}`;
+}
+
+/**
+ * Go's encoding/json refuses documents nested deeper than this ("exceeded max depth"); weft
+ * checks it before parsing, so no later walk over the document (field lookups, re-marshalling
+ * the delegate config) can exhaust the stack on a hostile 200 000-deep config.
+ */
+export const MAX_JSON_DEPTH = 10000;
+
+/**
+ * Whether `text` nests objects and arrays deeper than `limit` (brackets inside strings do not
+ * count). Linear, and stops at the first level past the limit.
+ */
+export function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
 }
 
 function invalid(key: string, want: string, got: unknown): CniError {
@@ -74,6 +106,9 @@ function objectField(obj: JsonObject, key: string): JsonObject | undefined {
  * `context: <reason>`, e.g. `error unmarshall network config: JSON Parse error: ...`.
  */
 export function decodeJsonObject(text: string, context: string): JsonObject {
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new CniError(CniCode.decodingFailure, `${context}: exceeded max depth (JSON nested deeper than ${MAX_JSON_DEPTH} levels)`);
+  }
   let doc: unknown;
   try {
     doc = JSON.parse(text);

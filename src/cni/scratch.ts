@@ -5,7 +5,7 @@
  * `saveScratchNetConf`/`consumeScratchNetConf`). Container IDs are validated by the caller
  * (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`), so they cannot leave the directory.
  */
-import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 /** Writes `config` to `<dataDir>/<containerId>` and syncs it. */
@@ -34,4 +34,14 @@ export function loadDelegateConfig(dataDir: string, containerId: string): string
 /** Forgets the saved config of `containerId` (absent is fine). */
 export function removeDelegateConfig(dataDir: string, containerId: string): void {
   rmSync(join(dataDir, containerId), { force: true });
+}
+
+/** The container IDs that have a saved config in `dataDir` (none when it does not exist). */
+export function listDelegateConfigs(dataDir: string): string[] {
+  try {
+    return readdirSync(dataDir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
 }

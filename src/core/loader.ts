@@ -22,9 +22,9 @@ import type { Core, CoreExports } from "./types.ts";
 import { coreWasmUrl } from "./wasm_path.ts";
 
 const EXPORT_NAMES: (keyof CoreExports)[] = [
-  "layoutVersion", "setOptions", "setTunAddr4", "setTunAddr6", "route4Insert", "route4Delete",
+  "layoutVersion", "setOptions", "setTunAddr4", "setTunAddr6", "setOwnSubnet4", "setOwnSubnet6", "route4Insert", "route4Delete",
   "route4Lookup", "route4LookupBatch", "route6Insert", "route6Delete", "route6Lookup",
-  "route6LookupBatch", "setClusterNetwork", "routeClear", "peerSet", "peerSetSubnet6", "peerDelete",
+  "route6LookupBatch", "setClusterNetwork", "routeClear", "peerSet", "peerSetSubnet6", "peerSetPublic6", "peerDelete",
   "egress", "egressUdpCount", "egressTunCount", "ingress", "ingressTunCount",
 ];
 

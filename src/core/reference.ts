@@ -52,6 +52,8 @@ export function createReferenceCore(): Core {
   let vnet = false;
   let tunAddr4 = 0;
   const tun6 = new Uint8Array(16);
+  // Our lease subnets for egress anti-spoofing; length 0: any source.
+  let own4 = 0, own4Len = 0, own6 = 0n, own6Len = 0;
 
   // Routes: one Map per prefix length, lengths in use sorted longest first.
   const v4 = Array.from({ length: 33 }, () => new Map<number, number>());
@@ -79,19 +81,29 @@ export function createReferenceCore(): Core {
     return L.NO_ROUTE;
   }
 
-  // Peers: mirrored into the PEERS region (flags, ip, port, subnet4, len4, len6, subnet6).
+  // Peers: mirrored into the PEERS region (flags, ip, port, subnet4, len4, len6, subnet6) and
+  // PUBLIC6; public addresses (IPv4 as a number, IPv6 as a bigint) map back to peer ids.
   const byPublic = new Map<number, number>();
+  const byPublic6 = new Map<bigint, number>();
   const peerOff = (id: number) => L.PEERS + id * L.PEER_SIZE;
-  const peerValid = (id: number) => id >= 0 && id < L.PEER_CAP && (dv.getUint32(peerOff(id), true) & 1) !== 0;
+  const peerFlags = (id: number) => dv.getUint32(peerOff(id), true);
+  const peerValid = (id: number) => id >= 0 && id < L.PEER_CAP && (peerFlags(id) & L.PEER_VALID) !== 0;
+
+  /** Forgets peer `id`'s public addresses (it is valid). */
+  function forgetPublic(id: number): void {
+    const ip = dv.getUint32(peerOff(id) + 4, true);
+    if (ip !== 0) byPublic.delete(ip);
+    if (peerFlags(id) & L.PEER_PUB6) byPublic6.delete(addrToBigint(u8, L.PUBLIC6 + id * 16));
+  }
 
   function peerSet(id: number, ip: number, port: number, subnet4: number, len4: number): number {
     ip >>>= 0;
     if (id < 0 || id >= L.PEER_CAP || port < 0 || port > 0xffff || len4 < 0 || len4 > 32) return L.ERR_INVALID;
-    const owner = byPublic.get(ip);
+    const owner = ip === 0 ? undefined : byPublic.get(ip);
     if (owner !== undefined && owner !== id) return L.ERR_EXISTS;
     const p = peerOff(id);
-    if (peerValid(id)) byPublic.delete(dv.getUint32(p + 4, true));
-    byPublic.set(ip, id);
+    if (peerValid(id)) forgetPublic(id);
+    if (ip !== 0) byPublic.set(ip, id);
     u8.fill(0, p, p + L.PEER_SIZE);
     dv.setUint32(p, 1, true);
     dv.setUint32(p + 4, ip, true);
@@ -108,7 +120,22 @@ export function createReferenceCore(): Core {
     let a = addrToBigint(u8, L.ARG) & mask6(len6);
     for (let i = 15; i >= 0; i--, a >>= 8n) u8[p + 32 + i] = Number(a & 0xffn);
     dv.setUint32(p + 20, len6, true);
-    dv.setUint32(p, 3, true);
+    dv.setUint32(p, peerFlags(id) | L.PEER_V6, true);
+    return 0;
+  }
+
+  function peerSetPublic6(id: number, via6: number): number {
+    if (id < 0 || id >= L.PEER_CAP) return L.ERR_INVALID;
+    if (!peerValid(id)) return L.ERR_NOT_FOUND;
+    const p = peerOff(id);
+    if (via6 === 0 && dv.getUint32(p + 4, true) === 0) return L.ERR_INVALID;
+    const a = addrToBigint(u8, L.ARG);
+    const owner = byPublic6.get(a);
+    if (owner !== undefined && owner !== id) return L.ERR_EXISTS;
+    if (peerFlags(id) & L.PEER_PUB6) byPublic6.delete(addrToBigint(u8, L.PUBLIC6 + id * 16));
+    u8.copyWithin(L.PUBLIC6 + id * 16, L.ARG, L.ARG + 16);
+    byPublic6.set(a, id);
+    dv.setUint32(p, (peerFlags(id) & ~L.PEER_VIA6) | L.PEER_PUB6 | (via6 !== 0 ? L.PEER_VIA6 : 0), true);
     return 0;
   }
 
@@ -116,9 +143,15 @@ export function createReferenceCore(): Core {
     if (id < 0 || id >= L.PEER_CAP) return L.ERR_INVALID;
     if (!peerValid(id)) return L.ERR_NOT_FOUND;
     const p = peerOff(id);
-    byPublic.delete(dv.getUint32(p + 4, true));
+    forgetPublic(id);
     u8.fill(0, p, p + L.PEER_SIZE);
     return 0;
+  }
+
+  /** Whether packet `p` comes from our own lease subnet of its family (always when unset). */
+  function fromOwnSubnet(p: number): boolean {
+    if ((u8[p]! >> 4) === 4) return own4Len === 0 || ((dv.getUint32(p + 12) & mask4(own4Len)) >>> 0) === own4;
+    return own6Len === 0 || (addrToBigint(u8, p + 8) & mask6(own6Len)) === own6;
   }
 
   function inPeerSubnet(id: number, p: number): boolean {
@@ -240,6 +273,7 @@ export function createReferenceCore(): Core {
   }
 
   function routeTo(p: number, len: number): number {
+    if (!fromOwnSubnet(p)) return -L.V_SPOOFED;
     const r = (u8[p]! >> 4) === 4 ? lookup4(dv.getUint32(p + 16)) : lookup6(p + 24);
     if (r === L.NO_ROUTE) {
       replyUnreachable(p, len);
@@ -253,7 +287,7 @@ export function createReferenceCore(): Core {
     const d = L.EG_UDP_DESC + udpCount * L.UDP_DESC_SIZE;
     dv.setUint32(d, p, true);
     dv.setUint32(d + 4, len, true);
-    dv.setUint32(d + 8, dv.getUint32(e + 4, true));
+    dv.setUint32(d + 8, (dv.getUint32(e, true) & L.PEER_VIA6) !== 0 ? 0 : dv.getUint32(e + 4, true));
     dv.setUint16(d + 12, dv.getUint32(e + 8, true));
     dv.setUint16(d + 14, peer, true);
     udpCount++;
@@ -399,7 +433,8 @@ export function createReferenceCore(): Core {
       } else {
         const datagrams = seg === 0 || len <= seg ? 1 : Math.ceil(len / seg);
         if (pkts + datagrams > cap) break;
-        const peer = byPublic.get(dv.getUint32(d + 8)) ?? -1;
+        const from = dv.getUint32(d + 8);
+        const peer = (from !== 0 ? byPublic.get(from) : byPublic6.get(addrToBigint(u8, L.IN_SRC6 + (start + done) * 16))) ?? -1;
         for (let k = 0; k < datagrams; k++) {
           const n = datagrams === 1 ? len : Math.min(seg, len - k * seg);
           const v = ingressOne(off + k * seg, n, peer, k > 0);
@@ -588,6 +623,18 @@ export function createReferenceCore(): Core {
     setOptions: (flags) => { vnet = (flags & L.OPT_VNET_HDR) !== 0; },
     setTunAddr4: (addr) => { tunAddr4 = addr >>> 0; },
     setTunAddr6: () => { tun6.set(u8.subarray(L.ARG, L.ARG + 16)); },
+    setOwnSubnet4(subnet, len) {
+      if (len < 0 || len > 32) return L.ERR_INVALID;
+      own4Len = len;
+      own4 = (subnet & mask4(len)) >>> 0;
+      return 0;
+    },
+    setOwnSubnet6(len) {
+      if (len < 0 || len > 128) return L.ERR_INVALID;
+      own6Len = len;
+      own6 = addrToBigint(u8, L.ARG) & mask6(len);
+      return 0;
+    },
     route4Insert,
     route4Delete,
     route4Lookup: (addr) => lookup4(addr >>> 0),
@@ -629,6 +676,7 @@ export function createReferenceCore(): Core {
     },
     peerSet,
     peerSetSubnet6,
+    peerSetPublic6,
     peerDelete,
     egress,
     egressUdpCount: () => udpCount,

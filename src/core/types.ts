@@ -14,6 +14,10 @@ export interface CoreExports {
   setTunAddr4(addr: number): void;
   /** Same for ICMPv6, from ARG[0..16]. */
   setTunAddr6(): void;
+  /** Egress forwards only IPv4 packets from `subnet/len`, our lease (len 0, the default: any). */
+  setOwnSubnet4(subnet: number, len: number): number;
+  /** Egress forwards only IPv6 packets from ARG[0..16]/len (len 0, the default: any). */
+  setOwnSubnet6(len: number): number;
   /** Installs or replaces `prefix/len -> value` (value 0..ROUTE_VALUE_MAX, usually a peer id). */
   route4Insert(prefix: number, len: number, value: number): number;
   /** Removes `prefix/len` (ERR_NOT_FOUND when absent). */
@@ -33,10 +37,18 @@ export interface CoreExports {
   setClusterNetwork(network: number, networkLen: number, subnetLen: number): number;
   /** Removes every route; peers and options stay. */
   routeClear(): void;
-  /** Sets peer `id` (< PEER_CAP): public `ip`:`port`, lease subnet `subnet4/len4`. */
+  /**
+   * Sets peer `id` (< PEER_CAP): public `ip`:`port` (0: no public IPv4), lease subnet
+   * `subnet4/len4`; clears its IPv6 subnet and public IPv6.
+   */
   peerSet(id: number, ip: number, port: number, subnet4: number, len4: number): number;
   /** Sets peer `id`'s IPv6 subnet ARG[0..16]/len6. */
   peerSetSubnet6(id: number, len6: number): number;
+  /**
+   * Sets peer `id`'s public IPv6 ARG[0..16] (datagrams from it are accepted); `via6` non-zero
+   * sends to it over IPv6 (egress descriptors then carry 0.0.0.0 and the host reads PUBLIC6).
+   */
+  peerSetPublic6(id: number, via6: number): number;
   peerDelete(id: number): number;
   /** TUN -> UDP over EG_IN_DESC[start, start+count); returns descriptors consumed. */
   egress(start: number, count: number): number;

@@ -1,12 +1,13 @@
 /**
- * @module The status server (Hono): `/healthz` and `/readyz` as flanneld answers them (any
- * method), `/status` as JSON, `/metrics` in Prometheus text. The app reads an `AgentView` and
+ * @module The status server (Hono): `/healthz` and `/readyz` with flanneld's texts (GET and HEAD
+ * only, 405 otherwise, where flanneld answers any method: every probe uses GET), `/status` as JSON, `/metrics` in Prometheus text. The app reads an `AgentView` and
  * owns no state, so it is tested with `app.request()` and served by any runtime.
  */
 import { Hono } from "hono";
 import type { NetworkConfig } from "../config/network.ts";
 import { type Lease, leaseBackendType, leaseKey } from "../lease/lease.ts";
 import type { OwnLease } from "../lease/manager.ts";
+import type { Flag, Refusal } from "../lease/admission.ts";
 import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../net/ip.ts";
 import { addDashboard } from "./dashboard/index.ts";
 import type { Metrics } from "./metrics.ts";
@@ -21,6 +22,10 @@ export interface AgentView {
   readonly peers: ReadonlyMap<string, Lease>;
   /** Whether `peers` reflects a first full listing (false right after start). */
   readonly peersSynced?: boolean;
+  /** Peer leases refused by admission (not programmed), by key, with the reason. */
+  readonly refusedLeases?: ReadonlyMap<string, Refusal>;
+  /** Peer leases programmed but flagged (a duplicate PublicIP), by key, with the reason. */
+  readonly flaggedLeases?: ReadonlyMap<string, Flag>;
   /** Last etcd error, cleared on success; shown by the dashboard. */
   readonly etcdError?: string;
   /** Where the leases come from: "etcd" (default) or "kube" (the Kubernetes API); `etcdError` is its error. */
@@ -50,15 +55,29 @@ function leaseJSON(l: Lease, expiration: number | null | undefined, networkType:
   };
 }
 
+/** Refused or flagged leases for `/status`, by key: the lease, the reason, the message, since when. */
+function findingsJSON(found: ReadonlyMap<string, Refusal | Flag>, networkType: string | undefined) {
+  return [...found.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((r) => ({
+    ...leaseJSON(r.lease, undefined, networkType), reason: r.reason, message: r.message,
+    conflictsWith: r.conflictsWith ?? null, since: new Date(r.since).toISOString(),
+  }));
+}
+
 /** Builds the app. `extra` lets the dashboard add its routes to the same app. */
 export function createStatusApp(view: AgentView): Hono {
   const app = new Hono();
-  app.all("/healthz", (c) => c.text("flanneld is running"));
-  app.all("/readyz", (c) => (view.ready ? c.text("flanneld is ready") : c.text("flanneld is not ready yet", 503)));
+  // Hono answers HEAD with the GET route, without the body.
+  app.get("/healthz", (c) => c.text("flanneld is running"));
+  app.get("/readyz", (c) => (view.ready ? c.text("flanneld is ready") : c.text("flanneld is not ready yet", 503)));
+  for (const path of ["/healthz", "/readyz"]) {
+    app.all(path, (c) => c.text(`method ${c.req.method} is not allowed on ${path}: use GET or HEAD\n`, 405, { allow: "GET, HEAD" }));
+  }
   app.get("/status", async (c) => {
     const lease = view.lease;
     const cfg = view.config;
+    const refused = view.refusedLeases ?? new Map<string, Refusal>();
     const peers = [...view.peers.values()]
+      .filter((l) => !refused.has(leaseKey(l)))
       .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0))
       .map((l) => leaseJSON(l, view.peerExpiration?.(l), view.backendType));
     return c.json({
@@ -73,6 +92,8 @@ export function createStatusApp(view: AgentView): Hono {
       source: view.sourceKind ?? "etcd",
       peersSynced: view.peersSynced ?? true,
       peers,
+      refusedLeases: findingsJSON(refused, view.backendType),
+      flaggedLeases: findingsJSON(view.flaggedLeases ?? new Map(), view.backendType),
       dataPath: view.dataPath ? await view.dataPath().catch((e) => ({ error: String(e) })) : null,
     });
   });

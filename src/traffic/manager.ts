@@ -33,9 +33,9 @@ export class TrafficManager {
     private readonly specs: readonly RuleSpec[],
     private readonly opts: { resyncSeconds: number; randomFully: boolean; log: Logger; metrics: Metrics; signal: AbortSignal },
   ) {
-    opts.metrics.gauges.set("weft_traffic_rule_rebuilds", {
-      help: "Rule sets rewritten because a resync found a flannel rule missing or out of order.",
-      read: () => this.#rebuilds,
+    opts.metrics.register("weft_traffic_rule_rebuilds_total", {
+      type: "counter", help: "Rule sets rewritten because a resync found a flannel rule missing or out of order.",
+      samples: () => [[{}, this.#rebuilds]],
     });
   }
 

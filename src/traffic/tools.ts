@@ -15,17 +15,28 @@ export interface ToolResult {
 /** Runs `argv` (no shell), feeding `stdin`; resolves when it exits. */
 export type ToolRunner = (argv: readonly string[], stdin?: string) => Promise<ToolResult>;
 
-/** The real runner: `node:child_process` spawn (Bun and Deno both provide it). */
+/**
+ * The real runner: `node:child_process` spawn (Bun and Deno both provide it). A tool that cannot
+ * be started resolves with code 127 (not found) or 126 (anything else: at the descriptor limit
+ * Bun and Deno return a child without pipes and report EMFILE by an 'error' event afterwards).
+ */
 export const runTool: ToolRunner = (argv, stdin) =>
   new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+    } catch (e) {
+      return resolve({ code: 126, stdout: "", stderr: `${argv[0]}: cannot start: ${(e as Error).message}` });
+    }
     let stdout = "";
     let stderr = "";
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      const hint = e.code === "EMFILE" || e.code === "ENFILE" ? " (the agent is out of file descriptors)" : "";
+      resolve({ code: e.code === "ENOENT" ? 127 : 126, stdout, stderr: `${argv[0]}: cannot start: ${e.message}${hint}` });
+    });
+    if (!child.stdout || !child.stderr || !child.stdin) return; // not started: 'error' follows
     child.stdout.setEncoding("utf8").on("data", (d: string) => { stdout += d; });
     child.stderr.setEncoding("utf8").on("data", (d: string) => { stderr += d; });
-    child.on("error", (e: NodeJS.ErrnoException) => {
-      resolve({ code: e.code === "ENOENT" ? 127 : 126, stdout, stderr: `${argv[0]}: ${e.message}` });
-    });
     child.on("close", (code, sig) => resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr }));
     child.stdin.on("error", () => { /* the tool exited before reading: its exit code tells */ });
     child.stdin.end(stdin ?? "");

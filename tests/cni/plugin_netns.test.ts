@@ -8,7 +8,7 @@
  * by WEFT_CNI_PLUGIN (the compiled dist/weft).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniExec, makeCniBinDir, type CniCall } from "./cni_exec.ts";
@@ -180,6 +180,11 @@ suite("flannel CNI plugin with the reference bridge/host-local in namespaces", (
       expect([notNs.json.code, notNs.json.msg.includes("unknown FS magic")]).toEqual([4, true]);
       const own = add(netconf("1.0.0"), {}, netnsPath(host));
       expect(own.json).toMatchObject({ code: 8, msg: "plugin's netns and netns from CNI_NETNS should not be the same" });
+      // A namespace file of another type is nsfs too: its type is what tells.
+      for (const [file, type] of [["uts", "uts"], ["mnt", "mount"], ["ipc", "ipc"]]) {
+        const other = add(netconf("1.0.0"), {}, `/proc/self/ns/${file}`);
+        expect(other.json).toMatchObject({ code: 4, msg: `failed to open netns "/proc/self/ns/${file}": it is a ${type} namespace, not a network namespace` });
+      }
       expect(existsSync(join(dataDir, "ctr-err"))).toBe(false);
     }, 30_000);
 
@@ -188,9 +193,9 @@ suite("flannel CNI plugin with the reference bridge/host-local in namespaces", (
       expect(r.json).toMatchObject({ code: 4, msg: "required env variables [CNI_IFNAME,CNI_PATH] missing" });
       const noBridge = add(netconf("1.0.0"), { CNI_PATH: join(tmp, "run") });
       expect(noBridge.json).toMatchObject({ code: 999, msg: `failed to delegate add: failed to find plugin "bridge" in path [${join(tmp, "run")}]` });
-      // The saved config lets the runtime's DEL clean up after a failed ADD.
-      expect(call({ command: "DEL", containerId: "ctr-err", config: netconf("1.0.0") }).code).toBe(0);
+      // A failed ADD leaves no saved config behind; the runtime's DEL still succeeds.
       expect(existsSync(join(dataDir, "ctr-err"))).toBe(false);
+      expect(call({ command: "DEL", containerId: "ctr-err", config: netconf("1.0.0") }).code).toBe(0);
     }, 30_000);
 
     test("a delegate's own error JSON is passed on unchanged", () => {
@@ -199,13 +204,54 @@ suite("flannel CNI plugin with the reference bridge/host-local in namespaces", (
       expect(r.code).toBe(1);
       expect(r.json.cniVersion).toBe("1.0.0");
       expect(r.json.msg).toContain("10.99.0.5");
+      // Undone: no saved config, no address reserved, no veth left in the container.
+      expect(existsSync(join(dataDir, "ctr-err"))).toBe(false);
+      expect(readdirSync(join(ipamDir, "cbr0")).filter((f) => /^\d/.test(f))).toEqual([]);
+      expect(ipJson(c1, "link", "show").map((l: any) => l.ifname)).toEqual(["lo"]);
       expect(call({ command: "DEL", containerId: "ctr-err", netns: netnsPath(c1), config: netconf("1.0.0") }).code).toBe(0);
+    }, 30_000);
+
+    test("a config nested 200 000 deep is a decoding failure (6), not an internal error", () => {
+      const deep = `{"cniVersion":"1.0.0","name":"cbr0","type":"flannel","delegate":{"a":${"[".repeat(200_000)}${"]".repeat(200_000)}}}`;
+      for (const config of [deep, "[".repeat(200_000) + "]".repeat(200_000)]) {
+        const r = add(config);
+        expect([r.code, r.json?.code, r.json?.msg]).toEqual([1, 6, "error unmarshall network config: exceeded max depth (JSON nested deeper than 10000 levels)"]);
+      }
     }, 30_000);
   });
 
-  test("VERSION answers the supported versions", () => {
+  test("VERSION answers the supported versions, up to 1.1.0", () => {
     const r = call({ command: "VERSION", config: "" });
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('{"cniVersion":"1.0.0","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0"]}\n');
+    expect(r.stdout).toBe('{"cniVersion":"1.1.0","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}\n');
   }, 30_000);
+
+  describe("CNI 1.1.0: STATUS and GC (the reference plugins here stop at 1.0.0, so nothing is forwarded)", () => {
+    test("STATUS succeeds with a complete subnet.env, is 50 without one, and needs a 1.1.0 config", () => {
+      expect(call({ command: "STATUS", config: netconf("1.1.0") })).toMatchObject({ code: 0, stdout: "" });
+      const absent = join(tmp, "absent", "subnet.env");
+      const r = call({ command: "STATUS", config: netconf("1.1.0", { subnetFile: absent }) });
+      expect(r.code).toBe(1);
+      expect(r.json).toMatchObject({ cniVersion: "1.1.0", code: 50 });
+      expect(r.json.msg).toStartWith(`flannel is not ready on this node: open ${absent}: no such file or directory`);
+      const old = call({ command: "STATUS", config: netconf("1.0.0") });
+      expect(old.json).toMatchObject({ code: 1, msg: "config version does not allow STATUS" });
+    }, 30_000);
+
+    test("GC forgets this network's saved configs of containers that are not valid attachments, and nothing else", () => {
+      const save = (id: string, name: string) => writeFileSync(join(dataDir, id), JSON.stringify({ cniVersion: "1.1.0", name, type: "bridge" }));
+      save("gc-live", "cbr0");
+      save("gc-stale", "cbr0");
+      save("gc-other-net", "othernet");
+      const gc = (extra: object) => call({ command: "GC", config: netconf("1.1.0", extra) });
+      expect(gc({}).code).toBe(0); // no list of valid attachments: nothing is stale
+      expect(readdirSync(dataDir).sort()).toEqual(["gc-live", "gc-other-net", "gc-stale"]);
+      const r = gc({ "cni.dev/valid-attachments": [{ containerID: "gc-live", ifname: "eth0" }] });
+      expect([r.code, r.stdout]).toEqual([0, ""]);
+      expect(readdirSync(dataDir).sort()).toEqual(["gc-live", "gc-other-net"]);
+      expect(gc({ "cni.dev/valid-attachments": "all" }).json).toMatchObject({ code: 7 });
+      expect(call({ command: "GC", config: netconf("1.0.0") }).json).toMatchObject({ code: 1, msg: "config version does not allow GC" });
+      for (const id of ["gc-live", "gc-other-net"]) rmSync(join(dataDir, id));
+    }, 30_000);
+  });
 });

@@ -2,7 +2,9 @@
  * Differential fuzz: the Wasm core against the TypeScript reference on over a million random and
  * mutated packets per run, through the rings in random batch sizes, both directions, with and
  * without virtio_net_hdr (GSO super-packets, partial checksums, TCP flows for coalescing, UDP
- * GRO buffers). Each call must give the same return value, the same output descriptors and
+ * GRO buffers), with peers reached over IPv4 or IPv6 (a v6-only one among them), datagrams from
+ * peers' public IPv4 and IPv6 addresses, and egress anti-spoofing switched on and off between
+ * batches. Each call must give the same return value, the same output descriptors and
  * bytes; each batch the same verdicts, in-place rewrites and counters. Nothing may trap.
  */
 import { expect, test } from "bun:test";
@@ -22,7 +24,19 @@ function setup(core: Core): void {
   core.route4Insert(0x0af40280, 25, 4); // longer than a subnet, inside the cluster network
   core.regions.arg.set(hex("20010db8000000000000000000000000"));
   core.route6Insert(32, 5);
+  // Public IPv6 underlay addresses: peer 7 has one (sent to over IPv4), peer 8 is sent to over
+  // IPv6, peer 9 has no public IPv4 at all (a v6-only host).
+  core.peerSet(9, 0, 8285, 0x0af40900, 24);
+  core.regions.arg.set(hex("fd000009000000000000000000000000"));
+  core.peerSetSubnet6(9, 64);
+  for (const [id, via6] of [[7, 0], [8, 1], [9, 1]] as const) {
+    core.regions.arg.set(public6(id));
+    expect(core.peerSetPublic6(id, via6)).toBe(0);
+  }
 }
+
+/** Peer `id`'s public IPv6 in this test: 2001:db8:ffff::<id>. */
+const public6 = (id: number) => hex(`20010db8ffff00000000000000000${id.toString(16).padStart(3, "0")}`);
 
 test("Wasm core and reference agree on 1,000,000 random and mutated packets", async () => {
   const wasm = await loadCore();
@@ -147,6 +161,7 @@ test("Wasm core and reference agree on 1,000,000 random and mutated packets", as
     rings: { base: number; size: number; count: (c: Core) => number }[]) {
     ref.bytes.set(wasm.bytes.subarray(arena, end), arena);
     ref.bytes.set(wasm.bytes.subarray(descs, descs + count * L.IN_DESC_SIZE), descs);
+    if (dir === "ingress") ref.bytes.set(wasm.bytes.subarray(L.IN_SRC6, L.IN_SRC6 + count * 16), L.IN_SRC6);
     let done = 0;
     while (done < count) {
       const a = wasm[dir](done, count - done), b = ref[dir](done, count - done);
@@ -171,6 +186,15 @@ test("Wasm core and reference agree on 1,000,000 random and mutated packets", as
     ref.setOptions(vnet ? L.OPT_VNET_HDR : 0);
     const n = pick([1, 2, 32, 64, 128, 256, 1 + int(256)]);
     const mem = wasm.bytes, dv = wasm.view;
+    if (rand() < 0.1) {
+      // Egress anti-spoofing on (our lease 10.244.1.0/24, fd00:1::/64) or off.
+      const on = rand() < 0.5;
+      for (const core of [wasm, ref]) {
+        core.setOwnSubnet4(0x0af40100, on ? 24 : 0);
+        core.regions.arg.set(hex("fd000001000000000000000000000000"));
+        core.setOwnSubnet6(on ? 64 : 0);
+      }
+    }
 
     if (rand() < 0.5) {
       // Egress batch.
@@ -221,7 +245,15 @@ test("Wasm core and reference agree on 1,000,000 random and mutated packets", as
         const bad = rand() < 0.003;
         dv.setUint32(d, bad ? L.IN_IN + 4 : off, true);
         dv.setUint32(d + 4, len, true);
-        dv.setUint32(d + 8, rand() < 0.03 ? (from ^ 0x100) >>> 0 : from);
+        const over6 = rand() < 0.25;
+        dv.setUint32(d + 8, over6 ? 0 : rand() < 0.03 ? (from ^ 0x100) >>> 0 : from);
+        if (over6) {
+          // Over the IPv6 underlay: from the public IPv6 of the peer with that IPv4 (only 7-9
+          // have one), or from a stranger.
+          const a = public6(from & 0xff);
+          if (rand() < 0.05) a[15] = 0xee;
+          mem.set(a, L.IN_SRC6 + count * 16);
+        }
         dv.setUint16(d + 12, seg, true);
         off += len + 16 + int(4);
         count++;
@@ -256,7 +288,7 @@ test("Wasm core and reference agree on 1,000,000 random and mutated packets", as
   console.log(`  egress verdicts ${s(L.C_EG).join(" ")}; datagrams ${c[L.C_EG_DATAGRAMS]}, split ${c[L.C_EG_SPLIT]}, csum ${c[L.C_EG_CSUM]}, icmp ${c[L.C_EG_ICMP]}`);
   console.log(`  ingress verdicts ${s(L.C_IN).join(" ")}; writes ${c[L.C_IN_WRITES]}, merged ${c[L.C_IN_MERGED]}`);
   // Every path was exercised.
-  for (const v of [L.V_OK, L.V_NO_ROUTE, L.V_TTL_EXPIRED, L.V_TOO_SHORT, L.V_BAD_VERSION, L.V_BAD_CHECKSUM, L.V_BAD_VNET_HDR, L.V_NO_PEER, L.V_BAD_DESCRIPTOR]) {
+  for (const v of [L.V_OK, L.V_NO_ROUTE, L.V_TTL_EXPIRED, L.V_TOO_SHORT, L.V_BAD_VERSION, L.V_BAD_CHECKSUM, L.V_BAD_VNET_HDR, L.V_NO_PEER, L.V_SPOOFED, L.V_BAD_DESCRIPTOR]) {
     expect(c[L.C_EG + v]).toBeGreaterThan(0);
   }
   for (const v of [L.V_OK, L.V_UNKNOWN_SOURCE, L.V_SPOOFED, L.V_TTL_EXPIRED, L.V_BAD_CHECKSUM, L.V_BAD_DESCRIPTOR]) {

@@ -21,6 +21,7 @@ const EXPECTED = {
   loMtu: [0, 65536],
   ioctlIntBad: -9,
   fcntl: [2, 0, true],
+  flock: [0, -11, 0, 0, -9],
   recvfromEmpty: -11, // EAGAIN
   recvmsgEmpty: -11,
   recvmmsgEmpty: -11,

@@ -5,7 +5,7 @@
  */
 import { check, loadSys, SysError } from "../../ffi/sys.ts";
 import {
-  AF_INET, EINVAL, F_GETFL, F_SETFL, ifreq, ifreqInt, MSG_DONTWAIT, MSGHDR_SIZE, O_NONBLOCK, O_RDONLY, O_WRONLY, POLLIN,
+  AF_INET, EINVAL, F_GETFL, LOCK_EX, LOCK_NB, LOCK_UN, F_SETFL, ifreq, ifreqInt, MSG_DONTWAIT, MSGHDR_SIZE, O_NONBLOCK, O_RDONLY, O_WRONLY, POLLIN,
   pollRevents, SCHED_IDLE, SCHED_OTHER, setIovec, setMsghdr, setPollfd, SIOCGIFMTU, SO_TYPE, SOCK_DGRAM, SOCKADDR_IN_SIZE, sockaddrIn, SOL_SOCKET,
   structBuffer,
 } from "../../ffi/linux.ts";
@@ -77,6 +77,12 @@ setMsghdr(msg, 0, { iov: sys.addressOf(iov), iovLen: 1 });
 out.recvmsgEmpty = sys.recvmsg(sock, msg, MSG_DONTWAIT);
 out.recvmmsgEmpty = sys.recvmmsg(sock, structBuffer(64), 1, MSG_DONTWAIT);
 sys.close(sock);
+
+// flock: a second open file of the same inode cannot take the lock; after LOCK_UN it can.
+const lockA = check(sys.open("/dev/null", O_RDONLY), "open /dev/null"), lockB = check(sys.open("/dev/null", O_RDONLY), "open /dev/null");
+out.flock = [sys.flock(lockA, LOCK_EX | LOCK_NB), sys.flock(lockB, LOCK_EX | LOCK_NB), sys.flock(lockA, LOCK_UN), sys.flock(lockB, LOCK_EX | LOCK_NB), sys.flock(-1, LOCK_EX)];
+sys.close(lockA);
+sys.close(lockB);
 
 const whole = structBuffer(64);
 out.addressOfOffset = Number(sys.addressOf(whole.subarray(24)) - sys.addressOf(whole));

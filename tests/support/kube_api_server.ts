@@ -20,7 +20,8 @@
  * - The node IPAM controller: podCIDRs from `--cluster-cidr`/`--node-cidr-mask`
  *   (`cidr_allocator.ts`), for every Node without them, now or after `--cidr-delay-ms`.
  * - Test controls under `/_test/…` for the admin (`test_admin.ts`), so a server running as a
- *   process (e.g. inside a network namespace) can be driven like the in-process one.
+ *   process (e.g. inside a network namespace) can be driven like the in-process one:
+ *   `KubeApiProcess` (`process.ts`) starts it so and has the same methods, async.
  *
  * From the command line (runs until killed; writes FILE once it listens):
  *
@@ -29,6 +30,7 @@
  *   # dual-stack: --cluster-cidr 10.244.0.0/16,fd00:10:244::/56 --node-cidr-mask 24,64
  *   # also: --cidr-delay-ms N, --allocate-node-cidrs=false, --max-events N,
  *   #       --bookmark-interval-ms N, --admin-token T, --log
+ *   # SIGTERM stops it (and removes its temp dir).
  *   kubectl --kubeconfig /tmp/kubeconfig get nodes
  *
  * In a test (in-process):
@@ -36,16 +38,18 @@
  * @example
  *   import { KubeApiServer } from "../support/kube_api_server.ts";
  *   import { KUBE_API_ACCESS } from "../../src/kube/access.ts";
- *   const api = await KubeApiServer.start({ nodes: ["h1", "h2"], cidrDelayMs: 0 });
+ *   const api = await KubeApiServer.start({ nodes: ["h1", "h2"] });
+ *   await api.podCidrsAssigned();                                   // the node IPAM controller ran
  *   api.writeKubeconfig(file);                                      // admin token, CA inline
  *   const token = api.addServiceAccountToken("kube-flannel", "flannel", KUBE_API_ACCESS);
  *   api.writeKubeconfig(file2, { token });                          // what the DaemonSet's account may do
+ *   const env = api.writeServiceAccountDir(saDir, token);           // in-cluster: token, ca.crt, namespace + env
  *   api.addPod("kube-flannel", "kube-flannel-ds-abcde", "h1");      // for POD_NAME/POD_NAMESPACE
  *   api.addNode("h3");  api.deleteNode("h2");                       // ADDED / DELETED to watchers
  *   api.patchNode("h1", { metadata: { annotations: { a: "b" } } }, { subresource: "status" });
  *   api.restrictToken(token, [{ resource: "nodes", verbs: ["get", "list", "watch"] }]); // 403 on patch
  *   const next = api.rotateToken(token);                            // old token: 401
- *   api.compact();                                                  // watches from older versions: 410
+ *   api.compact(); api.endWatches();                                // clients re-watch from their version: ERROR 410, re-list
  *   await api.stopListener(); await api.startListener();            // an outage, same port, same state
  *   await api.stop();
  *
@@ -57,8 +61,9 @@
 import { KubeApiServer, type KubeApiServerOptions } from "./kube/server.ts";
 
 export { KubeApiServer, type KubeApiServerOptions } from "./kube/server.ts";
+export { KubeApiProcess, type KubeApiProcessOptions } from "./kube/process.ts";
 export { type AccessRule, type KubeUser, serviceAccountUser } from "./kube/auth.ts";
-export { type KubeconfigOptions, renderKubeconfig } from "./kube/kubeconfig.ts";
+export { type KubeconfigOptions, renderKubeconfig, writeServiceAccountDir } from "./kube/kubeconfig.ts";
 export type { KubeObject, ObjectMeta } from "./kube/store.ts";
 export type { KubeStatus } from "./kube/status.ts";
 export type { CertPair } from "./kube/pki.ts";
@@ -118,13 +123,23 @@ if (import.meta.main) {
     console.error(`kube_api_server: ${(e as Error).message}`);
     process.exit(2);
   }
-  const api = await KubeApiServer.start(parsed.options).catch((e: Error) => {
+  // Signal handlers first, so a SIGTERM while the certificates are being made still ends cleanly.
+  // (Signal this process itself: node_modules/.bin/bun is a launcher that runs bun as a child.)
+  let api: KubeApiServer | undefined;
+  let stopping = false;
+  const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
+    void (api?.stop() ?? Promise.resolve()).catch((e: Error) => console.error(`kube_api_server: stop: ${e.message}`)).finally(() => process.exit(0));
+  };
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
+  // Run until killed, also through an outage when nothing else keeps the event loop busy.
+  setInterval(() => {}, 1 << 30);
+  api = await KubeApiServer.start(parsed.options).catch((e: Error) => {
     console.error(`kube_api_server: cannot start: ${e.message}`);
     process.exit(1);
   });
   if (parsed.kubeconfig) api.writeKubeconfig(parsed.kubeconfig);
   console.log(`kube_api_server: serving ${api.url} (nodes: ${api.nodes().map((n) => n.metadata.name).join(",") || "none"})${parsed.kubeconfig ? `; kubeconfig ${parsed.kubeconfig}` : ""}`);
-  const shutdown = () => { void api.stop().finally(() => process.exit(0)); };
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
 }

@@ -360,6 +360,13 @@ export interface ClusterOptions {
   /** Start agents (and containers) right away (default true). */
   start?: boolean;
   /**
+   * udp6's minimal dual-stack option: an IPv6Network (EnableIPv6) in the config, an IPv6
+   * underlay (2001:db8:77::/64, hosts ::10+i, br0 ::fe, default route), IPv6 forwarding on the
+   * hosts, and containers with an IPv6 address from FLANNEL_IPV6_SUBNET. Every address is added
+   * `nodad` (and DAD is off in new namespaces) so nothing waits for duplicate detection.
+   */
+  ipv6Network?: string;
+  /**
    * Kube mode: no etcd; the test Kubernetes API server (tests/support/kube_api_server.ts) runs in
    * this process and is reachable on the underlay at 192.168.77.254:6443; each host is a Node
    * (registered when its namespace is made, its podCIDR assigned as the controller manager
@@ -374,6 +381,8 @@ export interface Container {
   readonly ns: string;
   readonly ip: string;
   readonly host: Host;
+  /** Its IPv6 address, with ClusterOptions.ipv6Network. */
+  readonly ip6?: string;
 }
 
 /** A host namespace and its agent. */
@@ -384,6 +393,8 @@ export class Host {
   runtime: Runtime;
   readonly containers: Container[] = [];
   forward?: NetnsForward;
+  /** Its IPv6 underlay address, with ClusterOptions.ipv6Network. */
+  ip6?: string;
 
   constructor(readonly name: string, readonly ns: string, readonly ip: string, readonly dir: string, runtime: Runtime) {
     this.runtime = runtime;
@@ -467,6 +478,13 @@ export class Cluster {
 
   /** Underlay prefix; hosts are .10+i, etcd .254. */
   static readonly UNDERLAY = "192.168.77";
+  /** IPv6 underlay prefix (ipv6Network): hosts are ::10+i (hex digits as the IPv4 decimals), the bridge ::fe. */
+  static readonly UNDERLAY6 = "2001:db8:77::";
+
+  /** No duplicate address detection for addresses of links created later in `ns` (ipv6Network). */
+  private static noDad(ns: string): void {
+    exec(ns, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
+  }
 
   /** Builds the underlay, etcd and config, then `hosts` hosts (agents started unless start=false). */
   static async create(options: ClusterOptions = {}): Promise<Cluster> {
@@ -480,6 +498,7 @@ export class Cluster {
     ip(underlay, "link", "add", "br0", "type", "bridge");
     ip(underlay, "addr", "add", `${Cluster.UNDERLAY}.254/24`, "dev", "br0");
     ip(underlay, "link", "set", "br0", "up");
+    if (opts.ipv6Network) ip(underlay, "-6", "addr", "add", `${Cluster.UNDERLAY6}fe/64`, "dev", "br0", "nodad");
     const etcd = opts.kube ? undefined : await EtcdServer.start({ netns: underlay, host: `${Cluster.UNDERLAY}.254`, port: 2379, dataDir: join(dir, "etcd") });
     const c = new Cluster(id, dir, underlay, etcd, opts);
     try {
@@ -502,6 +521,7 @@ export class Cluster {
   get config(): string {
     const cfg: Record<string, unknown> = { Network: this.opts.network, Backend: { Type: this.opts.backend, ...this.opts.backendOptions } };
     if (this.opts.subnetLen !== undefined) cfg.SubnetLen = this.opts.subnetLen;
+    if (this.opts.ipv6Network) Object.assign(cfg, { EnableIPv6: true, IPv6Network: this.opts.ipv6Network });
     return JSON.stringify(cfg);
   }
 
@@ -566,6 +586,7 @@ export class Cluster {
     if (i > 200) throw new RangeError(`Cluster: host ${i} exceeds the underlay's 200 host addresses`);
     const name = `h${i}`;
     const ns = this.addNetns(`${this.id}-${name}`);
+    if (this.opts.ipv6Network) Cluster.noDad(ns);
     const addr = `${Cluster.UNDERLAY}.${9 + i}`;
     // The veth is created in the underlay with its peer straight in the host namespace.
     ip(this.underlay, "link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", ns);
@@ -577,6 +598,12 @@ export class Cluster {
     const dir = join(this.dir, name);
     mkdirSync(dir, { recursive: true });
     const h = new Host(name, ns, addr, dir, this.opts.runtime);
+    if (this.opts.ipv6Network) {
+      h.ip6 = `${Cluster.UNDERLAY6}${9 + i}`;
+      ip(ns, "-6", "addr", "add", `${h.ip6}/64`, "dev", "eth0", "nodad");
+      ip(ns, "-6", "route", "add", "default", "via", `${Cluster.UNDERLAY6}fe`);
+      exec(ns, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    }
     this.hosts.push(h);
     if (this.opts.kube) this.registerNode(h, { podCIDR: podCIDR !== false });
     return h;
@@ -673,15 +700,21 @@ export class Cluster {
     const net = parseIPv4Net(env.subnet); // masked: the lease's network address
     const gw = formatIPv4((net.ip + 1) >>> 0);
     const mtu = String(env.mtu);
+    // With ipv6Network: FLANNEL_IPV6_SUBNET is the gateway's address/len (as FLANNEL_SUBNET is).
+    const v6 = this.opts.ipv6Network && env.ipv6Subnet ? env.ipv6Subnet : undefined;
+    const gw6 = v6?.split("/")[0];
+    const addr6 = (j: number) => `${gw6!.replace(/[0-9a-f]+$/, "")}${(1 + j).toString(16)}`;
     if (!ipJson(h.ns, "link", "show").some((l) => l.ifname === "cni0")) {
       ip(h.ns, "link", "add", "cni0", "type", "bridge");
       ip(h.ns, "addr", "add", env.subnet, "dev", "cni0");
+      if (v6) ip(h.ns, "-6", "addr", "add", v6, "dev", "cni0", "nodad");
       ip(h.ns, "link", "set", "cni0", "mtu", mtu, "up");
     }
     const made: Container[] = [];
     for (let k = 0; k < n; k++) {
       const j = h.containers.length + 1;
       const ns = this.addNetns(`${h.ns}c${j}`);
+      if (v6) Cluster.noDad(ns);
       const addr = formatIPv4((net.ip + 1 + j) >>> 0);
       const veth = `vc${j}`;
       ip(h.ns, "link", "add", veth, "mtu", mtu, "type", "veth", "peer", "name", "eth0", "mtu", mtu, "netns", ns);
@@ -689,7 +722,11 @@ export class Cluster {
       ip(ns, "addr", "add", `${addr}/${net.len}`, "dev", "eth0");
       ip(ns, "link", "set", "eth0", "up");
       ip(ns, "route", "add", "default", "via", gw);
-      const c: Container = { ns, ip: addr, host: h };
+      if (v6) {
+        ip(ns, "-6", "addr", "add", `${addr6(j)}/${v6.split("/")[1]}`, "dev", "eth0", "nodad");
+        ip(ns, "-6", "route", "add", "default", "via", gw6!);
+      }
+      const c: Container = { ns, ip: addr, host: h, ...(v6 ? { ip6: addr6(j) } : {}) };
       h.containers.push(c);
       made.push(c);
     }

@@ -192,7 +192,7 @@ describe.skipIf(!isRoot)("traffic rules in a namespace", () => {
       await waitFor("our chain to be rewritten", masqOk, 1500);
       const stopped = await stopRunning(running);
       expect(stopped.stopped.rebuilds).toBeGreaterThanOrEqual(3);
-      expect(stopped.metrics).toContain("weft_traffic_rule_rebuilds 3");
+      expect(stopped.metrics).toContain("weft_traffic_rule_rebuilds_total 3");
       // Kept at shutdown.
       expect(masqOk() && fwdOk()).toBe(true);
     } finally {

@@ -6,12 +6,13 @@
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import * as L from "../../src/core/layout.ts";
 import { createReferenceCore } from "../../src/core/reference.ts";
 import type { Lease, LeaseEvent } from "../../src/lease/lease.ts";
-import { parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { ipv6ToBytes, parseIPv4, parseIPv4Net, parseIPv6, parseIPv6Net } from "../../src/net/ip.ts";
 import { ControlLog, ControlReader } from "../../src/backend/udp/control_log.ts";
-import { PeerTable } from "../../src/backend/udp/peer_table.ts";
-import { icmpSource, workerUrl } from "../../src/backend/udp/udp_backend.ts";
+import { PeerTable, udpV6Data } from "../../src/backend/udp/peer_table.ts";
+import { icmpSource, icmpSource6, workerUrl } from "../../src/backend/udp/udp_backend.ts";
 import { hasCapSysNice, udpOptions } from "../../src/backend/udp/udp_options.ts";
 
 function lease(subnet: string, publicIP: string, backendType?: string): Lease {
@@ -110,6 +111,100 @@ describe("PeerTable", () => {
   });
 });
 
+/**
+ * A dual-stack lease: `10.50.N.0/24&fd50:0:0:N::/64`, PublicIP and maybe PublicIPv6, with a weft
+ * udp host's BackendV6Data (listening on its PublicIPv6 when it has one) unless `flanneld`.
+ */
+function lease6(n: number, publicIP: string, publicIPv6?: string, flanneld = false): Lease {
+  return {
+    subnet: parseIPv4Net(`10.50.${n}.0/24`), ipv6Subnet: parseIPv6Net(`fd50:0:0:${n}::/64`),
+    attrs: {
+      publicIP: parseIPv4(publicIP), ...(publicIPv6 ? { publicIPv6: parseIPv6(publicIPv6) } : {}),
+      ...(flanneld ? {} : { backendV6Data: udpV6Data(publicIPv6 !== undefined) }),
+    },
+    expiration: 0,
+  };
+}
+const ip6 = (s: string) => parseIPv6(s);
+const ipv6Bytes = (s: string) => ipv6ToBytes(parseIPv6(s));
+
+describe("PeerTable, dual stack", () => {
+  const dual = { ipv4Underlay: true, ipv6Underlay: true, ipv6Network: true };
+
+  test("a dual-stack peer: IPv6 subnet and route after peerSet, reached over IPv4, its PublicIPv6 accepted", () => {
+    const t = new PeerTable(8285, "", dual);
+    expect(t.apply([added(lease6(2, "192.168.77.11", "2001:db8:77::11"))]).ops).toEqual([
+      { op: "peerSet", id: 0, ip: ip("192.168.77.11"), port: 8285, subnet: ip("10.50.2.0"), len: 24 },
+      { op: "peerSubnet6", id: 0, prefix: ip6("fd50:0:0:2::"), len: 64 },
+      { op: "peerPublic6", id: 0, ip: ip6("2001:db8:77::11"), via6: false },
+      { op: "routeInsert", prefix: ip("10.50.2.0"), len: 24, id: 0 },
+      { op: "route6Insert", prefix: ip6("fd50:0:0:2::"), len: 64, id: 0 },
+    ]);
+    expect(t.programmed.get("10.50.2.0-24&fd50:0:0:2::-64")!.via6).toBe(false);
+  });
+
+  test("a weft peer without PublicIPv6 keeps IPv4; a v6-only one (PublicIP 0.0.0.0) goes over IPv6", () => {
+    const t = new PeerTable(8285, "", dual);
+    const ops = t.apply([added(lease6(3, "192.168.77.12")), added(lease6(4, "0.0.0.0", "2001:db8:77::13"))]).ops;
+    expect(ops.filter((o) => o.op === "peerSet" || o.op === "peerPublic6")).toEqual([
+      { op: "peerSet", id: 0, ip: ip("192.168.77.12"), port: 8285, subnet: ip("10.50.3.0"), len: 24 },
+      { op: "peerSet", id: 1, ip: 0, port: 8285, subnet: ip("10.50.4.0"), len: 24 },
+      { op: "peerPublic6", id: 1, ip: ip6("2001:db8:77::13"), via6: true },
+    ]);
+  });
+
+  test("a dual-stack flanneld peer (no BackendV6Data): IPv4 packets over IPv4 only, even with preferIPv6", () => {
+    const t = new PeerTable(8285, "", { ...dual, preferIPv6: true });
+    const plan = t.apply([added(lease6(13, "192.168.77.22", "2001:db8:77::22", true))]);
+    expect(plan.ops).toEqual([
+      { op: "peerSet", id: 0, ip: ip("192.168.77.22"), port: 8285, subnet: ip("10.50.13.0"), len: 24 },
+      { op: "routeInsert", prefix: ip("10.50.13.0"), len: 24, id: 0 },
+    ]);
+    expect(plan.refused).toEqual([]);
+    expect(t.programmed.get("10.50.13.0-24&fd50:0:0:13::-64")).toMatchObject({ via6: false, ipv6: false });
+    // A v6-only flanneld lease cannot be reached at all.
+    expect(t.apply([added(lease6(14, "0.0.0.0", "2001:db8:77::23", true))]).refused[0]!.reason).toContain("has no PublicIP (0.0.0.0)");
+    // The same host turning into a weft host: its IPv6 subnet is routed from then on, and back.
+    expect(t.apply([added(lease6(13, "192.168.77.22", "2001:db8:77::22"))]).ops.map((o) => o.op))
+      .toEqual(["peerSet", "peerSubnet6", "peerPublic6", "route6Insert"]);
+    expect(t.apply([added(lease6(13, "192.168.77.22", "2001:db8:77::22", true))]).ops.map((o) => o.op))
+      .toEqual(["peerSet", "route6Delete"]);
+  });
+
+  test("preferIPv6 sends over IPv6 to every peer with a PublicIPv6, not to flanneld peers", () => {
+    const t = new PeerTable(8285, "", { ...dual, preferIPv6: true });
+    const ops = t.apply([added(lease6(5, "192.168.77.14", "2001:db8:77::14")), added(lease6(6, "192.168.77.15"))]).ops;
+    expect(ops.filter((o) => o.op === "peerPublic6")).toEqual([{ op: "peerPublic6", id: 0, ip: ip6("2001:db8:77::14"), via6: true }]);
+    expect([...t.programmed.values()].map((p) => p.via6)).toEqual([true, false]);
+  });
+
+  test("without an IPv6 underlay or network: no IPv6 ops, and a v6-only peer is skipped with the reason", () => {
+    const t = new PeerTable(8285, "", { ipv6Network: true });
+    const plan = t.apply([added(lease6(7, "192.168.77.16", "2001:db8:77::16")), added(lease6(8, "0.0.0.0", "2001:db8:77::17"))]);
+    expect(plan.ops.map((o) => o.op)).toEqual(["peerSet", "peerSubnet6", "routeInsert", "route6Insert"]);
+    expect(plan.refused[0]!.reason).toContain("this host has no IPv6 underlay for its PublicIPv6");
+    expect(new PeerTable(8285).apply([added(lease6(9, "192.168.77.18", "2001:db8:77::18"))]).ops.map((o) => o.op)).toEqual(["peerSet", "routeInsert"]);
+  });
+
+  test("removal deletes both routes, then the peer; a taken PublicIPv6 waits like a taken PublicIP", () => {
+    const t = new PeerTable(8285, "", dual);
+    const a = lease6(10, "192.168.77.19", "2001:db8:77::19"), b = lease6(11, "192.168.77.20", "2001:db8:77::19");
+    t.apply([added(a)]);
+    const wait = t.apply([added(b)]);
+    expect(wait.ops).toEqual([]);
+    expect(wait.refused[0]!.reason).toContain("has PublicIPv6 2001:db8:77::19, which peer lease 10.50.10.0-24&fd50:0:0:10::-64 already uses");
+    expect(t.apply([removed(a)]).ops.map((o) => o.op)).toEqual([
+      "routeDelete", "route6Delete", "peerDelete", "peerSet", "peerSubnet6", "peerPublic6", "routeInsert", "route6Insert",
+    ]);
+  });
+
+  test("a new PublicIPv6 re-sends peerSet with the IPv6 settings it clears, not the routes", () => {
+    const t = new PeerTable(8285, "", dual);
+    t.apply([added(lease6(12, "192.168.77.21", "2001:db8:77::21"))]);
+    expect(t.apply([added(lease6(12, "192.168.77.21", "2001:db8:77::22"))]).ops.map((o) => o.op)).toEqual(["peerSet", "peerSubnet6", "peerPublic6"]);
+  });
+});
+
 describe("udpOptions()", () => {
   test("Port defaults to 8285, 0 means the default, any key case", () => {
     expect(udpOptions({ Type: "udp" }, {}).port).toBe(8285);
@@ -142,9 +237,9 @@ describe("udpOptions()", () => {
   });
 
   test("the WEFT_UDP_* switches turn offloads off", () => {
-    expect(udpOptions({}, {})).toEqual({ port: 8285, spinUs: 0, vnetHdr: true, gso: true, gro: true, workers: 1, warmUp: true, trace: false });
-    expect(udpOptions({}, { WEFT_UDP_NO_VNET: "1", WEFT_UDP_NO_GSO: "true", WEFT_UDP_NO_GRO: "yes", WEFT_UDP_WORKERS: "2", WEFT_UDP_SPIN_US: "50", WEFT_UDP_TRACE: "1", WEFT_UDP_NO_WARMUP: "1" }))
-      .toEqual({ port: 8285, spinUs: 50, vnetHdr: false, gso: false, gro: false, workers: 2, warmUp: false, trace: true });
+    expect(udpOptions({}, {})).toEqual({ port: 8285, spinUs: 0, vnetHdr: true, gso: true, gro: true, workers: 1, warmUp: true, trace: false, preferIPv6: false });
+    expect(udpOptions({}, { WEFT_UDP_NO_VNET: "1", WEFT_UDP_NO_GSO: "true", WEFT_UDP_NO_GRO: "yes", WEFT_UDP_WORKERS: "2", WEFT_UDP_SPIN_US: "50", WEFT_UDP_TRACE: "1", WEFT_UDP_NO_WARMUP: "1", WEFT_UDP_PREFER_IPV6: "1" }))
+      .toEqual({ port: 8285, spinUs: 50, vnetHdr: false, gso: false, gro: false, workers: 2, warmUp: false, trace: true, preferIPv6: true });
     expect(udpOptions({}, { WEFT_UDP_NO_GSO: "0" }).gso).toBe(true);
   });
 });
@@ -153,6 +248,11 @@ describe("udp backend helpers", () => {
   test("icmpSource() is the cluster network's address, unless our lease holds it", () => {
     expect(icmpSource(parseIPv4Net("10.50.0.0/16"), parseIPv4Net("10.50.7.0/24"))).toBe(ip("10.50.0.0"));
     expect(icmpSource(parseIPv4Net("10.50.0.0/16"), parseIPv4Net("10.50.0.0/24"))).toBe(ip("10.50.255.255"));
+  });
+
+  test("icmpSource6() is the IPv6Network's address, unless our lease holds it", () => {
+    expect(icmpSource6(parseIPv6Net("fd50::/56"), parseIPv6Net("fd50:0:0:7::/64"))).toBe(ip6("fd50::"));
+    expect(icmpSource6(parseIPv6Net("fd50::/56"), parseIPv6Net("fd50::/64"))).toBe(ip6("fd50:0:0:ff:ffff:ffff:ffff:ffff"));
   });
 
   test("workerUrl() is beside the backend from sources, under backend/udp/ inside an executable", () => {
@@ -182,6 +282,42 @@ describe("ControlLog", () => {
     expect(readers[1]!.stopping).toBe(false);
     log.stop();
     expect(readers[1]!.stopping).toBe(true);
+  });
+
+  test("IPv6 operations reach the core through ARG, and attach() replays a peer's IPv6 settings after its peerSet", async () => {
+    const log = new ControlLog(2);
+    const core = createReferenceCore();
+    const reader = new ControlReader(log.buffer, 0);
+    log.detach(1);
+    await log.append([
+      { op: "cluster", network: ip("10.50.0.0"), networkLen: 16, subnetLen: 24 },
+      { op: "tunAddr6", addr: ip6("fd50::") },
+      { op: "ownSubnet4", subnet: ip("10.50.1.0"), len: 24 },
+      { op: "ownSubnet6", prefix: ip6("fd50:0:0:1::"), len: 64 },
+      { op: "peerSet", id: 3, ip: 0, port: 8285, subnet: ip("10.50.2.0"), len: 24 },
+      { op: "peerSubnet6", id: 3, prefix: ip6("fd50:0:0:2::"), len: 64 },
+      { op: "peerPublic6", id: 3, ip: ip6("2001:db8:77::11"), via6: true },
+      { op: "route6Insert", prefix: ip6("fd50:0:0:2::"), len: 64, id: 3 },
+      { op: "route6Insert", prefix: ip6("fd50:0:0:9::"), len: 64, id: 3 },
+      { op: "route6Delete", prefix: ip6("fd50:0:0:9::"), len: 64 },
+    ]);
+    expect(reader.applyTo(core)).toBe(10);
+    expect(reader.failures).toBe(0);
+    const lookup = (c: typeof core, a: string) => { c.regions.arg.set(ipv6Bytes(a)); return c.route6Lookup(); };
+    expect(lookup(core, "fd50:0:0:2::5")).toBe(3);
+    expect(lookup(core, "fd50:0:0:9::5")).toBe(-1);
+    const pub = (c: typeof core) => Array.from(c.bytes.subarray(L.PUBLIC6 + 3 * 16, L.PUBLIC6 + 4 * 16));
+    expect(pub(core)).toEqual(Array.from(ipv6Bytes("2001:db8:77::11")));
+    // A restarted worker gets the same state from attach(): IPv6 settings after the peerSet
+    // that would clear them.
+    const fresh = createReferenceCore();
+    const r2 = new ControlReader(log.buffer, 1);
+    r2.applySnapshot(fresh, log.attach(1));
+    expect(r2.failures).toBe(0);
+    expect(lookup(fresh, "fd50:0:0:2::5")).toBe(3);
+    expect(pub(fresh)).toEqual(pub(core));
+    expect(Array.from(fresh.bytes.subarray(L.PEERS + 3 * L.PEER_SIZE, L.PEERS + 4 * L.PEER_SIZE)))
+      .toEqual(Array.from(core.bytes.subarray(L.PEERS + 3 * L.PEER_SIZE, L.PEERS + 4 * L.PEER_SIZE)));
   });
 
   test("append() waits for a reader a whole log behind, and gives up when it is dead", async () => {

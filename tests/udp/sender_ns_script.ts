@@ -5,13 +5,15 @@
  * each run): with UDP GSO, without, with GSO after `ethtool -K va tx off` (older kernels refuse
  * GSO without checksum offload with EIO; 6.x segments in software), and with GSO through a Sys
  * that fails every GSO sendmmsg with EIO, as a kernel would on an xfrm route (no IPsec here):
- * the sender must fall back, and the datagrams still cross the real kernel. Prints one JSON
+ * the sender must fall back, and the datagrams still cross the real kernel; and with the second
+ * peer reached over IPv6 (va fd09::1 — vb fd09::2; its descriptors addressed 0.0.0.0, the
+ * address in the core's PUBLIC6), so one batch goes out through two sockets. Prints one JSON
  * line: per run the messages sent, fallbacks, and the datagrams each peer received.
  *
  *   WEFT_TEST_PEER_NS=B sender_ns_script.ts   (in A)      sender_ns_script.ts --receive   (in B)
  */
 import { spawn, spawnSync } from "node:child_process";
-import { EG_OUT, EG_UDP_DESC, UDP_DESC_SIZE } from "../../src/core/layout.ts";
+import { EG_OUT, EG_UDP_DESC, PUBLIC6, UDP_DESC_SIZE } from "../../src/core/layout.ts";
 import { loadCore } from "../../src/core/loader.ts";
 import { EIO, MSG_DONTWAIT, structBuffer } from "../../ffi/linux.ts";
 import { loadSys, type Sys } from "../../ffi/sys.ts";
@@ -26,8 +28,9 @@ const self = new URL(import.meta.url).pathname;
 const deno = "Deno" in globalThis;
 
 if (process.argv.includes("--receive")) {
-  // Both peers: print what arrives within 700 ms, in order.
+  // Both peers: print what arrives within 700 ms, in order (the second one over IPv4 or IPv6).
   const peers = PORTS.map((port) => openUdpSocket(sys, { ip: "10.9.0.2", port, nonBlocking: true }));
+  peers.push(openUdpSocket(sys, { ip: "fd09::2", port: PORTS[1]!, nonBlocking: true }));
   console.log("ready");
   const got: string[][] = [[], []];
   const slots = Array.from({ length: 16 }, () => structBuffer(2048));
@@ -36,7 +39,7 @@ if (process.argv.includes("--receive")) {
   while (Date.now() < end) {
     batches.forEach((b, p) => {
       const n = b.recv(16, MSG_DONTWAIT);
-      for (let i = 0; i < n; i++) got[p]!.push(`${slots[i]![0]}:${b.length(i)}`);
+      for (let i = 0; i < n; i++) got[Math.min(p, 1)]!.push(`${slots[i]![0]}:${b.length(i)}`);
     });
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -47,6 +50,7 @@ if (process.argv.includes("--receive")) {
 const nsB = process.env.WEFT_TEST_PEER_NS!;
 const core = await loadCore();
 const sender = openUdpSocket(sys, { ip: "10.9.0.1", port: 0 });
+const sender6 = openUdpSocket(sys, { ip: "fd09::1", port: 0 });
 
 /** [peer, length, contiguous with the previous one] — see the expected grouping in the test. */
 const PLAN: [number, number, boolean][] = [
@@ -56,8 +60,10 @@ const PLAN: [number, number, boolean][] = [
   [0, 900, false], // after a shorter last datagram the message is closed: a new one
 ];
 
-function fill(): void {
+/** `v6`: the second peer (id 2) is reached over IPv6, at fd09::2. */
+function fill(v6 = false): void {
   const u8 = core.bytes, dv = core.view;
+  u8.set([0xfd, 0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], PUBLIC6 + 2 * 16);
   let off = EG_OUT;
   PLAN.forEach(([peer, len, contiguous], i) => {
     if (!contiguous) off += 4096; // a gap: not contiguous with the previous datagram
@@ -65,7 +71,7 @@ function fill(): void {
     const d = EG_UDP_DESC + i * UDP_DESC_SIZE;
     dv.setUint32(d, off, true);
     dv.setUint32(d + 4, len, true);
-    u8.set(PEER_IP, d + 8);
+    u8.set(v6 && peer === 1 ? [0, 0, 0, 0] : PEER_IP, d + 8);
     dv.setUint16(d + 12, PORTS[peer]!, false); // network order
     dv.setUint16(d + 14, peer + 1, true);
     off += len;
@@ -87,15 +93,16 @@ const eioOnGso: Sys = Object.assign(Object.create(sys) as Sys, {
     (vec[40]! | (vec[41]! << 8)) > 0 ? -EIO : sys.sendmmsg(fd, vec, vlen, flags),
 });
 
-async function run(gso: boolean, through: Sys = sys) {
-  fill();
+async function run(gso: boolean, through: Sys = sys, v6 = false) {
+  fill(v6);
   const received = await receiver();
-  const s = new UdpSender(through, sender, core.bytes, gso);
+  const s = new UdpSender(through, sender, core.bytes, gso, v6 ? sender6 : -1);
   const row = new Float64Array(128);
   s.send(PLAN.length, row);
   return {
     messages: row[hostIndex("txMessages")], packets: row[hostIndex("txPackets")], bytes: row[hostIndex("txBytes")],
     errors: row[hostIndex("txErrors")], fallbacks: row[hostIndex("txGsoFallbacks")], gsoAfter: s.gso, received: await received(),
+    ...(v6 ? { syscalls: row[hostIndex("txSyscalls")] } : {}),
   };
 }
 
@@ -103,6 +110,7 @@ const gsoAvailable = probeUdpGso(sys, sender);
 const withGso = await run(true);
 const withoutGso = await run(false);
 const eio = await run(true, eioOnGso);
+const mixed = await run(true, sys, true);
 spawnSync("ethtool", ["-K", "va", "tx", "off"]);
 const noCsum = await run(true);
-console.log(JSON.stringify({ gsoAvailable, withGso, withoutGso, eio, noCsum }));
+console.log(JSON.stringify({ gsoAvailable, withGso, withoutGso, eio, mixed, noCsum }));

@@ -175,7 +175,7 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
     expect((after.ingressDrops.unknown_source ?? 0) - (before.ingressDrops.unknown_source ?? 0)).toBe(5);
     expect(after.spoofed - before.spoofed).toBe(5);
     const metrics = await (await c.fetch(h1!, "/metrics")).text();
-    expect(metrics).toMatch(/^weft_udp_ingress_dropped_unknown_source [1-9]\d*$/m);
+    expect(metrics).toMatch(/^weft_udp_dropped_packets_total\{direction="ingress",reason="unknown_source"\} [1-9]\d*$/m);
   }, 60_000);
 
   test("a peer's datagram with an inner source outside its lease is dropped; inside it, delivered", async () => {
@@ -191,7 +191,7 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
     const after = (await dataPath(h1!)).counters;
     expect((after.ingressDrops.spoofed ?? 0) - (before.ingressDrops.spoofed ?? 0)).toBe(3);
     const metrics = await (await c.fetch(h1!, "/metrics")).text();
-    expect(metrics).toMatch(/^weft_udp_spoofed_datagrams [1-9]\d*$/m);
+    expect(metrics).toMatch(/^weft_udp_spoofed_datagrams_total [1-9]\d*$/m);
   }, 60_000);
 
   test("no route: the sender gets ICMP net unreachable", async () => {

@@ -2,11 +2,15 @@
  * @module Probes for the udp backend's namespace tests and bench, run as child processes inside
  * namespaces (`ip netns exec <ns> bun udp_probe.ts …`). Results are one JSON line on stdout.
  *
- *   sink PORT                  TCP: accept one connection, hash all it sends; prints
+ *   sink PORT                  TCP (IPv4 and IPv6): accept one connection, hash all it sends; prints
  *                              {"ready":true} when listening, then {"bytes","sha256"}
  *   source IP PORT MIB         TCP: send MIB MiB of varied random data; prints {"bytes","sha256"}
  *   udp-listen PORT MS         count UDP datagrams arriving within MS ms; prints {"ready":true},
  *                              then {"count","payloads":[…]}
+ *   echo PORT                  TCP (IPv4 and IPv6): echo what each connection sends, until killed;
+ *                              prints {"ready":true}
+ *   connect PORT IP...         TCP: to each IP:PORT in turn (IPv4 or IPv6), send a line and
+ *                              expect it back within 3 s; prints [{"target","ok","error"?}…]
  *   inject IP PORT SRC DST DPORT TAG COUNT
  *                              send COUNT datagrams to underlay IP:PORT, each carrying a bare
  *                              IPv4/UDP packet SRC -> DST:DPORT with payload TAG: what a udp
@@ -47,7 +51,31 @@ if (mode === "sink") {
     sock.on("data", (d: Buffer) => { hash.update(d); bytes += d.length; });
     sock.on("end", () => { out({ bytes, sha256: hash.digest("hex") }); sock.end(); server.close(); });
   });
-  server.listen(Number(args[0]), "0.0.0.0", () => out({ ready: true }));
+  server.listen(Number(args[0]), "::", () => out({ ready: true }));
+} else if (mode === "echo") {
+  const server = createServer((sock) => {
+    sock.on("data", (d) => sock.write(d));
+    sock.on("error", () => sock.destroy());
+  });
+  server.listen(Number(args[0]), "::", () => out({ ready: true }));
+} else if (mode === "connect") {
+  const [port, ...hosts] = args;
+  const results: { target: string; ok: boolean; error?: string }[] = [];
+  for (const host of hosts) {
+    const target = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+    const line = `weft ${process.pid} ${target}\n`;
+    results.push(await new Promise((resolve) => {
+      let got = "";
+      const sock = createConnection({ host, port: Number(port) }, () => sock.write(line));
+      const timer = setTimeout(() => { sock.destroy(); resolve({ target, ok: false, error: "timed out" }); }, 3000);
+      sock.on("data", (d) => {
+        got += d;
+        if (got === line) { clearTimeout(timer); sock.end(); resolve({ target, ok: true }); }
+      });
+      sock.on("error", (e) => { clearTimeout(timer); resolve({ target, ok: false, error: e.message }); });
+    }));
+  }
+  out(results);
 } else if (mode === "source") {
   const [host, port, mib] = [args[0]!, Number(args[1]), Number(args[2])];
   const base = randomBytes(1 << 20);
@@ -86,6 +114,6 @@ if (mode === "sink") {
   };
   next();
 } else {
-  console.error("usage: udp_probe.ts sink PORT | source IP PORT MIB | udp-listen PORT MS | inject IP PORT SRC DST DPORT TAG COUNT");
+  console.error("usage: udp_probe.ts sink PORT | echo PORT | connect PORT IP... | source IP PORT MIB | udp-listen PORT MS | inject IP PORT SRC DST DPORT TAG COUNT");
   process.exit(2);
 }

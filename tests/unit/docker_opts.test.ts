@@ -84,10 +84,22 @@ describe("runDockerOpts()", () => {
     );
   });
 
-  test("a missing env file is ignored: the environment alone is used", async () => {
-    expect((await dockerOpts([], {}, "route.clean", "absent.env")).file).toBe('DOCKER_OPTS=""\n');
-    expect((await dockerOpts(["-c"], { FLANNEL_SUBNET: "10.9.9.1/24", FLANNEL_MTU: "1400" }, "route.clean", "absent.env")).file)
-      .toBe('DOCKER_OPTS=" --bip=10.9.9.1/24 --mtu=1400"\n');
+  test("a missing env file: the script's output and exit 0, and stderr says what is missing", async () => {
+    const absent = await dockerOpts([], {}, "route.clean", "absent.env");
+    expect([absent.code, absent.file]).toEqual([0, 'DOCKER_OPTS=""\n']);
+    expect(absent.stderr).toBe(`weft docker-opts: ${join(dir, "absent.env")} does not exist; ${join(dir, "out.env")} gets no --bip or --mtu option ` +
+      "(the agent (weft or flanneld) writes it once it holds a subnet lease)\n");
+    const fromEnv = await dockerOpts(["-c"], { FLANNEL_SUBNET: "10.9.9.1/24", FLANNEL_MTU: "1400" }, "route.clean", "absent.env");
+    expect(fromEnv.file).toBe('DOCKER_OPTS=" --bip=10.9.9.1/24 --mtu=1400"\n');
+    expect(fromEnv.stderr).toContain("absent.env does not exist; using FLANNEL_* from the environment");
+  });
+
+  test("an env file without FLANNEL_MTU: written without --mtu, and stderr names the key", async () => {
+    writeFileSync(join(dir, "nomtu.env"), "FLANNEL_SUBNET=10.1.74.1/24\n");
+    const r = await dockerOpts(["-c"], {}, "route.clean", "nomtu.env");
+    expect([r.code, r.file]).toEqual([0, 'DOCKER_OPTS=" --bip=10.1.74.1/24"\n']);
+    expect(r.stderr).toBe(`weft docker-opts: ${join(dir, "nomtu.env")} has no FLANNEL_MTU; ${join(dir, "out.env")} gets no --mtu option\n`);
+    expect((await dockerOpts([])).stderr).toBe(""); // a complete file: nothing to say
   });
 
   test("an invalid FLANNEL_IPMASQ exits 1 before writing", async () => {

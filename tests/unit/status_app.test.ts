@@ -4,6 +4,8 @@ import { parseNetworkConfig } from "../../src/config/network.ts";
 import { parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
 import { type AgentView, createStatusApp } from "../../src/status/app.ts";
 import { Metrics } from "../../src/status/metrics.ts";
+import { deviceFamilies } from "../../src/backend/device_counters.ts";
+import { parsePrometheus } from "../support/prometheus.ts";
 
 const peer: Lease = {
   subnet: parseIPv4Net("10.5.2.0/24"), expiration: 0, etcdLease: "77",
@@ -22,10 +24,17 @@ function view(over: Partial<AgentView> = {}): AgentView {
   };
 }
 
-test("/healthz answers flanneld's text for any method", async () => {
+test("/healthz and /readyz answer GET and HEAD, and 405 with Allow to any other method (flanneld: any)", async () => {
   const app = createStatusApp(view());
-  for (const method of ["GET", "POST", "HEAD"]) expect((await app.request("/healthz", { method })).status).toBe(200);
+  for (const path of ["/healthz", "/readyz"]) {
+    for (const method of ["GET", "HEAD"]) expect((await app.request(path, { method })).status).toBe(200);
+    for (const method of ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"]) {
+      const r = await app.request(path, { method });
+      expect([method, r.status, r.headers.get("allow")]).toEqual([method, 405, "GET, HEAD"]);
+    }
+  }
   expect(await (await app.request("/healthz")).text()).toBe("flanneld is running");
+  expect(await (await app.request("/healthz", { method: "HEAD" })).text()).toBe("");
 });
 
 test("/readyz is 503 until ready", async () => {
@@ -54,4 +63,28 @@ test("/metrics is Prometheus text", async () => {
   expect(text).toContain("# TYPE weft_peers gauge\nweft_peers 3\n");
   expect(text).toContain("weft_watch_events_total 7\n");
   expect(text).toContain('weft_errors_total{kind="etcd"} 1\n');
+});
+
+test("/metrics passes a strict format check, with registered families, labels and escaping", async () => {
+  const m = new Metrics();
+  m.error("etcd");
+  m.register("weft_udp_dropped_packets_total", { type: "counter", help: "Drops.", samples: () => [[{ direction: "egress", reason: "no_route" }, 4], [{ direction: "ingress", reason: "ttl" }, 0]] });
+  m.register("weft_lease_info", { type: "gauge", help: "Lease.", samples: () => [[{ subnet: 'a"b\\c', backend: "vxlan" }, 1]] });
+  m.register("weft_broken", { type: "gauge", help: "Throws.", samples: () => { throw new Error("no"); } });
+  for (const [name, f] of deviceFamilies(() => ["lo"])) m.register(name, f);
+  const { families, problems } = parsePrometheus(await (await createStatusApp(view({ metrics: m })).request("/metrics")).text());
+  expect(problems).toEqual([]);
+  expect(families.get("weft_udp_dropped_packets_total")?.samples).toEqual([
+    { labels: { direction: "egress", reason: "no_route" }, value: 4 }, { labels: { direction: "ingress", reason: "ttl" }, value: 0 },
+  ]);
+  expect(families.get("weft_lease_info")?.samples[0]?.labels.subnet).toBe('a"b\\c');
+  expect(families.get("weft_broken")?.samples).toEqual([]);
+  expect(families.get("weft_device_receive_packets_total")?.samples[0]?.labels).toEqual({ device: "lo" });
+});
+
+test("Metrics.register() refuses names against the conventions", () => {
+  const m = new Metrics();
+  expect(() => m.register("weft_drops", { type: "counter", help: "", samples: () => [] })).toThrow("ending in _total exactly when it is a counter");
+  expect(() => m.register("weft_up_total", { type: "gauge", help: "", samples: () => [] })).toThrow("ending in _total");
+  expect(() => m.register("Weft-x", { type: "gauge", help: "", samples: () => [] })).toThrow("must be weft_");
 });

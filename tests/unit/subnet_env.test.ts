@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatSubnetEnv, parseSubnetEnv, readSubnetEnv, writeSubnetEnv } from "../../src/subnet_env.ts";
@@ -37,6 +37,18 @@ test("writeSubnetEnv() is atomic and mode 0644 whatever the umask", () => {
     expect(readSubnetEnv(join(dir, "missing"))).toBeUndefined();
   } finally {
     process.umask(old);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("writeSubnetEnv() leaves no temp file behind when the write fails", () => {
+  const dir = mkdtempSync(join(tmpdir(), "weft-senv-"));
+  try {
+    const path = join(dir, "subnet.env");
+    mkdirSync(path); // a directory where the file should go: the rename fails (EISDIR)
+    expect(() => writeSubnetEnv(path, { network: "10.5.0.0/16", subnet: "10.5.1.1/24", mtu: 1450, ipMasq: false })).toThrow(/EISDIR|directory/i);
+    expect(readdirSync(dir)).toEqual(["subnet.env"]);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

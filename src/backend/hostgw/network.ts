@@ -30,6 +30,9 @@ export function hostgwPeerEntries(lease: Lease, iface: number): DataPathState | 
 export class HostGwNetwork implements Network {
   readonly leaseAttrs = { backendType: "host-gw" };
   readonly mtu: number;
+  get devices(): readonly string[] {
+    return [this.ctx.extIface.name];
+  }
   readonly #network: IPv4Net;
   #own?: IPv4Net;
   #sync?: PeerSync;

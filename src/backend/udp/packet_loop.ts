@@ -4,7 +4,7 @@
  * takes a `Sys` and a `Core`, so tests drive it in a namespace and workers run it forever.
  *
  * Each turn:
- *  1. poll(TUN, UDP): without sleeping right after a turn that moved packets (the answer to
+ *  1. poll(TUN, UDP[, UDP over IPv6]): without sleeping right after a turn that moved packets (the answer to
  *     what was just written into the TUN is often queued already), else for up to 200 ms —
  *     or, with busy-polling (spinUs), without sleeping as SCHED_IDLE until the window after the
  *     last traffic closes (#spin);
@@ -16,9 +16,10 @@
  *     runs), write ICMP unreachables back into the TUN; when the last turn read nothing from
  *     the TUN, the first packet is sent before the next read (a sparse packet never waits for
  *     the read that says EAGAIN);
- *  4. UDP readable: one recvmmsg (MSG_DONTWAIT; with UDP GRO each message may hold many
+ *  4. each UDP socket readable: one recvmmsg (MSG_DONTWAIT; with UDP GRO each message may hold many
  *     datagrams; one message after a quiet turn, four times more for each busy one) into IN_IN
- *     slots after VNET_HDR_LEN bytes of headroom, ingress(), write every resulting packet
+ *     slots after VNET_HDR_LEN bytes of headroom (an IPv6 sender's address into IN_SRC6, its
+ *     descriptor's IPv4 0.0.0.0), ingress(), write every resulting packet
  *     (coalesced TCP super-packets with a virtio_net_hdr) into the TUN; when that wrote
  *     anything and step 3 did not run, step 3 runs now (the answer is often queued already);
  *  5. fold the core's counters into this worker's stats row: before sleeping, and at least every
@@ -30,7 +31,7 @@
  */
 import * as L from "../../core/layout.ts";
 import type { Core } from "../../core/types.ts";
-import { AF_INET, EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, pollRevents, SCHED_IDLE, SCHED_OTHER, setPollfd, structBuffer } from "../../../ffi/linux.ts";
+import { AF_INET, AF_INET6, EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, pollRevents, SCHED_IDLE, SCHED_OTHER, setPollfd, structBuffer } from "../../../ffi/linux.ts";
 import type { Sys } from "../../../ffi/sys.ts";
 import { MMSG_WORDS, NAME_WORDS, UdpBatch, W_CONTROLLEN, W_FLAGS, W_LEN } from "../../../ffi/udp.ts";
 import type { ControlReader } from "./control_log.ts";
@@ -41,6 +42,8 @@ import { foldCoreCounters, hostIndex } from "./worker_stats.ts";
 export interface PacketLoopOptions {
   tunFd: number;
   udpFd: number;
+  /** The UDP socket on the IPv6 underlay, when there is one. */
+  udp6Fd?: number;
   /** The TUN carries a virtio_net_hdr before each packet (IFF_VNET_HDR). */
   vnetHdr: boolean;
   /** The socket accepts UDP_SEGMENT. */
@@ -99,7 +102,9 @@ export class PacketLoop {
   readonly #row: Float64Array;
   readonly #u32: Uint32Array;
   readonly #bytes: Uint8Array;
-  readonly #pollfds = structBuffer(2 * POLLFD_SIZE);
+  readonly #pollfds = structBuffer(3 * POLLFD_SIZE);
+  /** 2, or 3 with the IPv6 socket. */
+  readonly #nfds: number;
   readonly #sender: UdpSender;
   readonly #lastCounters = new Uint32Array(L.COUNTER_COUNT);
   // Egress: TUN read slots in EG_IN.
@@ -108,6 +113,8 @@ export class PacketLoop {
   readonly readBatch: number;
   // Ingress: recvmmsg slots in IN_IN, VNET_HDR_LEN bytes after each slot start.
   readonly #batch: UdpBatch;
+  /** The IPv6 socket's batch, over the same slots (the two are received one after the other). */
+  readonly #batch6: UdpBatch | null;
   readonly #inStride: number;
   readonly recvBatch: number;
   /** Stage timing (WEFT_UDP_TRACE), or null. */
@@ -164,9 +171,13 @@ export class PacketLoop {
       slots.push(this.#bytes.subarray(base + L.VNET_HDR_LEN, base + this.#inStride));
     }
     this.#batch = new UdpBatch(sys, options.udpFd, slots);
-    this.#sender = new UdpSender(sys, options.udpFd, this.#bytes, options.gso);
+    const fd6 = options.udp6Fd ?? -1;
+    this.#batch6 = fd6 >= 0 ? new UdpBatch(sys, fd6, slots) : null;
+    this.#sender = new UdpSender(sys, options.udpFd, this.#bytes, options.gso, fd6);
     setPollfd(this.#pollfds, 0, options.tunFd, POLLIN);
     setPollfd(this.#pollfds, 1, options.udpFd, POLLIN);
+    if (fd6 >= 0) setPollfd(this.#pollfds, 2, fd6, POLLIN);
+    this.#nfds = fd6 >= 0 ? 3 : 2;
   }
 
   /** Runs turns until the control log asks to stop. */
@@ -218,7 +229,7 @@ export class PacketLoop {
     if (!this.#idle) this.#setIdle(true);
     const sys = this.#sys, fds = this.#pollfds;
     while (this.#spinUntil > 0) {
-      const rc = sys.poll(fds, 2, 0);
+      const rc = sys.poll(fds, this.#nfds, 0);
       if (!this.#applyControl()) return -1;
       if (rc !== 0) return this.#handle(rc);
       const now = performance.now();
@@ -238,7 +249,7 @@ export class PacketLoop {
   turn(timeoutMs: number): number {
     const tr = this.#trace;
     if (tr && this.#workEnd > 0) { tr.add(T.tail, performance.now() - this.#workEnd); this.#workEnd = 0; }
-    const rc = this.#sys.poll(this.#pollfds, 2, timeoutMs);
+    const rc = this.#sys.poll(this.#pollfds, this.#nfds, timeoutMs);
     // The log is read after poll(), not before: a change appended while this thread slept (the
     // first peer, a new one) must reach the core before the packet that woke the thread.
     if (!this.#applyControl()) return -1;
@@ -262,9 +273,12 @@ export class PacketLoop {
       const tunReady = (pollRevents(this.#pollfds, 0) & READY) !== 0;
       if (tunReady) n += this.egress();
       else this.#quiet = true;
-      if (pollRevents(this.#pollfds, 1) & READY) {
+      const udp4 = (pollRevents(this.#pollfds, 1) & READY) !== 0;
+      const udp6 = this.#batch6 !== null && (pollRevents(this.#pollfds, 2) & READY) !== 0;
+      if (udp4 || udp6) {
         const wrote = this.#tunWrites;
-        n += this.ingress();
+        if (udp4) n += this.ingress(this.#batch);
+        if (udp6) n += this.ingress(this.#batch6!);
         // What was just written into the TUN is often answered at once (an echo reply, an ACK
         // of a local socket): the kernel queued the answer during the write. Read it now, not
         // after another poll(): one syscall fewer between a request and its answer leaving;
@@ -370,9 +384,9 @@ export class PacketLoop {
     }
   }
 
-  /** Receives one batch from the socket and writes it into the TUN. Returns messages received. */
-  ingress(): number {
-    const b = this.#batch, row = this.#row;
+  /** Receives one batch from the socket of `b` and writes it into the TUN. Returns messages received. */
+  ingress(b: UdpBatch = this.#batch): number {
+    const row = this.#row;
     const tr = this.#trace;
     let t0 = 0, t = 0;
     if (tr) { t0 = t = performance.now(); tr.ingressStart(t0); tr.add(T.inWake, t0 - this.#woke); }
@@ -393,13 +407,21 @@ export class PacketLoop {
     for (let i = 0; i < r; i++) {
       const m = i * MMSG_WORDS, a = nameWords + i * NAME_WORDS;
       if ((w[m + W_FLAGS]! & MSG_TRUNC) !== 0) { truncated++; continue; }
-      if ((w[a]! & 0xffff) !== AF_INET) continue;
+      const family = w[a]! & 0xffff;
+      if (family !== AF_INET && family !== AF_INET6) continue;
       const len = w[m + W_LEN]!;
       const seg = gro && w[m + W_CONTROLLEN] !== 0 ? b.segmentSize(i) : 0;
       const d = (L.IN_IN_DESC + n * L.IN_DESC_SIZE) >>> 2;
       u32[d] = L.IN_IN + i * stride + L.VNET_HDR_LEN;
       u32[d + 1] = len;
-      u32[d + 2] = w[a + 1]!; // sin_addr: its 4 bytes as they are (network order), as the core reads them
+      if (family === AF_INET) {
+        u32[d + 2] = w[a + 1]!; // sin_addr: its 4 bytes as they are (network order), as the core reads them
+      } else {
+        // sin6_addr (words 2..5 of the sockaddr_in6) into IN_SRC6[n]; 0.0.0.0 says so
+        const s6 = (L.IN_SRC6 >>> 2) + n * 4;
+        u32[s6] = w[a + 2]!; u32[s6 + 1] = w[a + 3]!; u32[s6 + 2] = w[a + 4]!; u32[s6 + 3] = w[a + 5]!;
+        u32[d + 2] = 0;
+      }
       u32[d + 3] = seg; // segment size (u16); the verdict half is the core's to write
       packets += seg > 0 && len > seg ? Math.ceil(len / seg) : 1;
       bytes += len;

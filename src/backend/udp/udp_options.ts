@@ -10,6 +10,8 @@
  *   WEFT_UDP_SPIN_US=N   after traffic, busy-poll for up to N µs at SCHED_IDLE (0..1000000; 0 off)
  *   WEFT_UDP_NO_WARMUP=1 no JIT warm-up of the workers on loopback (warm_up.ts)
  *   WEFT_UDP_TRACE=1     time each packet-loop stage and log p50/p90 per stage after each burst
+ *   WEFT_UDP_PREFER_IPV6=1  send to every peer that advertises a PublicIPv6 over the IPv6
+ *                        underlay, not only to v6-only ones (peer_table.ts)
  *
  * and, for tests only, WEFT_TEST_UDP_WORKER_CRASH_AFTER=N: packet worker 0 throws after N
  * packets (once; the restarted worker does not), to show that traffic resumes.
@@ -41,6 +43,8 @@ export interface UdpOptions {
   warmUp: boolean;
   /** Log per-stage timings of the packet loops (loop_trace.ts). */
   trace: boolean;
+  /** Reach peers with a PublicIPv6 over IPv6 even when they have a PublicIP too. */
+  preferIPv6: boolean;
   /** Tests only: worker 0's first thread throws after this many packets. */
   testCrashAfter?: number;
 }
@@ -95,6 +99,7 @@ export function udpOptions(backend: Record<string, unknown>, env: Record<string,
     gro: !envFlag(env, "WEFT_UDP_NO_GRO"),
     warmUp: !envFlag(env, "WEFT_UDP_NO_WARMUP"),
     trace: envFlag(env, "WEFT_UDP_TRACE"),
+    preferIPv6: envFlag(env, "WEFT_UDP_PREFER_IPV6"),
     ...(testCrashAfter === undefined ? {} : { testCrashAfter }),
     workers,
   };

@@ -11,17 +11,24 @@
  * GSO_MAX_BYTES of payload. When sending a GSO message fails (EIO: the route's device cannot
  * segment), the rest is resent one datagram per message, and EIO turns GSO off for good.
  *
+ * Underlay families: a descriptor addressed to 0.0.0.0 goes to the peer's public IPv6 (read
+ * from the core's PUBLIC6) through the IPv6 socket; the others through the IPv4 one. One
+ * sendmmsg takes one socket, so a build stops where the family changes.
+ *
  * Flow of `send(count)`:
- *  1. build messages from descriptor `d` on (sockaddr, iovecs merged when contiguous, cmsg);
- *  2. sendmmsg them; a partial send resumes at the first unsent message;
+ *  1. build messages from descriptor `d` on (sockaddr, iovecs merged when contiguous, cmsg),
+ *     all of one underlay family;
+ *  2. sendmmsg them on that family's socket; a partial send resumes at the first unsent message;
  *  3. an error on a GSO message rebuilds from its first descriptor without GSO; an error on a
  *     plain message counts its datagram as a send error and skips it;
  *  4. repeat from the descriptor where the build stopped (MAX_MSGS per call).
  * Memory: headers, iovecs, addresses and cmsgs live in one ArrayBuffer this object owns; the
  * core's memory is fixed-size, so the addresses taken once stay valid.
  */
-import { EG_UDP_DESC, EG_UDP_CAP, UDP_DESC_SIZE } from "../../core/layout.ts";
-import { AF_INET, EINTR, EIO, IOVEC_SIZE, MMSGHDR_SIZE, SOCKADDR_IN_SIZE, SOL_UDP, UDP_SEGMENT, structBuffer } from "../../../ffi/linux.ts";
+import { EG_UDP_DESC, EG_UDP_CAP, PUBLIC6, UDP_DESC_SIZE } from "../../core/layout.ts";
+import {
+  AF_INET, AF_INET6, EINTR, EIO, IOVEC_SIZE, MMSGHDR_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_IN6_SIZE, SOL_UDP, UDP_SEGMENT, structBuffer,
+} from "../../../ffi/linux.ts";
 import type { Sys } from "../../../ffi/sys.ts";
 import { hostIndex } from "./worker_stats.ts";
 
@@ -32,6 +39,7 @@ export const GSO_MAX_SEGMENTS = 64;
 /** Payload bytes per GSO message: an IPv4 datagram's 65535 minus the IP and UDP headers. */
 export const GSO_MAX_BYTES = 65535 - 20 - 8;
 const CONTROL_ROOM = 24; // CMSG_SPACE(sizeof(u16))
+const NAME_ROOM = 32; // a sockaddr_in6, rounded up to 8
 const TWO32 = 4294967296;
 
 const TX_PACKETS = hostIndex("txPackets"), TX_BYTES = hostIndex("txBytes"), TX_MESSAGES = hostIndex("txMessages");
@@ -42,6 +50,9 @@ export class UdpSender {
   gso: boolean;
   readonly #sys: Sys;
   readonly #fd: number;
+  readonly #fd6: number;
+  /** The underlay family (4 or 6) of the messages the last build made. */
+  #family = 4;
   readonly #core32: Uint32Array;
   readonly #w: Uint32Array;
   readonly #msgViews: Uint8Array[] = [];
@@ -64,15 +75,17 @@ export class UdpSender {
   /**
    * @param coreBytes the core's whole memory (descriptors hold offsets into it)
    * @param gso whether the socket accepts UDP_SEGMENT (probeUdpGso)
+   * @param fd6 the IPv6 underlay socket, or -1 (then datagrams to IPv6 peers count as errors)
    */
-  constructor(sys: Sys, fd: number, coreBytes: Uint8Array, gso: boolean) {
+  constructor(sys: Sys, fd: number, coreBytes: Uint8Array, gso: boolean, fd6 = -1) {
     this.#sys = sys;
     this.#fd = fd;
+    this.#fd6 = fd6;
     this.gso = gso;
     this.#core32 = new Uint32Array(coreBytes.buffer, coreBytes.byteOffset, coreBytes.byteLength >>> 2);
     const iovOff = MAX_MSGS * MMSGHDR_SIZE;
     const nameOff = iovOff + EG_UDP_CAP * IOVEC_SIZE;
-    const controlOff = nameOff + MAX_MSGS * SOCKADDR_IN_SIZE;
+    const controlOff = nameOff + MAX_MSGS * NAME_ROOM;
     const mem = structBuffer(controlOff + MAX_MSGS * CONTROL_ROOM);
     this.#w = new Uint32Array(mem.buffer);
     this.#iovW = iovOff >>> 2;
@@ -86,7 +99,7 @@ export class UdpSender {
     const w = this.#w;
     for (let m = 0; m < MAX_MSGS; m++) {
       const h = m * (MMSGHDR_SIZE >>> 2);
-      const name = base + nameOff + m * SOCKADDR_IN_SIZE;
+      const name = base + nameOff + m * NAME_ROOM;
       const control = base + controlOff + m * CONTROL_ROOM;
       w[h] = name % TWO32; w[h + 1] = Math.floor(name / TWO32);
       w[h + 2] = SOCKADDR_IN_SIZE;
@@ -103,10 +116,15 @@ export class UdpSender {
     let d = 0;
     while (d < count) {
       let n = this.#build(d, count, 0, this.gso);
+      const fd = this.#family === 6 ? this.#fd6 : this.#fd;
       let m = 0;
+      if (fd < 0) { // no IPv6 socket: the control plane never programs such a peer
+        for (let k = 0; k < n; k++) row[TX_ERRORS] = row[TX_ERRORS]! + this.#segs[k]!;
+        m = n;
+      }
       while (m < n) {
         row[TX_SYSCALLS]!++;
-        const r = this.#sys.sendmmsg(this.#fd, this.#msgViews[m]!, n - m, 0);
+        const r = this.#sys.sendmmsg(fd, this.#msgViews[m]!, n - m, 0);
         if (r > 0) {
           for (let k = m; k < m + r; k++) {
             row[TX_PACKETS] = row[TX_PACKETS]! + this.#segs[k]!;
@@ -160,7 +178,10 @@ export class UdpSender {
         continue;
       }
       if (m >= at) this.#finish(m, segs, bytes, size, iov);
+      const family = c32[dw + 2] === 0 ? 6 : 4;
+      if (m >= at && family !== this.#family) break; // one sendmmsg, one socket
       if (m + 1 >= MAX_MSGS || iov >= EG_UDP_CAP) break;
+      this.#family = family;
       m++;
       peer = p; size = len; segs = 1; bytes = len; closed = false;
       this.#first[m] = d;
@@ -168,9 +189,21 @@ export class UdpSender {
       const h = m * (MMSGHDR_SIZE >>> 2);
       const iovAddr = this.#iovBase + iov * IOVEC_SIZE;
       w[h + 4] = iovAddr % TWO32; w[h + 5] = Math.floor(iovAddr / TWO32);
-      const nw = this.#nameW + m * (SOCKADDR_IN_SIZE >>> 2);
-      w[nw] = AF_INET | ((dest & 0xffff) << 16); // family, then the port (network order)
-      w[nw + 1] = c32[dw + 2]!; // the address bytes, network order
+      const nw = this.#nameW + m * (NAME_ROOM >>> 2);
+      if (family === 4) {
+        w[nw] = AF_INET | ((dest & 0xffff) << 16); // family, then the port (network order)
+        w[nw + 1] = c32[dw + 2]!; // the address bytes, network order
+        w[nw + 2] = 0; w[nw + 3] = 0;
+        w[h + 2] = SOCKADDR_IN_SIZE;
+      } else {
+        // sockaddr_in6: family, port, flow info 0, the peer's public IPv6 as the core holds it, scope 0
+        const a = (PUBLIC6 >>> 2) + (dest >>> 16) * 4;
+        w[nw] = AF_INET6 | ((dest & 0xffff) << 16);
+        w[nw + 1] = 0;
+        w[nw + 2] = c32[a]!; w[nw + 3] = c32[a + 1]!; w[nw + 4] = c32[a + 2]!; w[nw + 5] = c32[a + 3]!;
+        w[nw + 6] = 0;
+        w[h + 2] = SOCKADDR_IN6_SIZE;
+      }
       this.#setIov(iov++, off, len);
       lastEnd = off + len;
     }

@@ -92,7 +92,7 @@ export function warmUp(sys: Sys, core: Core, options: PacketLoopOptions, rounds 
     // With tracing on, the real loop takes the trace branches: so does the warm-up (its
     // summaries dropped), else the compiled code would be thrown away at the first real packet.
     const trace = options.trace ? new LoopTrace(() => {}) : null;
-    const loop = new PacketLoop(sys, core, { ...options, tunFd: tun, udpFd: udp }, new ControlReader(new ControlLog(1).buffer, 0), statsRow(createStatsBuffer(1), 0), trace);
+    const loop = new PacketLoop(sys, core, { ...options, tunFd: tun, udpFd: udp, udp6Fd: undefined }, new ControlReader(new ControlLog(1).buffer, 0), statsRow(createStatsBuffer(1), 0), trace);
     const packet = warmUpPacket(options.vnetHdr);
     const back = structBuffer(65536 + SOCKADDR_IN_SIZE);
     let out = 0;

@@ -8,6 +8,7 @@
  * C_EG + v and C_IN + v, datagrams, splits, ICMP, TUN writes, merges), then the host counters
  * named in HOST_COUNTERS.
  */
+import type { Family, Sample } from "../../status/metrics.ts";
 import * as L from "../../core/layout.ts";
 
 /** Counters the worker keeps itself, in row order after the core's. */
@@ -107,23 +108,33 @@ export function sumStats(buffer: SharedArrayBuffer, workers: number): UdpStats {
 }
 
 /**
- * Prometheus gauges (name -> help, read) over `read()`'s latest sums: traffic per direction,
- * drops per direction and verdict, spoofed datagrams.
+ * The udp data path's Prometheus families over `read()`'s latest sums: datagrams and bytes per
+ * direction, send errors, spoofed datagrams, ICMP unreachables, and drops per direction and
+ * reason (the core's verdicts; a bounded label set).
  */
-export function udpGauges(read: () => UdpStats): [string, { help: string; read: () => number }][] {
-  const g: [string, { help: string; read: () => number }][] = [
-    ["weft_udp_tx_packets", { help: "Datagrams sent to peers.", read: () => read().tx.packets }],
-    ["weft_udp_tx_bytes", { help: "Payload bytes sent to peers.", read: () => read().tx.bytes }],
-    ["weft_udp_rx_packets", { help: "Datagrams received from peers or others.", read: () => read().rx.packets }],
-    ["weft_udp_rx_bytes", { help: "Payload bytes received.", read: () => read().rx.bytes }],
-    ["weft_udp_tx_errors", { help: "Datagrams the kernel refused to send.", read: () => read().tx.errors }],
-    ["weft_udp_spoofed_datagrams", { help: "Datagrams dropped: sender is no peer, or inner source outside its subnet.", read: () => read().spoofed }],
-    ["weft_udp_icmp_unreachable", { help: "ICMP net-unreachable replies written into flannel0.", read: () => read().icmpUnreachable }],
+export function udpFamilies(read: () => UdpStats): [string, Family][] {
+  const dirs = (f: (s: UdpStats, d: "tx" | "rx") => number) => () => {
+    const s = read();
+    return [[{ direction: "tx" }, f(s, "tx")], [{ direction: "rx" }, f(s, "rx")]] as const;
+  };
+  const one = (f: (s: UdpStats) => number) => () => [[{}, f(read())]] as const;
+  return [
+    ["weft_udp_datagrams_total", { type: "counter", help: "Datagrams sent to (tx) and received from (rx) peers.", samples: dirs((s, d) => s[d].packets) }],
+    ["weft_udp_payload_bytes_total", { type: "counter", help: "Payload bytes sent (tx) and received (rx).", samples: dirs((s, d) => s[d].bytes) }],
+    ["weft_udp_send_errors_total", { type: "counter", help: "Datagrams the kernel refused to send.", samples: one((s) => s.tx.errors) }],
+    ["weft_udp_spoofed_datagrams_total", { type: "counter", help: "Datagrams dropped: sender is no peer, or inner source outside its subnet.", samples: one((s) => s.spoofed) }],
+    ["weft_udp_icmp_unreachable_total", { type: "counter", help: "ICMP net-unreachable replies written into flannel0.", samples: one((s) => s.icmpUnreachable) }],
+    ["weft_udp_dropped_packets_total", {
+      type: "counter", help: "Packets dropped by the data path, by direction (egress: from flannel0, ingress: from peers) and reason.",
+      samples: () => {
+        const s = read();
+        const out: Sample[] = [];
+        for (let v = 1; v < L.VERDICT_COUNT; v++) {
+          const reason = VERDICT_NAMES[v]!;
+          out.push([{ direction: "egress", reason }, s.egressDrops[reason] ?? 0], [{ direction: "ingress", reason }, s.ingressDrops[reason] ?? 0]);
+        }
+        return out;
+      },
+    }],
   ];
-  for (let v = 1; v < L.VERDICT_COUNT; v++) {
-    const name = VERDICT_NAMES[v]!;
-    g.push([`weft_udp_egress_dropped_${name}`, { help: `Packets from flannel0 dropped: ${name.replaceAll("_", " ")}.`, read: () => read().egressDrops[name] ?? 0 }]);
-    g.push([`weft_udp_ingress_dropped_${name}`, { help: `Datagrams from peers dropped: ${name.replaceAll("_", " ")}.`, read: () => read().ingressDrops[name] ?? 0 }]);
-  }
-  return g;
 }

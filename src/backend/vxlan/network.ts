@@ -38,6 +38,9 @@ export class VxlanNetwork implements Network {
   readonly leaseAttrs: Omit<LeaseAttrs, "publicIP" | "publicIPv6">;
   readonly mtu: number;
   readonly device: string;
+  get devices(): readonly string[] {
+    return [this.device];
+  }
   readonly #network: IPv4Net;
   #link: Link;
   #lease?: Lease;

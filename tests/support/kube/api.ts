@@ -14,7 +14,7 @@ import { listObjects } from "./list.ts";
 import { applyMergePatch } from "./merge_patch.ts";
 import { prepareNodeCreate, prepareNodeUpdate } from "./node_strategy.ts";
 import { parseFieldSelector } from "./selectors.ts";
-import { ApiError, badRequest, deleted, methodNotAllowed, pathNotFound, unprocessable, unsupportedMediaType } from "./status.ts";
+import { ApiError, alreadyExists, badRequest, deleted, methodNotAllowed, pathNotFound, unprocessable, unsupportedMediaType } from "./status.ts";
 import type { KubeObject, ObjectStore } from "./store.ts";
 import { NODE_PATCH_SCHEMA, applyStrategicMergePatch } from "./strategic_merge.ts";
 import { acceptedTableVersion, renderTable } from "./table.ts";
@@ -29,6 +29,8 @@ export interface ApiContext {
   serverAddress: () => string;
   bookmarkIntervalMs: number;
   defaultWatchTimeoutSeconds: number;
+  /** `/_test/<action>` controls (test_admin.ts), when the server offers them. */
+  admin?: (action: string, body: Record<string, unknown>) => Promise<unknown>;
   /** Called once per request after it is answered (a log line; optional). */
   log?: (line: string) => void;
 }
@@ -49,7 +51,7 @@ function attributesOf(method: string, path: string, rp: ResourcePath | undefined
   if (!rp) return { verb: lower === "head" ? "get" : lower, resource: "", subresource: "", path };
   const watch = rp.legacyWatch || ["true", "1"].includes(query.get("watch") ?? "");
   let name = rp.name;
-  if (name === undefined && (method === "GET") ) {
+  if (name === undefined && method === "GET") {
     try { name = parseFieldSelector(rp.resource, query.get("fieldSelector")).name; } catch { /* reported when served */ }
   }
   const verb = method === "GET" || method === "HEAD" ? (watch ? "watch" : rp.name !== undefined ? "get" : "list")
@@ -79,7 +81,7 @@ function parseJson(text: string, what: string): unknown {
 }
 
 /** Handles one request; never throws (errors become `Status` responses). */
-export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, certUser: KubeUser | undefined): Promise<void> {
+export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, certUser: KubeUser | "untrusted" | undefined): Promise<void> {
   const url = new URL(req.url ?? "/", "https://server");
   const method = req.method ?? "GET";
   let user = "-";
@@ -89,7 +91,14 @@ export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: Serve
     const rp = parseResourcePath(url.pathname);
     const attrs = attributesOf(method, url.pathname, rp, url.searchParams);
     ctx.auth.authorize(who, attrs);
-    if (!rp) return serveNonResource(ctx, url.pathname, method, req, res);
+    if (!rp && url.pathname.startsWith("/_test/") && ctx.admin) {
+      if (method !== "POST") throw methodNotAllowed();
+      const text = await readBody(req);
+      const body = text.trim() === "" ? {} : parseJson(text, "the request body");
+      if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("/_test: the body must be a JSON object");
+      return writeJson(res, 200, await ctx.admin(url.pathname.slice("/_test/".length), body as Record<string, unknown>));
+    }
+    if (!rp) return serveNonResource(ctx, url.pathname, method, res);
     await serveResource(ctx, rp, attrs.verb, url.searchParams, req, res);
   } catch (e) {
     const status = e instanceof ApiError ? e.status : { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: `internal error: ${(e as Error).message}`, reason: "InternalError", code: 500 };
@@ -100,7 +109,7 @@ export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: Serve
   }
 }
 
-function serveNonResource(ctx: ApiContext, path: string, method: string, req: IncomingMessage, res: ServerResponse): void {
+function serveNonResource(ctx: ApiContext, path: string, method: string, res: ServerResponse): void {
   if (method !== "GET" && method !== "HEAD") throw methodNotAllowed();
   const p = path.replace(/\/$/, "") || "/";
   if (["/healthz", "/livez", "/readyz"].includes(p)) {
@@ -112,7 +121,6 @@ function serveNonResource(ctx: ApiContext, path: string, method: string, req: In
   const doc = p === "/version" ? VERSION : p === "/api" ? apiVersions(ctx.serverAddress()) : p === "/apis" ? API_GROUP_LIST : p === "/api/v1" ? CORE_V1_RESOURCES : undefined;
   if (!doc) throw pathNotFound();
   writeJson(res, 200, doc);
-  void req;
 }
 
 /** The object as the API returns it (kind and apiVersion set). */
@@ -128,11 +136,17 @@ function asListItem(o: KubeObject): KubeObject {
 
 async function serveResource(ctx: ApiContext, rp: ResourcePath, verb: string, query: URLSearchParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const kind = KINDS[rp.resource];
-  if (!kind || kind.namespaced !== (rp.namespace !== undefined) && !(kind.namespaced && rp.namespace === undefined && rp.name === undefined && (verb === "list" || verb === "watch"))) throw pathNotFound();
+  // Pods live in a namespace (a list or watch may span all of them); Nodes in none.
+  const inScope = kind && (kind.namespaced ? rp.namespace !== undefined || (rp.name === undefined && (verb === "list" || verb === "watch")) : rp.namespace === undefined);
+  if (!kind || !inScope) throw pathNotFound();
   if (rp.subresource !== "" && !(rp.resource === "nodes" && rp.subresource === "status")) throw pathNotFound();
   const { store } = ctx;
   const ns = kind.namespaced ? rp.namespace : undefined;
   const table = acceptedTableVersion(req.headers.accept);
+  // `dryRun=All` (kubectl --dry-run=server): everything up to the write, then no write.
+  const dryRuns = query.getAll("dryRun");
+  if (dryRuns.some((d) => d !== "All")) throw badRequest(`dryRun: Unsupported value: ${JSON.stringify(dryRuns.find((d) => d !== "All"))}: supported values: "All"`);
+  const dryRun = dryRuns.length > 0;
   const render = (o: KubeObject) => (table ? renderTable(rp.resource, [o], table, query.get("includeObject")) : asApiObject(rp.resource, o));
 
   switch (verb) {
@@ -152,15 +166,20 @@ async function serveResource(ctx: ApiContext, rp: ResourcePath, verb: string, qu
         kind: { kind: kind.kind, apiVersion: "v1" }, render, bookmarkIntervalMs: ctx.bookmarkIntervalMs,
         defaultTimeoutSeconds: ctx.defaultWatchTimeoutSeconds, ...(ns !== undefined ? { namespace: ns } : {}),
       });
+      sink.open(); // the query was valid: headers now, even before any event (clients wait for them)
       return;
     }
     case "create": {
       const body = parseJson(await readBody(req), "the request body") as KubeObject;
       const obj = rp.resource === "nodes" ? prepareNodeCreate(body) : preparePodCreate(body, rp.namespace!);
+      if (dryRun) {
+        if (store.get(rp.resource, obj.metadata.name, ns)) throw alreadyExists(rp.resource, obj.metadata.name);
+        return writeJson(res, 201, asApiObject(rp.resource, obj));
+      }
       return writeJson(res, 201, asApiObject(rp.resource, store.create(rp.resource, obj)));
     }
     case "delete": {
-      const gone = store.delete(rp.resource, rp.name!, ns);
+      const gone = dryRun ? store.mustGet(rp.resource, rp.name!, ns) : store.delete(rp.resource, rp.name!, ns);
       if (rp.resource === "nodes") return writeJson(res, 200, deleted("nodes", rp.name!, gone.metadata.uid!));
       return writeJson(res, 200, asApiObject(rp.resource, gone));
     }
@@ -170,8 +189,8 @@ async function serveResource(ctx: ApiContext, rp: ResourcePath, verb: string, qu
       const text = await readBody(req);
       const old = store.mustGet("nodes", rp.name!);
       const next = verb === "update" ? replaceBody(parseJson(text, "the request body"), rp.name!) : applyPatch(old, text, req.headers["content-type"] ?? "");
-      const stored = store.update("nodes", prepareNodeUpdate(old, next, rp.subresource as "" | "status"));
-      return writeJson(res, 200, asApiObject("nodes", stored));
+      const prepared = prepareNodeUpdate(old, next, rp.subresource as "" | "status");
+      return writeJson(res, 200, asApiObject("nodes", dryRun ? prepared : store.update("nodes", prepared)));
     }
     default:
       throw methodNotAllowed();
@@ -214,13 +233,17 @@ function preparePodCreate(body: KubeObject, namespace: string): KubeObject {
   return { ...structuredClone(body), kind: "Pod", apiVersion: "v1", metadata: { ...structuredClone(body.metadata), namespace } };
 }
 
-/** A watch sink over a chunked HTTP response, headers flushed at once (clients wait for them). */
-function chunkedSink(res: ServerResponse): WatchSink {
-  res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private" });
-  res.flushHeaders();
+/** A watch sink over a chunked HTTP response; the 200 goes out with the first event or `open()`. */
+function chunkedSink(res: ServerResponse): WatchSink & { open(): void } {
+  const open = () => {
+    if (res.headersSent) return;
+    res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private" });
+    res.flushHeaders();
+  };
   return {
-    send: (type, object) => { if (!res.writableEnded) res.write(`${JSON.stringify({ type, object })}\n`); },
-    end: () => { if (!res.writableEnded) res.end(); },
+    open,
+    send: (type, object) => { open(); if (!res.writableEnded) res.write(`${JSON.stringify({ type, object })}\n`); },
+    end: () => { open(); if (!res.writableEnded) res.end(); },
     onClose: (fn) => { res.on("close", fn); },
   };
 }

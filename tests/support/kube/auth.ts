@@ -70,14 +70,19 @@ export class Authenticator {
     this.rules.set(userName, [...rules]);
   }
 
-  /** The user of a request: by its bearer token, else its verified client certificate, else anonymous. Throws 401. */
-  authenticate(authorization: string | undefined, certUser: KubeUser | undefined): KubeUser {
+  /**
+   * The user of a request: by its bearer token, else its client certificate, else anonymous.
+   * Throws 401 for an unknown token, or for a certificate this server's CA did not sign (and no
+   * valid token), as kube-apiserver's union of authenticators does.
+   */
+  authenticate(authorization: string | undefined, certUser: KubeUser | "untrusted" | undefined): KubeUser {
     if (authorization !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
       const user = m ? this.tokens.get(m[1]!) : undefined;
       if (!user) throw unauthorized();
       return user;
     }
+    if (certUser === "untrusted") throw unauthorized();
     if (certUser) return { name: certUser.name, groups: [...new Set([...certUser.groups, "system:authenticated"])] };
     return ANONYMOUS;
   }

@@ -1,8 +1,11 @@
 /**
  * @module kubeconfig files for the test API server, in the forms clients must read: CA as data
  * or as a file, a bearer token inline or as a `tokenFile`, or a client certificate and key as
- * data or files; one cluster, one user, one current context.
+ * data or files; one cluster, one user, one current context. Also the in-cluster form: a
+ * service account directory (`token`, `ca.crt`, `namespace`) and KUBERNETES_SERVICE_HOST/PORT.
  */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { stringify } from "yaml";
 
 /** How the kubeconfig's user authenticates and where its CA comes from. */
@@ -47,4 +50,18 @@ export function renderKubeconfig(o: KubeconfigOptions): string {
     "current-context": context,
     preferences: {},
   });
+}
+
+/**
+ * Writes what the kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount into `dir`
+ * (`token`, `ca.crt`, `namespace`) and returns the environment a Pod gets, for a client's
+ * in-cluster mode. Rewrite `token` to rotate it, as the kubelet does.
+ */
+export function writeServiceAccountDir(dir: string, o: { server: string; caCert: string; token: string; namespace?: string }): Record<string, string> {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "token"), o.token);
+  writeFileSync(join(dir, "ca.crt"), o.caCert);
+  writeFileSync(join(dir, "namespace"), o.namespace ?? "kube-flannel");
+  const u = new URL(o.server);
+  return { KUBERNETES_SERVICE_HOST: u.hostname.replace(/^\[|\]$/g, ""), KUBERNETES_SERVICE_PORT: u.port || "443" };
 }

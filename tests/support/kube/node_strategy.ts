@@ -21,7 +21,7 @@ function isCidr(s: unknown): boolean {
   return rest.length === 0 && family !== 0 && /^\d{1,3}$/.test(len ?? "") && Number(len) <= (family === 4 ? 32 : 128);
 }
 
-/** API conversion keeps podCIDR == podCIDRs[0] (core/v1 conversion), whichever was set. */
+/** API conversion keeps podCIDR == podCIDRs[0] (core/v1 conversion: podCIDRs win when both are set). */
 function syncPodCidrs(spec: Spec): void {
   if (spec.podCIDRs?.length) spec.podCIDR = spec.podCIDRs[0];
   else if (spec.podCIDR) spec.podCIDRs = [spec.podCIDR];

@@ -10,14 +10,14 @@ import { writeFileSync } from "node:fs";
 import http from "node:http";
 import type { Socket } from "node:net";
 import tls from "node:tls";
+import { applyPatch, serveApi } from "./api.ts";
 import { type AccessRule, Authenticator, type KubeUser, serviceAccountUser } from "./auth.ts";
-import { serveApi } from "./api.ts";
-import { applyPatch } from "./api.ts";
 import { PodCidrAllocator } from "./cidr_allocator.ts";
-import { type KubeconfigOptions, renderKubeconfig } from "./kubeconfig.ts";
+import { type KubeconfigOptions, renderKubeconfig, writeServiceAccountDir } from "./kubeconfig.ts";
 import { prepareNodeCreate, prepareNodeUpdate, registeredNode } from "./node_strategy.ts";
 import { type CertPair, TestPki } from "./pki.ts";
 import { type KubeObject, ObjectStore } from "./store.ts";
+import { runAdminAction } from "./test_admin.ts";
 import { WatchRegistry } from "./watch.ts";
 
 export interface KubeApiServerOptions {
@@ -85,6 +85,7 @@ export class KubeApiServer {
       void serveApi({
         store: this.store, auth: this.auth, watches: this.watches, serverAddress: () => this.address,
         bookmarkIntervalMs: this.opts.bookmarkIntervalMs, defaultWatchTimeoutSeconds: this.opts.defaultWatchTimeoutSeconds,
+        admin: (action, body) => runAdminAction(this, action, body),
         ...(this.opts.log ? { log: this.opts.log } : {}),
       }, req, res, certUsers.get(req.socket));
     });
@@ -165,6 +166,18 @@ export class KubeApiServer {
     return this.store.update("nodes", prepareNodeUpdate(old, applyPatch(old, JSON.stringify(patch), type), opts.subresource ?? ""));
   }
 
+  /**
+   * Resolves once these Nodes (default: all) have podCIDRs, i.e. the node IPAM controller has
+   * run for them (after `cidrDelayMs`). Never resolves for a Node that will get none.
+   */
+  async podCidrsAssigned(names?: string[]): Promise<void> {
+    const done = () => (names ?? this.nodes().map((n) => n.metadata.name)).every((n) => ((this.getNode(n)?.spec as { podCIDRs?: string[] } | undefined)?.podCIDRs?.length ?? 0) > 0);
+    if (done()) return;
+    await new Promise<void>((resolve) => {
+      const stop = this.store.subscribe(() => { if (done()) { stop(); resolve(); } });
+    });
+  }
+
   /** Sets a Node's podCIDRs now (the node IPAM controller's write), allocated when not given. */
   assignPodCidrs(name: string, cidrs?: string[]): KubeObject {
     const node = this.store.mustGet("nodes", name);
@@ -185,7 +198,7 @@ export class KubeApiServer {
 
   // ------------------------------------------------------------------ identities
 
-  /** A bearer token for `user` (a name, or name and groups) with these rules (none: it may do nothing). */
+  /** A bearer token for `user` (a name, or name and groups) with these rules (none: nothing, unless in system:masters). */
   addToken(user: string | KubeUser, rules: readonly AccessRule[] = []): string {
     return this.auth.addToken(typeof user === "string" ? { name: user, groups: [] } : user, rules);
   }
@@ -225,6 +238,11 @@ export class KubeApiServer {
   kubeconfig(opts: Partial<Omit<KubeconfigOptions, "server" | "caCert">> = {}): string {
     const auth = opts.token || opts.tokenFile || opts.clientCert || opts.clientCertFile ? {} : { token: this.adminToken };
     return renderKubeconfig({ server: this.url, caCert: this.caCert, ...auth, ...opts });
+  }
+
+  /** A service account directory for `token` in `dir` (in-cluster mode); returns KUBERNETES_SERVICE_HOST/PORT. */
+  writeServiceAccountDir(dir: string, token: string, namespace = "kube-flannel"): Record<string, string> {
+    return writeServiceAccountDir(dir, { server: this.url, caCert: this.caCert, token, namespace });
   }
 
   writeKubeconfig(file: string, opts: Partial<Omit<KubeconfigOptions, "server" | "caCert">> = {}): void {
@@ -270,10 +288,11 @@ export class KubeApiServer {
       socket.on("close", () => this.sockets.delete(socket));
       socket.on("error", () => socket.destroy());
       // A client certificate names the user only when this server's CA signed it.
-      const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
+      const cert = socket.getPeerCertificate();
       const cn = cert?.subject?.CN as string | string[] | undefined;
-      if (cn) {
-        const o = cert!.subject.O as string | string[] | undefined;
+      if (cert?.subject && !socket.authorized) certUsers.set(socket, "untrusted");
+      else if (cn) {
+        const o = cert.subject.O as string | string[] | undefined;
         certUsers.set(socket, { name: Array.isArray(cn) ? cn[0]! : cn, groups: o === undefined ? [] : Array.isArray(o) ? o : [o] });
       }
       this.http.emit("connection", socket);
@@ -309,5 +328,5 @@ export class KubeApiServer {
   }
 }
 
-/** The user each TLS connection's verified client certificate names. */
-const certUsers = new WeakMap<object, KubeUser>();
+/** The user each TLS connection's client certificate names ("untrusted": not signed by our CA). */
+const certUsers = new WeakMap<object, KubeUser | "untrusted">();

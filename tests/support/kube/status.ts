@@ -72,8 +72,12 @@ export function invalid(kind: string, name: string, causes: { field: string; mes
   });
 }
 
-/** 422 for a patch that cannot be applied (a failed JSON-patch `test`, a missing path). */
-export const unprocessable = (message: string) => failure(422, "Invalid", message);
+/**
+ * 422 for a patch that cannot be applied (a failed JSON-patch `test`, a missing path): the
+ * apiserver's errors.NewGenericServerResponse, the reason in a cause.
+ */
+export const unprocessable = (message: string) =>
+  failure(422, "Invalid", "the server rejected our request due to an error in our request", { causes: [{ reason: "UnexpectedServerResponse", message }] });
 
 /** The Status a DELETE answers with when the object is gone at once (registry finalizeDelete). */
 export function deleted(kind: string, name: string, uid: string): KubeStatus {
