@@ -98,6 +98,9 @@ export function nodeToLease(node: KubeNode, names: KubeAnnotations, families: Fa
   if (type) attrs.backendType = type;
   if (attrs.backendData === undefined) delete attrs.backendData;
   if (attrs.backendV6Data === undefined) delete attrs.backendV6Data;
+  // When the Node was made (ms): the older of two leases claiming one subnet wins (admission).
+  const created = Date.parse(node.metadata.creationTimestamp ?? "");
+  if (Number.isFinite(created)) lease.created = BigInt(created);
   return lease;
 }
 

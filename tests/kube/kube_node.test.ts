@@ -79,6 +79,9 @@ describe("nodeToLease()", () => {
     expect(leaseKey(l)).toBe("10.244.2.0-24");
     expect(encodeLeaseAttrs(l.attrs)).toBe('{"PublicIP":"192.168.77.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}');
     expect(l.expiration).toBeNull();
+    expect(l.created).toBeUndefined();
+    n.metadata.creationTimestamp = "2026-12-06T09:38:31Z";
+    expect(nodeToLease(n, names, V4).created).toBe(BigInt(Date.parse("2026-12-06T09:38:31Z")));
   });
 
   test("dual stack: the IPv4 and IPv6 podCIDRs in either order", () => {

@@ -139,6 +139,21 @@ describe("our lease", () => {
     await m.close();
   });
 
+  test("in-cluster: the service account's token and CA, and the API from KUBERNETES_SERVICE_HOST/PORT", async () => {
+    const sa = mkdtempSync(join(dir, "sa-"));
+    const env = api.writeServiceAccountDir(sa, api.addServiceAccountToken("kube-flannel", "flannel", KUBE_API_ACCESS));
+    const m = KubeSubnetManager.fromFlags({
+      "kube-api-url": "", "kubeconfig-file": "", "kube-annotation-prefix": "flannel.alpha.coreos.com",
+      "net-config-path": netConf, "set-node-network-unavailable": true,
+    }, { ...env, NODE_NAME: "h2" }, logLines().log, { serviceAccountDir: sa });
+    const ac = new AbortController();
+    const config = (await m.networkConfig(ac.signal))!;
+    const lease = (await m.acquireLease({ config, attrs: vxlan("0a:00:00:00:00:02", "192.168.77.12") }, ac.signal))!;
+    expect(lease.key).toBe((api.getNode("h2")!.spec as { podCIDR: string }).podCIDR.replace("/", "-"));
+    expect(m.health.error).toBeUndefined();
+    await m.close();
+  });
+
   test("the node name from POD_NAME/POD_NAMESPACE (the Pod's spec.nodeName)", async () => {
     api.addPod("kube-flannel", "kube-flannel-ds-x1", "h2");
     const m = manager("unused", { pod: { namespace: "kube-flannel", name: "kube-flannel-ds-x1" } });
