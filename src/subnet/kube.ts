@@ -321,7 +321,10 @@ export class KubeSubnetManager implements SubnetManager {
     if (this.#informerTask) return;
     if (this.#config?.backendType === "alloc") {
       this.#synced = true;
-      this.#informerTask = Promise.resolve();
+      this.#informerTask = new Promise((resolve) => {
+        if (signal.aborted) return resolve();
+        signal.addEventListener("abort", () => resolve(), { once: true });
+      });
       return;
     }
     this.#informerTask = this.#informer(AbortSignal.any([signal, this.#closed.signal]));

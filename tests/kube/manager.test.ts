@@ -60,14 +60,14 @@ beforeAll(async () => {
 afterAll(() => api.stop());
 
 /** A manager for `node` using a kubeconfig with `token` (default: the DaemonSet's rules). */
-function manager(node: string, opts: { token?: string; tokenFile?: string; log?: Logger; pod?: { namespace: string; name: string }; server?: KubeApiServer } = {}) {
+function manager(node: string, opts: { token?: string; tokenFile?: string; log?: Logger; pod?: { namespace: string; name: string }; server?: KubeApiServer; netConf?: string } = {}) {
   const api_ = opts.server ?? api;
   const file = join(dir, `kubeconfig-${node}-${Math.random().toString(36).slice(2)}`);
   const token = opts.tokenFile ? undefined : opts.token ?? api_.addServiceAccountToken("kube-flannel", "flannel", KUBE_API_ACCESS);
   api_.writeKubeconfig(file, opts.tokenFile ? { tokenFile: opts.tokenFile } : { token });
   return KubeSubnetManager.fromFlags({
     "kube-api-url": "", "kubeconfig-file": file, "kube-annotation-prefix": "flannel.alpha.coreos.com",
-    "net-config-path": netConf, "set-node-network-unavailable": true,
+    "net-config-path": opts.netConf ?? netConf, "set-node-network-unavailable": true,
   }, opts.pod ? { POD_NAME: opts.pod.name, POD_NAMESPACE: opts.pod.namespace } : { NODE_NAME: node }, opts.log ?? logLines().log);
 }
 
@@ -228,6 +228,26 @@ describe("peers", () => {
     await running;
     await m.close();
     api.addNode("h3");
+  });
+
+  test("alloc (someone else routes): no watch, an empty snapshot, run() lasts until aborted", async () => {
+    const allocConf = join(dir, "net-conf-alloc.json");
+    writeFileSync(allocConf, JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "alloc" } }));
+    const m = manager("h1", { netConf: allocConf });
+    const ac = new AbortController();
+    const config = (await m.networkConfig(ac.signal))!;
+    await m.acquireLease({ config, attrs: { publicIP: parseIPv4("192.168.77.11"), backendType: "alloc" } }, ac.signal);
+    const watches = api.watchCount;
+    const { s, snapshots } = sink();
+    let ended = false;
+    const running = m.run(s, ac.signal).then(() => { ended = true; });
+    await until(() => snapshots.length, "the snapshot");
+    expect(snapshots[0]!.size).toBe(0);
+    await Bun.sleep(200);
+    expect([ended, api.watchCount]).toEqual([false, watches]);
+    ac.abort();
+    await running;
+    await m.close();
   });
 
   test("a rotated service account token keeps the manager authenticated", async () => {
