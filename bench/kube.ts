@@ -19,7 +19,7 @@
  * with weft's client (src/kube/client.ts); each process's VmRSS after 2 s.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, type Host, type Runtime, rssKiB, startNetlinkWatch, waitFor, wallMs } from "../tests/support/netns.ts";
@@ -41,6 +41,17 @@ async function idleRss(c: Cluster): Promise<number> {
   return rssKiB(c.hosts[0]!.agent!.pid!);
 }
 
+/**
+ * Of VmRSS, KiB: anonymous (heap, JIT code: this process's own) and file-backed (the executable's
+ * pages: Bun's runtime and the embedded bundle, shared through the page cache by every weft
+ * process on the host), from /proc/PID/smaps_rollup.
+ */
+function rssParts(pid: number): { anon: number; file: number } {
+  const t = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(t)?.[1] ?? 0);
+  return { anon: kib("Anonymous"), file: kib("Rss") - kib("Anonymous") };
+}
+
 const rows: string[][] = [["figure", "value"]];
 
 // 1. kube mode: idle RSS with 3 peers, then patch → route latency on a peer.
@@ -48,7 +59,9 @@ const kube = await Cluster.create({ hosts: 4, backend: "vxlan", runtime, contain
 let latencies: number[] = [];
 try {
   const rssKube = await idleRss(kube);
+  const parts = rssParts(kube.hosts[0]!.agent!.pid!);
   rows.push([`agent RSS, kube mode, idle, 3 peers (${runtime})`, `${fmt(rssKube / 1024)} MiB`]);
+  rows.push(["  of which file-backed (the executable's pages) / anonymous", `${fmt(parts.file / 1024)} / ${fmt(parts.anon / 1024)} MiB`]);
   figure("kube", "rss_idle_3_peers_kube", rssKube / 1024, "MiB");
   latencies = await patchToRoute(kube, kube.hosts[0]!);
   rows.push([`Node annotation patch -> route on a peer, median of ${latencies.length}`, `${fmt(median(latencies))} ms`]);
@@ -63,7 +76,9 @@ try {
 const etcd = await Cluster.create({ hosts: 4, backend: "vxlan", runtime, containersPerHost: 0 });
 try {
   const rssEtcd = await idleRss(etcd);
+  const parts = rssParts(etcd.hosts[0]!.agent!.pid!);
   rows.push([`agent RSS, etcd mode, idle, 3 peers (${runtime})`, `${fmt(rssEtcd / 1024)} MiB`]);
+  rows.push(["  of which file-backed (the executable's pages) / anonymous", `${fmt(parts.file / 1024)} / ${fmt(parts.anon / 1024)} MiB`]);
   figure("kube", "rss_idle_3_peers_etcd", rssEtcd / 1024, "MiB");
 } finally {
   await etcd.destroy();
