@@ -11,7 +11,7 @@
  *     answering every host within 1 s of being made;
  *  3. an agent restarts: same VTEP MAC, no peer route or neighbour re-made, no ping lost; after a
  *     reboot (vxlan device gone) the MAC comes back from the Node's annotation (flannel #1155);
- *  4. `public-ip-overwrite` is what peers route to;
+ *  4. `public-ip-overwrite` is what peers route to; `node-public-ip` picks the advertised address;
  *  5. a Node deleted: its routes, neighbours and FDB entries go from every host;
  *  6. the API server goes away for 10 s: no ping lost; a Node added meanwhile is routed, and
  *     then its deletion removes it, once the server is back;
@@ -136,6 +136,22 @@ export function kubeSuite(backend: "vxlan" | "host-gw", runtime: Runtime, contro
       const alias = `${Cluster.UNDERLAY}.${100 + c.hosts.indexOf(h)}`;
       ip(h.ns, "addr", "add", `${alias}/24`, "dev", "eth0");
       c.api.patchNode(h.name, { metadata: { annotations: { [`${P}public-ip-overwrite`]: alias } } });
+      await c.stopAgent(h);
+      await c.startAgent(h);
+      expect(annotations(c.api.getNode(h.name))[`${P}public-ip`]).toBe(alias);
+      const subnet = h.subnet;
+      await waitFor(() => c.hosts.filter((x) => x !== h).every((x) => {
+        if (backend === "host-gw") return exec(x.ns, ["ip", "route", "show", subnet]).stdout.includes(`via ${alias}`);
+        return exec(x.ns, ["bridge", "fdb", "show", "dev", "flannel.1"]).stdout.includes(`dst ${alias}`);
+      }), 5000, `peers to reach ${h.name} at ${alias}`);
+      await expectFullMesh(c);
+    }, 60_000);
+
+    test("node-public-ip chooses the address this host advertises (as --public-ip would)", async () => {
+      const h = c.hosts[0]!;
+      const alias = `${Cluster.UNDERLAY}.${100 + c.hosts.indexOf(h)}`;
+      ip(h.ns, "addr", "add", `${alias}/24`, "dev", "eth0");
+      c.api.patchNode(h.name, { metadata: { annotations: { [`${P}node-public-ip`]: alias } } });
       await c.stopAgent(h);
       await c.startAgent(h);
       expect(annotations(c.api.getNode(h.name))[`${P}public-ip`]).toBe(alias);
