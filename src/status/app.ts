@@ -8,6 +8,7 @@ import type { NetworkConfig } from "../config/network.ts";
 import { type Lease, leaseBackendType, leaseKey } from "../lease/lease.ts";
 import type { OwnLease } from "../lease/manager.ts";
 import type { Flag, Refusal } from "../lease/admission.ts";
+import type { WatchHealth } from "../lease/watch_health.ts";
 import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../net/ip.ts";
 import { addDashboard } from "./dashboard/index.ts";
 import type { Metrics } from "./metrics.ts";
@@ -30,6 +31,8 @@ export interface AgentView {
   readonly etcdError?: string;
   /** Where the leases come from: "etcd" (default) or "kube" (the Kubernetes API); `etcdError` is its error. */
   readonly sourceKind?: string;
+  /** The lease watch's health (absent: no watch; not healthy without an error: not started yet). */
+  readonly watchHealth?: WatchHealth;
   readonly metrics: Metrics;
   /** Seconds left on a peer's etcd lease (cached by the agent), or undefined when unknown. */
   peerExpiration?(lease: Lease): number | null | undefined;
@@ -63,6 +66,30 @@ function findingsJSON(found: ReadonlyMap<string, Refusal | Flag>, networkType: s
   }));
 }
 
+/**
+ * etcd as this host sees it: `ok` only while the last call succeeded and the lease watch is not
+ * lost (once established, it must stay on a member with a leader, else the peers may be stale);
+ * before the watch starts (waiting for the config, acquiring the lease) the last call decides.
+ */
+function etcdJSON(view: AgentView) {
+  const w = view.watchHealth?.state;
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+  const age = view.watchHealth?.lastResponseAgeSeconds(Date.now());
+  return {
+    ok: !view.etcdError && (w === undefined || w.healthy || w.error === undefined),
+    error: view.etcdError ?? w?.error ?? null,
+    watch: w ? {
+      healthy: w.healthy,
+      since: iso(w.since),
+      error: w.error ?? null,
+      endpoint: w.endpoint ?? null,
+      lastEvent: iso(w.lastEventAt),
+      lastProgress: iso(w.lastProgressAt),
+      lastResponseAgeSeconds: age === undefined ? null : Math.round(age * 10) / 10,
+    } : null,
+  };
+}
+
 /** Builds the app. `extra` lets the dashboard add its routes to the same app. */
 export function createStatusApp(view: AgentView): Hono {
   const app = new Hono();
@@ -88,7 +115,7 @@ export function createStatusApp(view: AgentView): Hono {
       subnetLen: cfg?.subnetLen ?? null,
       backend: view.backendType ?? cfg?.backendType ?? null,
       publicIP: view.publicIP ?? null,
-      etcd: { ok: !view.etcdError, error: view.etcdError ?? null },
+      etcd: etcdJSON(view),
       source: view.sourceKind ?? "etcd",
       peersSynced: view.peersSynced ?? true,
       peers,

@@ -434,6 +434,10 @@ export class Host {
 /** The argv that runs weft under `runtime`. */
 export class Cluster {
   readonly hosts: Host[] = [];
+  /** The endpoints agents and admin commands use instead of the underlay's etcd (e.g. an EtcdCluster's). */
+  etcdEndpoints?: string;
+  /** Hosts ever added: names and addresses are never reused after `removeHost()`. */
+  private hostsAdded = 0;
   /** Every namespace of this cluster still standing (underlay, hosts, containers). */
   private readonly namespaces: Set<string>;
   /** Kube mode: the API server (in this process) and its door into the underlay. */
@@ -572,7 +576,7 @@ export class Cluster {
 
   /** Runs an admin command (`dist/weft --etcd-endpoints=… ARGS`) in the underlay; throws on failure. */
   weft(args: string[], stdin = ""): string {
-    const r = exec(this.underlay, weftCommand("binary", [`--etcd-endpoints=${this.etcd.endpoint}`, ...args]), { stdin });
+    const r = exec(this.underlay, weftCommand("binary", [`--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`, ...args]), { stdin });
     if (r.code !== 0) throw new Error(`weft ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
     return r.stdout;
   }
@@ -582,7 +586,7 @@ export class Cluster {
    * with a podCIDR unless `podCIDR` is false.
    */
   addHostNamespace(podCIDR?: boolean): Host {
-    const i = this.hosts.length + 1;
+    const i = ++this.hostsAdded;
     if (i > 200) throw new RangeError(`Cluster: host ${i} exceeds the underlay's 200 host addresses`);
     const name = `h${i}`;
     const ns = this.addNetns(`${this.id}-${name}`);
@@ -645,7 +649,7 @@ export class Cluster {
     h.runtime = runtime;
     const source = this.opts.kube
       ? ["--kube-subnet-mgr", `--kubeconfig-file=${h.kubeconfig}`, `--net-config-path=${this.netConfPath}`]
-      : [`--etcd-endpoints=${this.etcd.endpoint}`];
+      : [`--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`];
     const args = [
       ...source, `--subnet-file=${h.subnetFile}`,
       `--healthz-ip=${h.ip}`, `--healthz-port=${STATUS_PORT}`, ...(this.opts.agentArgs ?? []),

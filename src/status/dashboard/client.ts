@@ -22,6 +22,15 @@ interface LeaseJSON {
   reservation?: boolean;
 }
 
+/** The lease watch as `/status` reports it (times ISO). */
+interface WatchJSON {
+  healthy: boolean;
+  since: string;
+  error: string | null;
+  endpoint: string | null;
+  lastResponseAgeSeconds: number | null;
+}
+
 /** The `/status` document. */
 interface StatusJSON {
   ready: boolean;
@@ -31,7 +40,7 @@ interface StatusJSON {
   subnetLen: number | null;
   backend: string | null;
   publicIP: string | null;
-  etcd: { ok: boolean; error: string | null };
+  etcd: { ok: boolean; error: string | null; watch?: WatchJSON | null };
   /** "etcd" or "kube": where the leases come from (the etcd card and banner name it). */
   source?: string;
   peers: LeaseJSON[];
@@ -168,9 +177,9 @@ export function dashboardClient(pollMs: number): void {
     const tr = el("tr");
     const host = el("th");
     host.scope = "row";
-    host.append(el("span", "mono ip"), el("span", "badge self-badge", "this host"), el("div", "mono sub v6"));
+    host.append(el("span", "mono ip cidr"), el("span", "badge self-badge", "this host"), el("div", "mono sub v6 cidr"));
     const subnet = el("td");
-    subnet.append(el("span", "mono"), el("div", "mono sub v6"));
+    subnet.append(el("span", "mono cidr"), el("div", "mono sub v6 cidr"));
     const backend = el("td", "backend");
     backend.append(el("span", "pill"));
     tr.append(host, subnet, backend, el("td", "mono data"), el("td", "expiry"));
@@ -263,6 +272,14 @@ export function dashboardClient(pollMs: number): void {
     const line = document.createElementNS(NS, "polyline");
     svg.append(base, area, line);
     card.append(el("h3", "", label(key)), rate, total, svg);
+    if (/dropped/i.test(key)) {
+      // Not overlay loss by itself: the kernel counts here what the device could not send or
+      // deliver, which includes the few IPv6 solicitations a new device sends before it has
+      // any route. Only a count that keeps growing with traffic means packets are lost.
+      const why = "Dropped by the kernel on this device. A new device drops a few IPv6 router and neighbour solicitations it sends before it has routes; only a count that keeps growing with traffic means lost packets.";
+      card.title = why;
+      card.append(el("p", "muted note", "kernel drops on the device; a few at start are normal"));
+    }
     return { card, rate, total, area, line, history: [] };
   }
 
@@ -385,6 +402,7 @@ export function dashboardClient(pollMs: number): void {
     setText(byId("s-etcd-title"), storeName(s));
     setText(byId("s-etcd"), s.etcd.ok ? "connected" : "unreachable");
     byId("s-etcd").className = "big " + (s.etcd.ok ? "ok" : "bad");
+    setText(byId("s-etcd-sub"), watchText(s.etcd.watch));
     document.title = (s.etcd.ok ? "" : "⚠ ") + "weft · " + (s.lease?.subnet ?? "starting") + (s.publicIP ? " on " + s.publicIP : "");
   }
 
@@ -393,12 +411,22 @@ export function dashboardClient(pollMs: number): void {
     return s.source === "kube" ? "Kubernetes API" : "etcd";
   }
 
+  /** The lease watch in a few words: where it is and when etcd last spoke, or since when it is lost. */
+  function watchText(w: WatchJSON | null | undefined): string {
+    if (!w) return "lease store";
+    if (!w.healthy) return w.error ? "watch lost since " + clock(Date.parse(w.since)) : "watch starting";
+    const age = w.lastResponseAgeSeconds;
+    return "watching" + (w.endpoint ? " " + w.endpoint : "") + (age === null ? "" : " · heard " + Math.round(age) + " s ago");
+  }
+
   function renderState(s: StatusJSON): void {
+    const w = s.etcd.watch;
     if (s.etcd.ok) clearBanner("etcd");
     else banner("etcd", "error", s.source === "kube" ? "The Kubernetes API is unreachable." : "etcd is unreachable.",
-      s.source === "kube"
+      (s.source === "kube"
         ? "Nodes cannot be watched until it is back, so the hosts below may be out of date; routes stay as last programmed."
-        : "Leases cannot be renewed or watched until it is back, so the hosts below may be out of date; routes stay as last programmed.",
+        : "Leases cannot be renewed or watched until it is back, so the hosts below may be out of date; routes stay as last programmed.") +
+      (w && !w.healthy && w.error ? " The lease watch is lost since " + clock(Date.parse(w.since)) + "." : ""),
       s.etcd.error ?? "");
     if (s.ready || s.lease) clearBanner("starting");
     else banner("starting", "info", "The agent is starting.", s.source === "kube"
