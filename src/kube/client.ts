@@ -103,12 +103,16 @@ export class KubeClient {
    * GET /api/v1/nodes?watch=1: calls `onEvents` with the events of each chunk, in order (the
    * stream is not read while it runs), and resolves when the server ends the watch. Rejects
    * with KubeApiError (the watch was refused) or KubeUnreachableError (the connection broke).
-   * `idleMs`: no byte for that long (not even a bookmark) counts as a broken connection.
+   * `onOpen`: the server accepted the watch. `idleMs`: no byte for that long (not even a
+   * bookmark) counts as a broken connection.
    */
-  async watchNodes(opts: WatchOptions, onEvents: (events: WatchEvent[]) => Promise<void>, signal: AbortSignal, idleMs = ((opts.timeoutSeconds ?? 600) + 30) * 1000): Promise<void> {
+  async watchNodes(opts: WatchOptions, onEvents: (events: WatchEvent[]) => Promise<void>, signal: AbortSignal,
+    hooks: { onOpen?: () => void; idleMs?: number } = {}): Promise<void> {
+    const idleMs = hooks.idleMs ?? ((opts.timeoutSeconds ?? 600) + 30) * 1000;
     const c: Call = { verb: "watch", resource: "nodes", method: "GET", path: `/api/v1/nodes${query({ watch: "1", ...opts })}`, signal };
     const res = await this.#send(c);
     if (res.status >= 300) throw this.#apiError(c, res.status, await res.text());
+    hooks.onOpen?.();
     let idle = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const arm = () => {

@@ -17,6 +17,7 @@
 import { readFile } from "node:fs/promises";
 import { type NetworkConfig, parseNetworkConfig } from "../config/network.ts";
 import { diffLeases } from "../lease/diff.ts";
+import { WatchHealth } from "../lease/watch_health.ts";
 import { type Lease, type LeaseEvent, leaseKey, sameAttrs, subnetKey } from "../lease/lease.ts";
 import { sleep } from "../lease/manager.ts";
 import type { Logger } from "../log.ts";
@@ -82,6 +83,8 @@ export class KubeSubnetManager implements SubnetManager {
   /** Sink calls, one at a time and in order. */
   #queue: Promise<void> = Promise.resolve();
   #informerTask?: Promise<void>;
+  /** The Node watch, as /status, /metrics and the dashboard show it (as etcd mode's lease watch). */
+  readonly #watchHealth = new WatchHealth();
   /** Aborted by close(): the informer stops even if the caller's signal never fires. */
   readonly #closed = new AbortController();
   #error?: string;
@@ -131,7 +134,7 @@ export class KubeSubnetManager implements SubnetManager {
   }
 
   get health(): SourceHealth {
-    return { kind: "kube", error: this.#error };
+    return { kind: "kube", error: this.#error, watch: this.#config?.backendType === "alloc" ? undefined : this.#watchHealth };
   }
 
   /** The Node this agent runs on (known once networkConfig() resolved). */
@@ -381,6 +384,7 @@ export class KubeSubnetManager implements SubnetManager {
           rv = undefined;
           continue;
         }
+        this.#watchHealth.down(Date.now(), (e as Error).message);
         if (!this.#synced && e instanceof KubeApiError && (e.denied || e.code === 0)) throw e;
         this.#failed(`watching nodes at ${this.opts.client.config.server}`, e);
         await sleep(wait, signal);
@@ -429,6 +433,7 @@ export class KubeSubnetManager implements SubnetManager {
     await this.opts.client.watchNodes({ resourceVersion: from, allowWatchBookmarks: true, timeoutSeconds }, async (batch) => {
       if (!started) { started = true; onStarted(); }
       const events: LeaseEvent[] = [];
+      this.#watchHealth.response(Date.now(), batch.filter((ev) => ev.type !== "BOOKMARK").length);
       for (const ev of batch) {
         if (ev.type === "ERROR") throw watchError(ev);
         rv = ev.object.metadata?.resourceVersion ?? rv;
@@ -439,7 +444,7 @@ export class KubeSubnetManager implements SubnetManager {
         this.#peers = this.#rebuildPeers();
         await this.#publish(events);
       }
-    }, signal);
+    }, signal, { onOpen: () => this.#watchHealth.up(Date.now(), new URL(this.opts.client.config.server).host) });
     return rv;
   }
 

@@ -182,6 +182,8 @@ describe("peers", () => {
     expect([...snapshots[0]!.keys()]).toEqual([h2]);
     expect(encodeLeaseAttrs(snapshots[0]!.get(h2)!.attrs)).toBe('{"PublicIP":"192.168.77.12","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:00:00:00:00:02"}}');
     await until(() => (api.getNode("h1")!.status as { conditions?: { type: string; reason?: string }[] }).conditions?.find((c) => c.type === "NetworkUnavailable" && c.reason === "FlannelIsUp"), "NetworkUnavailable=False");
+    await until(() => m.health.watch?.healthy, "the watch healthy in /status");
+    expect(m.health.watch!.state.endpoint).toBe(new URL(api.url).host);
 
     // h3 gets an agent: added.
     api.patchNode("h3", { metadata: { annotations: {
@@ -218,6 +220,7 @@ describe("peers", () => {
     await Bun.sleep(300);
     expect(m.peers.has(h3)).toBe(true);
     expect(m.health.error).toBeDefined();
+    expect(m.health.watch?.healthy).toBe(false);
     await api.startListener();
     const removed = await until(() => batches.slice(quiet).flat().find((e) => e.type === "removed"), "h3 removed after the outage");
     expect(leaseKey(removed.lease)).toBe(h3);
