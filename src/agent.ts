@@ -107,6 +107,10 @@ export class Agent implements AgentView {
     return this.opts.manager.health.error;
   }
 
+  get sourceKind(): string {
+    return this.opts.manager.kind;
+  }
+
   get watchHealth(): WatchHealth | undefined {
     return this.opts.manager.health.watch;
   }

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import type { AgentFlags } from "./cli/agent_flags.ts";
 import type { EtcdRegistry } from "./registry/etcd.ts";
+import type { SubnetManager } from "./subnet/types.ts";
 import { VERSION } from "./version.ts";
 
 // Modules are imported where they are needed: a CNI call (one per pod ADD/DEL) must not pay for
@@ -73,6 +74,11 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command or argument ${JSON.stringify(cmd)}\n${ADMIN_USAGE}`);
       return 1;
     }
+    if (f["kube-subnet-mgr"]) {
+      process.stderr.write(`weft ${cmd} serves etcd mode only; in kube mode (--kube-subnet-mgr) the leases are the Nodes' ` +
+        `spec.podCIDR and ${f["kube-annotation-prefix"]} annotations ('kubectl get nodes -o yaml'), the config is ${f["net-config-path"]}\n`);
+      return 1;
+    }
     let registry: EtcdRegistry;
     try {
       registry = await registryFrom(f);
@@ -94,10 +100,6 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
-  if (f["kube-subnet-mgr"]) {
-    process.stderr.write("--kube-subnet-mgr: the Kubernetes subnet manager is not supported by weft; use etcd (--etcd-endpoints)\n");
-    return 1;
-  }
   log.info(`weft ${VERSION} (flanneld-compatible) starting`);
   for (const w of ignoredFlagWarnings(f, parsed.given)) log.warn(w);
   log.info(`CLI flags config: ${JSON.stringify(redact(AGENT_FLAGS, f))}`);
@@ -114,24 +116,36 @@ async function main(argv: string[]): Promise<number> {
   const { Agent } = await import("./agent.ts");
   const { readHostNetwork } = await import("./net/iface.ts");
   const { Metrics } = await import("./status/metrics.ts");
-  const { EtcdSubnetManager } = await import("./subnet/etcd.ts");
   const metrics = new Metrics();
-  const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
   // Aborted with the agent: etcd calls still in flight are abandoned, so shutdown never waits on etcd.
   const registryStop = new AbortController();
-  let registry: EtcdRegistry;
-  try {
-    registry = await registryFrom(f, registryStop.signal);
-  } catch (e) {
-    log.error((e as Error).message);
-    return 1;
+  let manager: SubnetManager;
+  if (f["kube-subnet-mgr"]) {
+    // Kube mode never loads the etcd client (etcd3 alone is ~37 MiB of RSS).
+    const { KubeSubnetManager } = await import("./subnet/kube.ts");
+    try {
+      manager = KubeSubnetManager.fromFlags(f, process.env, log, { metrics });
+    } catch (e) {
+      log.error((e as Error).message);
+      return 1;
+    }
+  } else {
+    const { EtcdSubnetManager } = await import("./subnet/etcd.ts");
+    const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
+    let registry: EtcdRegistry;
+    try {
+      registry = await registryFrom(f, registryStop.signal);
+    } catch (e) {
+      log.error((e as Error).message);
+      return 1;
+    }
+    manager = new EtcdSubnetManager({
+      registry, log, metrics,
+      renewMarginMinutes: f["subnet-lease-renew-margin"],
+      leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
+      resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
+    });
   }
-  const manager = new EtcdSubnetManager({
-    registry, log, metrics,
-    renewMarginMinutes: f["subnet-lease-renew-margin"],
-    leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
-    resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
-  });
   const agent = new Agent({
     manager,
     log,

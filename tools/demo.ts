@@ -5,7 +5,9 @@
  * namespace) and a connectivity matrix (ICMP echo between every pair of containers), refreshed
  * until Ctrl-C, which removes every namespace, process and file it made.
  *
- *   bun tools/demo.ts [--backend vxlan|host-gw] [--keep] [--once]
+ *   bun tools/demo.ts [--backend vxlan|host-gw] [--kube] [--keep] [--once]
+ *     --kube   kube mode: no etcd; the test Kubernetes API server (tests/support/kube_api_server.ts)
+ *              with one Node per host, agents run --kube-subnet-mgr; prints a kubeconfig for kubectl
  *     --keep   set everything up, print the hosts and status pages, wait for Ctrl-C (no matrix)
  *     --once   print the matrix once, clean up and exit (exit 1 if a pair cannot reach the other)
  */
@@ -22,6 +24,7 @@ if (backendArg !== "vxlan" && backendArg !== "host-gw") {
 }
 const backend = backendArg;
 const keep = args.includes("--keep");
+const kube = args.includes("--kube");
 const once = args.includes("--once");
 const tty = process.stdout.isTTY === true;
 const paint = (code: string) => (s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -36,20 +39,28 @@ if (!existsSync(join(ROOT, "dist", "weft"))) {
   process.exit(1);
 }
 
-process.on("SIGINT", () => console.log(`\n${dim("Ctrl-C: removing the demo's namespaces, agents and etcd…")}`));
+process.on("SIGINT", () => console.log(`\n${dim(`Ctrl-C: removing the demo's namespaces, agents and ${kube ? "API server" : "etcd"}…`)}`));
 const stale = cleanupStale();
 if (stale.length) console.log(dim(`removed ${stale.length} leftovers of earlier runs`));
 
-console.log(`${bold("weft demo")}: 3 hosts, ${backend} backend, 2 containers per host`);
-console.log(dim("starting etcd and the agents in network namespaces…"));
+console.log(`${bold("weft demo")}: 3 hosts, ${backend} backend, 2 containers per host${kube ? ", kube mode" : ""}`);
+console.log(dim(`starting ${kube ? "the Kubernetes API server" : "etcd"} and the agents in network namespaces…`));
 const started = Date.now();
-const c = await Cluster.create({ hosts: 3, backend, containersPerHost: 2 });
+const c = await Cluster.create({ hosts: 3, backend, containersPerHost: 2, kube });
 const forwards: NetnsForward[] = [];
 try {
   for (const [i, h] of c.hosts.entries()) {
     forwards.push(await forwardIntoNetns(h.ns, h.ip, 8471, 18081 + i).catch(() => forwardIntoNetns(h.ns, h.ip, 8471)));
   }
-  console.log(dim(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; etcd ${c.etcd.endpoint} in namespace ${c.underlay}\n`));
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (kube) {
+    const kubeconfig = join(c.dir, "admin.kubeconfig");
+    c.api.writeKubeconfig(kubeconfig);
+    console.log(dim(`ready in ${seconds} s; Kubernetes API ${c.api.url} (agents: https://${Cluster.KUBE_API.host}:${Cluster.KUBE_API.port} in namespace ${c.underlay})`));
+    console.log(dim(`  kubectl --kubeconfig ${kubeconfig} get nodes -o wide\n`));
+  } else {
+    console.log(dim(`ready in ${seconds} s; etcd ${c.etcd.endpoint} in namespace ${c.underlay}\n`));
+  }
 
   const rows = [["host", "namespace", "underlay IP", "subnet", "containers", "status page"]];
   for (const [i, h] of c.hosts.entries()) {

@@ -82,7 +82,7 @@ export function leaseKey(lease: Pick<Lease, "subnet" | "ipv6Subnet">): string {
 // ---------------------------------------------------------------- values
 
 /** JSON text as Go's encoding/json writes it: compact, with <, >, &, U+2028/9 escaped. */
-function goJSON(v: unknown): string {
+export function goJSON(v: unknown): string {
   return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 

@@ -29,6 +29,8 @@ export interface AgentView {
   readonly flaggedLeases?: ReadonlyMap<string, Flag>;
   /** Last etcd error, cleared on success; shown by the dashboard. */
   readonly etcdError?: string;
+  /** Where the leases come from: "etcd" (default) or "kube" (the Kubernetes API); `etcdError` is its error. */
+  readonly sourceKind?: string;
   /** The lease watch's health (absent: no watch; not healthy without an error: not started yet). */
   readonly watchHealth?: WatchHealth;
   readonly metrics: Metrics;
@@ -118,6 +120,7 @@ export function createStatusApp(view: AgentView): Hono {
       publicIP: view.publicIP ?? null,
       publicIPv6: lease?.attrs.publicIPv6 !== undefined ? formatIPv6(lease.attrs.publicIPv6) : null,
       etcd: etcdJSON(view),
+      source: view.sourceKind ?? "etcd",
       peersSynced: view.peersSynced ?? true,
       peers,
       refusedLeases: findingsJSON(refused, view.backendType),

@@ -21,11 +21,11 @@ import {
 } from "../support/netns.ts";
 import { outageSignal } from "../support/etcd.ts";
 
-const ECHO_PORT = 7000;
+export const ECHO_PORT = 7000;
 const SUBNETS_PREFIX = "/coreos.com/network/subnets/";
 
 /** A peer's data-path entries on `on`: routes to its subnet, and for vxlan its neighbour and FDB entries. */
-function peerEntries(on: Host, peerSubnet: string, vtepMac?: string): { routes: number; neighs: number; fdbs: number } {
+export function peerEntries(on: Host, peerSubnet: string, vtepMac?: string): { routes: number; neighs: number; fdbs: number } {
   const routes = ipJson(on.ns, "route", "show", peerSubnet).length;
   const hasVxlan = ipJson(on.ns, "link", "show").some((l) => l.ifname === "flannel.1");
   if (!hasVxlan) return { routes, neighs: 0, fdbs: 0 };
@@ -36,7 +36,7 @@ function peerEntries(on: Host, peerSubnet: string, vtepMac?: string): { routes: 
   return { routes, neighs, fdbs };
 }
 
-function vtepMac(h: Host): string | undefined {
+export function vtepMac(h: Host): string | undefined {
   return ipJson(h.ns, "link", "show").find((l) => l.ifname === "flannel.1")?.address as string | undefined;
 }
 
@@ -52,7 +52,7 @@ export function lostAfterFirstReply(events: readonly PingEvent[]): PingEvent[] {
 }
 
 /** Every container pings and opens a TCP connection to every container on the other hosts. */
-async function expectFullMesh(c: Cluster): Promise<void> {
+export async function expectFullMesh(c: Cluster): Promise<void> {
   const failures: string[] = [];
   await Promise.all(c.containers.map(async (from) => {
     const targets = c.containers.filter((t) => t.host !== from.host).map((t) => t.ip);
@@ -61,6 +61,38 @@ async function expectFullMesh(c: Cluster): Promise<void> {
     for (const r of tcpConnect(from.ns, targets, ECHO_PORT)) if (!r.ok) failures.push(`tcp ${from.ip} -> ${r.target}: ${r.error}`);
   }));
   expect(failures).toEqual([]);
+}
+
+/** `ip monitor` lines about any host's subnet or VTEP MAC: a peer route or neighbour re-made. */
+export function churn(lines: readonly string[], hosts: readonly Host[]): string[] {
+  const subnets = hosts.map((x) => x.subnet.split("/")[0]!);
+  const macs = hosts.map(vtepMac).filter((m): m is string => m !== undefined);
+  return lines.filter((l) => subnets.some((s) => l.includes(` ${s}/`) || l.includes(`${s} dev flannel`)) || macs.some((m) => l.includes(m)));
+}
+
+/**
+ * Restarts the agent of `h` under pings into and out of it: no route or vxlan neighbour/FDB
+ * entry of any host is deleted or re-added anywhere, `h` keeps its VTEP MAC, no ping is lost.
+ */
+export async function expectRestartWithoutChurn(c: Cluster, h: Host): Promise<void> {
+  const macsBefore = c.hosts.map(vtepMac);
+  const monitors = await Promise.all(c.hosts.map((x) => ipMonitor(x.ns, ["route", "neigh"])));
+  const others = c.containers.filter((x) => x.host !== h);
+  const into = startPinger(others[0]!.ns, [h.containers[0]!.ip], 20);
+  const out = startPinger(h.containers[0]!.ns, others.filter((x) => x.host !== others[0]!.host).map((x) => x.ip), 20);
+  await waitFor(() => into.events.some((e) => e.rtt !== undefined) && out.events.some((e) => e.rtt !== undefined), 5000, "first replies");
+  await c.stopAgent(h);
+  await c.startAgent(h);
+  await Bun.sleep(1500); // its first snapshot, reconcile and its own lease's re-put reach every host
+  const lines = (await Promise.all(monitors.map((m) => m.stop()))).flat();
+  expect(churn(lines, c.hosts)).toEqual([]);
+  expect(c.hosts.map(vtepMac)).toEqual(macsBefore); // the restarted host kept its VTEP MAC
+  for (const p of [into, out]) {
+    const { events } = await p.stop();
+    expect(lostAfterFirstReply(events)).toEqual([]);
+    expect(events.length).toBeGreaterThan(10);
+  }
+  await expectFullMesh(c);
 }
 
 /** Runs the suite for `backend` with agents under `runtime`. */
@@ -121,28 +153,7 @@ export function multihostSuite(backend: "vxlan" | "host-gw", runtime: Runtime): 
     }, 60_000);
 
     test("an agent restart deletes and re-adds no peer route and loses no ping", async () => {
-      const h = c.hosts[1]!;
-      const macsBefore = c.hosts.map(vtepMac);
-      const monitors = await Promise.all(c.hosts.map((x) => ipMonitor(x.ns, ["route", "neigh"])));
-      const others = c.containers.filter((x) => x.host !== h);
-      const into = startPinger(others[0]!.ns, [h.containers[0]!.ip], 20);
-      const out = startPinger(h.containers[0]!.ns, others.filter((x) => x.host !== others[0]!.host).map((x) => x.ip), 20);
-      await waitFor(() => into.events.some((e) => e.rtt !== undefined) && out.events.some((e) => e.rtt !== undefined), 5000, "first replies");
-      await c.stopAgent(h);
-      await c.startAgent(h);
-      await Bun.sleep(1500); // its first snapshot, reconcile and its own lease's re-put reach every host
-      const lines = (await Promise.all(monitors.map((m) => m.stop()))).flat();
-      const subnets = c.hosts.map((x) => x.subnet.split("/")[0]!);
-      const macs = c.hosts.map(vtepMac).filter((m): m is string => m !== undefined);
-      const churn = lines.filter((l) => subnets.some((s) => l.includes(` ${s}/`) || l.includes(`${s} dev flannel`)) || macs.some((m) => l.includes(m)));
-      expect(churn).toEqual([]);
-      expect(c.hosts.map(vtepMac)).toEqual(macsBefore); // the restarted host kept its VTEP MAC
-      for (const p of [into, out]) {
-        const { events } = await p.stop();
-        expect(lostAfterFirstReply(events)).toEqual([]);
-        expect(events.length).toBeGreaterThan(10);
-      }
-      await expectFullMesh(c);
+      await expectRestartWithoutChurn(c, c.hosts[1]!);
     }, 60_000);
 
     test("a released lease takes its routes, neighbour and FDB entries off every peer", async () => {

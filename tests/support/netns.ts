@@ -28,15 +28,18 @@
  *   }
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { containsV6Net, formatIPv4, formatIPv6Net, parseIPv4Net, parseIPv6Net } from "../../src/net/ip.ts";
 import { readSubnetEnv } from "../../src/subnet_env.ts";
 import { type NetnsForward, forwardIntoNetns } from "../../tools/netns_forward.ts";
+import { type NetnsExpose, exposeIntoNetns } from "../../tools/netns_expose.ts";
+import { KUBE_API_ACCESS } from "../../src/kube/access.ts";
 import { cniExec, makeCniBinDir } from "../cni/cni_exec.ts";
 import { type Runtime, weftCommand } from "./agent.ts";
 import { EtcdServer } from "./etcd.ts";
+import { KubeApiServer } from "./kube_api_server.ts";
 import { addNetns, cleanupStale, delNetns, ip, ipJson, netnsPath, nsExec as exec, onCleanup, run, uniqueName } from "./ns.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
@@ -397,6 +400,14 @@ export interface ClusterOptions {
   ipv6SubnetLen?: number;
   /** Containers from the CNI plugin (default: only with `ipv6Network`; else made by hand). */
   cni?: boolean;
+  /**
+   * Kube mode: no etcd; the test Kubernetes API server (tests/support/kube_api_server.ts) runs in
+   * this process and is reachable on the underlay at 192.168.77.254:6443; each host is a Node
+   * (registered when its namespace is made, its podCIDR assigned as the controller manager
+   * does) and its agent runs `--kube-subnet-mgr` with its own kubeconfig, service account token
+   * file and NODE_NAME.
+   */
+  kube?: boolean;
 }
 
 /** A container namespace on a host. */
@@ -425,6 +436,15 @@ export class Host {
 
   get subnetFile(): string {
     return join(this.dir, "subnet.env");
+  }
+
+  /** Kube mode: the agent's kubeconfig and its service account token file. */
+  get kubeconfig(): string {
+    return join(this.dir, "kubeconfig.json");
+  }
+
+  get tokenFile(): string {
+    return join(this.dir, "token");
   }
 
   /** subnet.env as written by the agent (undefined before the first start). */
@@ -461,14 +481,32 @@ export class Cluster {
   private hostsAdded = 0;
   /** Every namespace of this cluster still standing (underlay, hosts, containers). */
   private readonly namespaces: Set<string>;
+  /** Kube mode: the API server (in this process) and its door into the underlay. */
+  kube?: KubeApiServer;
+  kubeExpose?: NetnsExpose;
   private constructor(
     readonly id: string,
     readonly dir: string,
     readonly underlay: string,
-    readonly etcd: EtcdServer,
+    private readonly etcdServer: EtcdServer | undefined,
     readonly opts: Required<Pick<ClusterOptions, "backend" | "network" | "runtime" | "containersPerHost">> & ClusterOptions,
   ) {
     this.namespaces = new Set([underlay]);
+  }
+
+  /** The cluster's etcd (etcd mode only). */
+  get etcd(): EtcdServer {
+    if (!this.etcdServer) throw new Error(`cluster ${this.id} runs in kube mode: it has no etcd`);
+    return this.etcdServer;
+  }
+
+  /** Kube mode: the API server as the agents reach it on the underlay. */
+  static readonly KUBE_API = { host: "192.168.77.254", port: 6443 };
+
+  /** The test's handle on the API server (kube mode only). */
+  get api(): KubeApiServer {
+    if (!this.kube) throw new Error(`cluster ${this.id} runs in etcd mode: it has no Kubernetes API`);
+    return this.kube;
   }
 
   /** `addNetns(name)`, remembered so `destroy()` removes it. */
@@ -506,9 +544,10 @@ export class Cluster {
     ip(underlay, "addr", "add", `${Cluster.UNDERLAY}.254/24`, "dev", "br0");
     if (opts.ipv6Network) ip(underlay, "addr", "add", `${Cluster.UNDERLAY6}fe/64`, "dev", "br0", "nodad");
     ip(underlay, "link", "set", "br0", "up");
-    const etcd = await EtcdServer.start({ netns: underlay, host: `${Cluster.UNDERLAY}.254`, port: 2379, dataDir: join(dir, "etcd") });
+    const etcd = opts.kube ? undefined : await EtcdServer.start({ netns: underlay, host: `${Cluster.UNDERLAY}.254`, port: 2379, dataDir: join(dir, "etcd") });
     const c = new Cluster(id, dir, underlay, etcd, opts);
     try {
+      if (opts.kube) await c.startKubeApi();
       c.setConfig();
       const n = opts.hosts ?? 3;
       for (let i = 0; i < n; i++) c.addHostNamespace();
@@ -542,9 +581,44 @@ export class Cluster {
     return startEventStream<EtcdEvent>(this.underlay, [BUN, join(import.meta.dir, "etcd_watch.ts"), this.etcd.endpoint, prefix]);
   }
 
-  /** Stores the network config (`weft config set -`), from inside the underlay namespace. */
+  /**
+   * Stores the network config: `weft config set -` from inside the underlay namespace, or in
+   * kube mode the net-conf.json every agent reads (as the kube-flannel-cfg ConfigMap).
+   */
   setConfig(json = this.config): void {
-    this.weft(["config", "set", "-"], json);
+    if (this.opts.kube) writeFileSync(this.netConfPath, json);
+    else this.weft(["config", "set", "-"], json);
+  }
+
+  /** Kube mode: the agents' --net-config-path. */
+  get netConfPath(): string {
+    return join(this.dir, "net-conf.json");
+  }
+
+  /** Starts the API server (no Nodes yet, podCIDRs assigned by addHostNamespace) and exposes it. */
+  private async startKubeApi(): Promise<void> {
+    const net = parseIPv4Net(this.opts.network);
+    this.kube = await KubeApiServer.start({ clusterCidrs: [this.opts.network], nodeCidrMasks: [this.opts.subnetLen ?? Math.max(24, net.len + 4)], allocateNodeCidrs: false });
+    this.kubeExpose = await exposeIntoNetns(this.underlay, Cluster.KUBE_API.host, Cluster.KUBE_API.port, this.kube.port);
+  }
+
+  /**
+   * Kube mode: registers the Node of `h` (as its kubelet would) and, unless `podCIDR` is false,
+   * assigns its podCIDR (as kube-controller-manager --allocate-node-cidrs does); writes its
+   * service account token file and its kubeconfig (JSON; the server certificate names
+   * `localhost`, so `tls-server-name` says so).
+   */
+  registerNode(h: Host, opts: { podCIDR?: boolean; rules?: typeof KUBE_API_ACCESS } = {}): void {
+    const api = this.api;
+    if (!api.getNode(h.name)) api.addNode(h.name, { internalIP: h.ip });
+    if (opts.podCIDR !== false) api.assignPodCidrs(h.name);
+    writeFileSync(h.tokenFile, api.addServiceAccountToken("kube-flannel", `flannel-${h.name}`, opts.rules ?? KUBE_API_ACCESS), { mode: 0o600 });
+    writeFileSync(h.kubeconfig, JSON.stringify({
+      apiVersion: "v1", kind: "Config", "current-context": "weft",
+      clusters: [{ name: "test", cluster: { server: `https://${Cluster.KUBE_API.host}:${Cluster.KUBE_API.port}`, "certificate-authority-data": Buffer.from(api.caCert).toString("base64"), "tls-server-name": "localhost" } }],
+      users: [{ name: "flannel", user: { tokenFile: h.tokenFile } }],
+      contexts: [{ name: "weft", context: { cluster: "test", user: "flannel" } }],
+    }, null, 2), { mode: 0o600 });
   }
 
   /** Runs an admin command (`dist/weft --etcd-endpoints=… ARGS`) in the underlay; throws on failure. */
@@ -554,8 +628,11 @@ export class Cluster {
     return r.stdout;
   }
 
-  /** Creates the next host's namespace and underlay link (no agent). */
-  addHostNamespace(): Host {
+  /**
+   * Creates the next host's namespace and underlay link (no agent); in kube mode also its Node,
+   * with a podCIDR unless `podCIDR` is false.
+   */
+  addHostNamespace(podCIDR?: boolean): Host {
     const i = ++this.hostsAdded;
     if (i > 200) throw new RangeError(`Cluster: host ${i} exceeds the underlay's 200 host addresses`);
     const name = `h${i}`;
@@ -583,6 +660,7 @@ export class Cluster {
     mkdirSync(dir, { recursive: true });
     const h = new Host(name, ns, addr, dir, this.opts.runtime, addr6);
     this.hosts.push(h);
+    if (this.opts.kube) this.registerNode(h, { podCIDR: podCIDR !== false });
     return h;
   }
 
@@ -620,13 +698,16 @@ export class Cluster {
   async startAgent(h: Host, runtime: Runtime = h.runtime, timeoutMs = 30_000): Promise<void> {
     if (h.running) throw new Error(`agent of ${h.name} is already running`);
     h.runtime = runtime;
+    const source = this.opts.kube
+      ? ["--kube-subnet-mgr", `--kubeconfig-file=${h.kubeconfig}`, `--net-config-path=${this.netConfPath}`]
+      : [`--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`];
     const args = [
-      `--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`, `--subnet-file=${h.subnetFile}`,
+      ...source, `--subnet-file=${h.subnetFile}`,
       `--healthz-ip=${h.ip}`, `--healthz-port=${STATUS_PORT}`, ...(this.opts.agentArgs ?? []),
     ];
     const started = Date.now();
     const p = trackProc(spawn("ip", ["netns", "exec", h.ns, ...(this.opts.agentWrap ?? []), ...weftCommand(runtime, args)], {
-      stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.opts.agentEnv },
+      stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.opts.agentEnv, ...(this.opts.kube ? { NODE_NAME: h.name } : {}) },
     }));
     h.agent = p;
     const append = (d: Buffer) => { h.log = (h.log + d).slice(-65536); };
@@ -793,7 +874,9 @@ export class Cluster {
   async destroy(): Promise<void> {
     await Promise.all(this.hosts.map((h) => this.stopAgent(h, "SIGKILL")));
     for (const h of this.hosts) await h.forward?.close();
-    await this.etcd.destroy();
+    await this.etcdServer?.destroy();
+    await this.kubeExpose?.close();
+    await this.kube?.stop();
     for (const ns of [...this.namespaces]) this.delNetns(ns);
     rmSync(this.dir, { recursive: true, force: true });
     live.dirs.delete(this.dir);

@@ -44,6 +44,8 @@ interface StatusJSON {
   publicIP: string | null;
   publicIPv6?: string | null;
   etcd: { ok: boolean; error: string | null; watch?: WatchJSON | null };
+  /** "etcd" or "kube": where the leases come from (the etcd card and banner name it). */
+  source?: string;
   peers: LeaseJSON[];
   dataPath: Record<string, unknown> | null;
 }
@@ -407,11 +409,17 @@ export function dashboardClient(pollMs: number): void {
     setText(byId("s-lease"), e.text);
     byId("s-lease").className = "big expiry " + e.cls;
     setText(byId("s-lease-sub"), s.lease?.reservation ? "never expires" : e.title ? "until " + e.title : "no lease yet");
+    setText(byId("s-etcd-title"), storeName(s));
     setText(byId("s-etcd"), s.etcd.ok ? "connected" : "unreachable");
     byId("s-etcd").className = "big " + (s.etcd.ok ? "ok" : "bad");
     setText(byId("s-etcd-sub"), watchText(s.etcd.watch));
     const onIP = s.publicIP && s.publicIP !== "0.0.0.0" ? s.publicIP : s.publicIPv6;
     document.title = (s.etcd.ok ? "" : "⚠ ") + "weft · " + (s.lease?.subnet ?? s.lease?.ipv6Subnet ?? "starting") + (onIP ? " on " + onIP : "");
+  }
+
+  /** What the leases come from, as the dashboard names it. */
+  function storeName(s: StatusJSON): string {
+    return s.source === "kube" ? "Kubernetes API" : "etcd";
   }
 
   /** The lease watch in a few words: where it is and when etcd last spoke, or since when it is lost. */
@@ -425,12 +433,16 @@ export function dashboardClient(pollMs: number): void {
   function renderState(s: StatusJSON): void {
     const w = s.etcd.watch;
     if (s.etcd.ok) clearBanner("etcd");
-    else banner("etcd", "error", "etcd is unreachable.",
-      "Leases cannot be renewed or watched until it is back, so the hosts below may be out of date; routes stay as last programmed." +
+    else banner("etcd", "error", s.source === "kube" ? "The Kubernetes API is unreachable." : "etcd is unreachable.",
+      (s.source === "kube"
+        ? "Nodes cannot be watched until it is back, so the hosts below may be out of date; routes stay as last programmed."
+        : "Leases cannot be renewed or watched until it is back, so the hosts below may be out of date; routes stay as last programmed.") +
       (w && !w.healthy && w.error ? " The lease watch is lost since " + clock(Date.parse(w.since)) + "." : ""),
       s.etcd.error ?? "");
     if (s.ready || s.lease) clearBanner("starting");
-    else banner("starting", "info", "The agent is starting.", "It is waiting for the network config in etcd and a subnet lease.");
+    else banner("starting", "info", "The agent is starting.", s.source === "kube"
+      ? "It is waiting for the network config file and its Node's podCIDR."
+      : "It is waiting for the network config in etcd and a subnet lease.");
     document.body.classList.toggle("etcd-down", !s.etcd.ok);
   }
 

@@ -63,7 +63,7 @@ export function dashboardPage(pollMs = 1000): DashboardPage {
     <div class="card"><h2>Hosts</h2><p id="s-hosts" class="big">—</p><p class="muted">holding a lease</p></div>
     <div class="card"><h2>Backend</h2><p id="s-backend" class="big">—</p><p class="muted">data path type</p></div>
     <div class="card"><h2>Lease</h2><p id="s-lease" class="big">—</p><p id="s-lease-sub" class="muted"></p></div>
-    <div class="card"><h2>etcd</h2><p id="s-etcd" class="big">—</p><p id="s-etcd-sub" class="muted">lease store</p></div>
+    <div class="card"><h2 id="s-etcd-title">etcd</h2><p id="s-etcd" class="big">—</p><p id="s-etcd-sub" class="muted">lease store</p></div>
   </section>
   <section aria-labelledby="hosts-h">
     <h2 id="hosts-h">Hosts <span id="hosts-count" class="muted"></span></h2>
