@@ -199,7 +199,10 @@ export class KubeSubnetManager implements SubnetManager {
         return config;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === undefined) throw e; // invalid config: exit 1
-        const msg = `cannot read the network config ${netConfigPath} (--net-config-path; the ConfigMap key net-conf.json): ${(e as Error).message}; waiting for it`;
+        const code = (e as NodeJS.ErrnoException).code;
+        const why = code === "ENOENT" ? "no such file (is the kube-flannel-cfg ConfigMap mounted there?)"
+          : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
+        const msg = `cannot read the network config ${netConfigPath} (--net-config-path; the ConfigMap key net-conf.json): ${why}; waiting for it`;
         if (msg !== said) log.warn((said = msg));
         await sleep(this.#retryMs, signal);
       }
