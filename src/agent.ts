@@ -22,6 +22,7 @@ import type { OwnLease, SubnetManager } from "./subnet/types.ts";
 import type { TrafficManager } from "./traffic/index.ts";
 import { sdNotify } from "./sd_notify.ts";
 import { sleep } from "./lease/manager.ts";
+import { type HealthOptions, HealthProber } from "./health/prober.ts";
 
 export interface AgentOptions {
   /** Where the leases come from (etcd or Kubernetes). The agent closes it on the way out. */
@@ -44,6 +45,8 @@ export interface AgentOptions {
   healthzPort: number;
   /** Backends' periodic kernel check, ms (default 10 s; tests shorten it). */
   checkIntervalMs?: number;
+  /** Overlay health probes (src/health/prober.ts); off when absent or port 0. */
+  health?: HealthOptions;
   /** Extra routes on the status app (the dashboard). */
   extendApp?: (app: ReturnType<typeof createStatusApp>, view: AgentView) => void;
 }
@@ -61,6 +64,7 @@ export class Agent implements AgentView {
   network?: Network;
   traffic?: TrafficManager;
   server?: RunningServer;
+  health?: HealthProber;
   #exitCode: ExitCode = 0;
   readonly #stop = new AbortController();
 
@@ -168,6 +172,7 @@ export class Agent implements AgentView {
       await sdNotify("READY=1").catch((e) => log.warn(`sd_notify READY=1 failed: ${(e as Error).message}`));
       log.info(`Lease ${lease.key} held (${lease.expiration === null ? "no expiry" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
 
+      if (this.opts.health) this.health = await HealthProber.start(this.opts.health, this, log, this.metrics);
       await Promise.all([
         manager.run({ snapshot: (peers) => network.reconcile(peers), events: (events) => network.apply(events) }, signal),
         this.traffic?.run(),
@@ -258,6 +263,7 @@ export class Agent implements AgentView {
   async #shutdown(): Promise<void> {
     this.#stop.abort();
     this.ready = false;
+    await this.health?.close();
     await this.network?.close().catch((e) => this.opts.log.warn(`closing the backend: ${e}`));
     await this.server?.close().catch(() => {});
     await this.opts.manager.close().catch(() => {});

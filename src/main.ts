@@ -133,6 +133,11 @@ async function main(argv: string[]): Promise<number> {
     healthzIP: f["healthz-ip"],
     healthzPort: f["healthz-port"],
     checkIntervalMs: Number(process.env.WEFT_ROUTE_CHECK_MS ?? 0) || undefined,
+    health: {
+      port: f["health-port"],
+      intervalMs: Number(process.env.WEFT_HEALTH_INTERVAL_MS ?? 0) || undefined,
+      maxPerSecond: Number(process.env.WEFT_HEALTH_MAX_RATE ?? 0) || undefined,
+    },
   });
   let signals = 0;
   const onSignal = (sig: string) => {

@@ -26,6 +26,8 @@ export interface AgentView {
   readonly metrics: Metrics;
   /** Seconds left on a peer's etcd lease (cached by the agent), or undefined when unknown. */
   peerExpiration?(lease: Lease): number | null | undefined;
+  /** Overlay health probes (src/health/prober.ts), when on. */
+  readonly health?: { peerJSON(l: Lease): unknown; summary(): Record<string, number> };
   /** The data path as the backend describes it. */
   dataPath?(): Promise<Record<string, unknown>>;
 }
@@ -62,7 +64,7 @@ export function createStatusApp(view: AgentView): Hono {
     const cfg = view.config;
     const peers = [...view.peers.values()]
       .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0))
-      .map((l) => leaseJSON(l, view.peerExpiration?.(l), view.backendType));
+      .map((l) => ({ ...leaseJSON(l, view.peerExpiration?.(l), view.backendType), health: view.health?.peerJSON(l) ?? null }));
     return c.json({
       ready: view.ready,
       lease: lease ? { ...leaseJSON(lease, lease.expiration, view.backendType), reservation: lease.expiration === null } : null,
@@ -74,6 +76,7 @@ export function createStatusApp(view: AgentView): Hono {
       etcd: { ok: !view.etcdError, error: view.etcdError ?? null },
       peersSynced: view.peersSynced ?? true,
       peers,
+      health: view.health?.summary() ?? null,
       dataPath: view.dataPath ? await view.dataPath().catch((e) => ({ error: String(e) })) : null,
     });
   });

@@ -1,0 +1,302 @@
+/**
+ * @module The overlay health prober (docs/health.md): a UDP echo every weft agent answers, and
+ * probes from this host to every peer's overlay address through the overlay itself, at a
+ * jittered, capped rate (scheduler.ts). Results per peer (peer_state.ts) go to `/status`,
+ * `/metrics` and, only on a change, the log, with the likely cause (cause.ts).
+ *
+ * Flow:
+ *   1. one UDP socket on 0.0.0.0:<port>: answers well-formed requests from the cluster network or
+ *      a known peer's public IP with the same bytes (no amplification), takes our replies;
+ *   2. every tick: expire unanswered probes (losses), send the probes due; a full-size probe
+ *      (overlay MTU, DF: Linux' default IP_PMTUDISC_WANT sets DF on every UDP datagram that fits
+ *      the route's MTU) every `mtuEvery`-th time;
+ *   3. a peer gone down is diagnosed once: the kernel's route to its overlay address, and whether
+ *      its agent answers on the underlay (underlay_check.ts).
+ *
+ * The overlay address probed: vxlan, udp and any backend with an overlay device put
+ * `<lease network address>/32` on it (flannel.N, flannel0); host-gw has none, so its peers are
+ * probed at their containers' gateway `<lease network address + 1>` (cni0), the address pods route
+ * through, which exists once the host runs a pod.
+ */
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { type Lease } from "../lease/lease.ts";
+import type { Logger } from "../log.ts";
+import { type IPv4Net, containsV4, formatIPv4, formatIPv4Net, tryParseIPv4 } from "../net/ip.ts";
+import type { Metrics, Sample } from "../status/metrics.ts";
+import { type DownEvidence, likelyCause, mtuCause } from "./cause.ts";
+import { type Change, medianRtt, newPeerState, onAnswer, onLoss, type PeerState } from "./peer_state.ts";
+import { decodeProbe, encodeProbe, IPV4_UDP_HEADERS, replyTo, REPLY, REQUEST, SMALL_PROBE_BYTES } from "./probe_packet.ts";
+import { ProbeScheduler } from "./scheduler.ts";
+
+/** weft's probe port: next to vxlan's 8472, used by no flannel backend. */
+export const DEFAULT_HEALTH_PORT = 8473;
+
+export interface HealthOptions {
+  /** UDP port of the echo and the probes (0: no prober). */
+  port: number;
+  /** Each peer's probe interval, ms (default 10 s; tests shorten it). */
+  intervalMs?: number;
+  /** Probes per second from this host at most (default 50). */
+  maxPerSecond?: number;
+  /** Every n-th probe to a peer is full-size (default 6: once a minute at 10 s). */
+  mtuEvery?: number;
+}
+
+/** What the prober reads of the agent, at each tick. */
+export interface HealthSource {
+  readonly lease?: { subnet?: IPv4Net };
+  readonly peers: ReadonlyMap<string, Lease>;
+  readonly backendType?: string;
+  readonly config?: { network?: IPv4Net };
+  readonly network?: { mtu: number; devices?: readonly string[] };
+}
+
+/** A peer's health as `/status` shows it. */
+export interface PeerHealthJSON {
+  state: "unknown" | "up" | "down";
+  since: string;
+  overlayAddr: string;
+  rttMs: { last: number | null; p50: number | null };
+  mtuOk: boolean | null;
+  probes: number;
+  failures: number;
+  cause: string | null;
+}
+
+interface Peer {
+  label: string;
+  addr: string;
+  publicIP: string;
+  state: PeerState;
+  diagnosing?: boolean;
+}
+
+interface Outstanding {
+  peer: string;
+  sentAt: number;
+  mtu: boolean;
+}
+
+/** The address a peer's probes go to (see the module comment). */
+export function overlayAddress(subnet: IPv4Net, backend: string | undefined): string {
+  return formatIPv4((subnet.ip + (backend === "host-gw" ? 1 : 0)) >>> 0);
+}
+
+export class HealthProber {
+  readonly #peers = new Map<string, Peer>(); // by overlay address
+  readonly #outstanding = new Map<number, Outstanding>();
+  readonly #token = (Math.random() * 2 ** 32) >>> 0;
+  readonly #sched: ProbeScheduler;
+  readonly intervalMs: number;
+  readonly maxPerSecond: number;
+  #seq = 0;
+  #timer?: ReturnType<typeof setInterval>;
+  #lastSync = 0;
+  sent = 0;
+  answered = 0;
+  repliesSent = 0;
+  #tickMs: number;
+
+  private constructor(
+    readonly opts: HealthOptions,
+    readonly source: HealthSource,
+    readonly log: Logger,
+    readonly socket: Socket,
+  ) {
+    this.intervalMs = opts.intervalMs ?? 10_000;
+    this.maxPerSecond = opts.maxPerSecond ?? 50;
+    this.#tickMs = Math.min(100, this.intervalMs / 5);
+    this.#sched = new ProbeScheduler({ intervalMs: this.intervalMs, maxPerSecond: this.maxPerSecond, mtuEvery: opts.mtuEvery ?? 6 }, Date.now());
+  }
+
+  /** Binds the echo socket and starts probing; a port in use is logged and the prober left out (never fatal). */
+  static async start(opts: HealthOptions, source: HealthSource, log: Logger, metrics: Metrics): Promise<HealthProber | undefined> {
+    if (opts.port <= 0) return undefined;
+    const socket = createSocket({ type: "udp4" });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(opts.port, "0.0.0.0", () => { socket.off("error", reject); resolve(); });
+      });
+    } catch (e) {
+      socket.close();
+      log.warn(`overlay health probes off: cannot bind UDP 0.0.0.0:${opts.port} (--health-port): ${(e as Error).message}`);
+      return undefined;
+    }
+    const p = new HealthProber(opts, source, log, socket);
+    socket.on("message", (msg, rinfo) => p.#onMessage(msg, rinfo));
+    socket.on("error", (e) => log.warn(`overlay health socket: ${e.message}`));
+    p.#register(metrics);
+    p.#timer = setInterval(() => p.#tick(), p.#tickMs);
+    log.info(`Overlay health: probing peers every ${p.intervalMs / 1000} s (at most ${p.maxPerSecond} probes/s) on UDP ${opts.port}`);
+    return p;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await new Promise<void>((r) => { try { this.socket.close(() => r()); } catch { r(); } });
+  }
+
+  /** Sources we answer: the cluster network (overlay addresses) and peers' public IPs. */
+  #allowed(ip: number): boolean {
+    const net = this.source.config?.network;
+    if (net && containsV4(net, ip)) return true;
+    for (const l of this.source.peers.values()) if (l.attrs.publicIP === ip) return true;
+    return false;
+  }
+
+  #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    const p = decodeProbe(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
+    if (!p) return;
+    if (p.type === REQUEST) {
+      const ip = tryParseIPv4(rinfo.address);
+      if (ip === undefined || !this.#allowed(ip)) return;
+      this.socket.send(replyTo(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength)), rinfo.port, rinfo.address);
+      this.repliesSent++;
+      return;
+    }
+    if (p.type !== REPLY || p.token !== this.#token) return;
+    const o = this.#outstanding.get(p.seq);
+    if (!o) return; // late: already counted lost
+    this.#outstanding.delete(p.seq);
+    const peer = this.#peers.get(o.peer);
+    if (!peer) return;
+    this.answered++;
+    const now = Date.now();
+    this.#changed(peer, onAnswer(peer.state, now, now - o.sentAt, o.mtu));
+  }
+
+  /** Follows the peer set (once a second): IPv4 leases of other hosts, keyed by overlay address. */
+  #syncPeers(now: number): void {
+    const backend = this.source.backendType;
+    const seen = new Set<string>();
+    for (const l of this.source.peers.values()) {
+      if (!l.subnet) continue; // IPv6-only lease: IPv4 probes only for now
+      const addr = overlayAddress(l.subnet, backend);
+      seen.add(addr);
+      const publicIP = formatIPv4(l.attrs.publicIP);
+      const known = this.#peers.get(addr);
+      if (known) known.publicIP = publicIP;
+      else this.#peers.set(addr, { label: formatIPv4Net(l.subnet), addr, publicIP, state: newPeerState(now) });
+    }
+    for (const a of this.#peers.keys()) if (!seen.has(a)) this.#peers.delete(a);
+    this.#sched.setPeers(seen, now);
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    if (!this.source.lease?.subnet) return;
+    if (now - this.#lastSync >= 1000) {
+      this.#lastSync = now;
+      this.#syncPeers(now);
+    }
+    const timeout = Math.min(2000, this.intervalMs / 2);
+    for (const [seq, o] of this.#outstanding) {
+      if (now - o.sentAt < timeout) continue;
+      this.#outstanding.delete(seq);
+      const peer = this.#peers.get(o.peer);
+      if (peer) this.#changed(peer, onLoss(peer.state, now, o.mtu));
+    }
+    const mtu = this.source.network?.mtu ?? 1450;
+    for (const d of this.#sched.due(now, this.#tickMs)) {
+      const peer = this.#peers.get(d.peer);
+      if (!peer) continue;
+      const seq = (this.#seq = (this.#seq + 1) >>> 0);
+      const size = d.mtu ? mtu - IPV4_UDP_HEADERS : SMALL_PROBE_BYTES;
+      this.#outstanding.set(seq, { peer: d.peer, sentAt: now, mtu: d.mtu });
+      peer.state.sent++;
+      this.sent++;
+      // Errors (EMSGSIZE with a lower learned PMTU, ENETUNREACH …) surface as a loss at timeout.
+      this.socket.send(encodeProbe({ type: REQUEST, mtu: d.mtu, seq, token: this.#token, size }), this.opts.port, peer.addr, () => {});
+    }
+  }
+
+  #changed(peer: Peer, changes: Change[]): void {
+    const mtu = this.source.network?.mtu ?? 1450;
+    for (const c of changes) {
+      if (c === "up") this.log.info(`overlay health: peer ${peer.label} (${peer.publicIP}) reachable${peer.state.failures ? " again" : ""} through the overlay (rtt ${peer.state.lastRttMs?.toFixed(1) ?? "?"} ms)`);
+      else if (c === "mtu_ok") this.log.info(`overlay health: full-size probes (${mtu} bytes) to ${peer.label} pass again`);
+      else if (c === "mtu_failed") this.log.warn(`overlay health: ${mtuCause(peer.label, mtu)}`);
+      else if (c === "down") void this.#diagnose(peer);
+    }
+  }
+
+  /** Finds the likely cause of a peer being down, stores it and logs it. */
+  async #diagnose(peer: Peer): Promise<void> {
+    if (peer.diagnosing) return;
+    peer.diagnosing = true;
+    const ev: DownEvidence = {
+      peer: peer.label, publicIP: peer.publicIP, overlayAddr: peer.addr, port: this.opts.port, backend: this.source.backendType ?? "",
+    };
+    try {
+      ev.route = await this.#routeCheck(peer).catch(() => undefined);
+      const { checkUnderlay } = await import("./underlay_check.ts");
+      ev.underlay = await checkUnderlay(peer.publicIP, this.opts.port, Math.min(2000, this.intervalMs)).catch(() => undefined);
+    } finally {
+      peer.diagnosing = false;
+    }
+    if (peer.state.state !== "down") return;
+    peer.state.cause = likelyCause(ev);
+    this.log.warn(`overlay health: peer ${peer.label} (${peer.publicIP}) unreachable through the overlay (probes to ${peer.addr}:${this.opts.port} unanswered): ${peer.state.cause}`);
+  }
+
+  /** `ip route get <overlay addr>`: host-gw must go via the peer's public IP, others out an overlay device. */
+  async #routeCheck(peer: Peer): Promise<{ ok: boolean; detail: string }> {
+    const { NetlinkSocket, routeGet, linkByIndex } = await import("../../ffi/netlink/index.ts");
+    const { loadSys } = await import("../../ffi/sys.ts");
+    const nl = NetlinkSocket.open(await loadSys());
+    try {
+      const r = routeGet(nl, peer.addr);
+      const dev = r.dev !== undefined ? linkByIndex(nl, r.dev)?.name ?? `#${r.dev}` : "?";
+      const detail = `ip route get ${peer.addr}: ${r.gw ? `via ${r.gw} ` : ""}dev ${dev}`;
+      const ok = this.source.backendType === "host-gw" ? r.gw === peer.publicIP : (this.source.network?.devices ?? []).includes(dev);
+      return { ok, detail };
+    } catch (e) {
+      return { ok: false, detail: `ip route get ${peer.addr}: ${(e as Error).message}` };
+    } finally {
+      nl.close();
+    }
+  }
+
+  /** `/status` of one peer lease, or null when it is not probed (IPv6-only, or not yet). */
+  peerJSON(l: Lease): PeerHealthJSON | null {
+    if (!l.subnet) return null;
+    const p = this.#peers.get(overlayAddress(l.subnet, this.source.backendType));
+    if (!p) return null;
+    const s = p.state;
+    const r = (ms: number | undefined) => (ms === undefined ? null : Math.round(ms * 1000) / 1000);
+    return {
+      state: s.state, since: new Date(s.since).toISOString(), overlayAddr: p.addr,
+      rttMs: { last: r(s.lastRttMs), p50: r(medianRtt(s)) }, mtuOk: s.mtuOk ?? null,
+      probes: s.sent, failures: s.failures, cause: s.cause ?? null,
+    };
+  }
+
+  /** The totals `/status` shows beside the peers. */
+  summary(): Record<string, number> {
+    const n = { up: 0, down: 0, unknown: 0, mtuFailed: 0 };
+    for (const p of this.#peers.values()) {
+      n[p.state.state]++;
+      if (p.state.mtuOk === false) n.mtuFailed++;
+    }
+    return { port: this.opts.port, intervalMs: ProbeScheduler.intervalFor(this.#peers.size, { intervalMs: this.intervalMs, maxPerSecond: this.maxPerSecond, mtuEvery: 6 }), maxPerSecond: this.maxPerSecond, ...n };
+  }
+
+  #register(metrics: Metrics): void {
+    const per = (f: (p: Peer) => number | undefined): (() => Sample[]) => () => {
+      const out: Sample[] = [];
+      for (const p of this.#peers.values()) {
+        const v = f(p);
+        if (v !== undefined) out.push([{ peer: p.label }, v]);
+      }
+      return out;
+    };
+    metrics.register("weft_peer_up", { type: "gauge", help: "1 while the peer answers probes through the overlay, 0 when it does not (or has not yet).", samples: per((p) => (p.state.state === "up" ? 1 : 0)) });
+    metrics.register("weft_peer_rtt_seconds", { type: "gauge", help: "Median round-trip time of the recent probes to the peer through the overlay.", samples: per((p) => { const m = medianRtt(p.state); return m === undefined ? undefined : m / 1000; }) });
+    metrics.register("weft_peer_mtu_ok", { type: "gauge", help: "1 while full-size probes (overlay MTU, DF) to the peer pass, 0 when they are lost while small ones pass; absent until known.", samples: per((p) => (p.state.mtuOk === undefined ? undefined : p.state.mtuOk ? 1 : 0)) });
+    metrics.register("weft_peer_probe_failures_total", { type: "counter", help: "Probes to the peer that went unanswered.", samples: per((p) => p.state.failures) });
+    metrics.register("weft_health_probes_sent_total", { type: "counter", help: "Overlay health probes sent by this host.", samples: () => [[{}, this.sent]] });
+    metrics.register("weft_health_probes_answered_total", { type: "counter", help: "Overlay health probes answered in time.", samples: () => [[{}, this.answered]] });
+    metrics.register("weft_health_replies_sent_total", { type: "counter", help: "Probes from other hosts this host answered.", samples: () => [[{}, this.repliesSent]] });
+  }
+}
