@@ -50,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
   const f = parsed.values;
   if (f.h || f.help) {
     process.stdout.write(usage(basename(process.argv[1] ?? "weft"), AGENT_FLAGS));
-    process.stdout.write(`\nAdmin commands:\n${ADMIN_USAGE}`);
+    process.stdout.write(`\nAdmin commands:\n${ADMIN_USAGE}${(await import("./cli/doctor.ts")).DOCTOR_USAGE}`);
     return 0;
   }
   if (f.version) {
@@ -73,6 +73,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const registry = await registryFrom(f);
     try {
+      if (cmd === "doctor") return await (await import("./cli/doctor.ts")).runDoctor(registry, f, parsed.positionals.slice(1), (t) => process.stdout.write(t));
       return await runAdmin(registry, parsed.positionals, {
         out: (t) => process.stdout.write(t),
         err: (t) => process.stderr.write(t),
