@@ -1,0 +1,40 @@
+/**
+ * @module Overlay health probes on host-gw and udp (two hosts each, in namespaces): every peer
+ * answers through its backend's path, with the full-size check, and a blocked encapsulation port
+ * (udp's 8285) is named as the cause. vxlan and the other faults: health.test.ts.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { Cluster, exec, waitFor } from "../support/netns.ts";
+
+const clusters: Cluster[] = [];
+afterAll(async () => { await Promise.all(clusters.map((c) => c.destroy())); });
+
+async function peerHealth(c: Cluster, from: number, to: number): Promise<any> {
+  const st = await c.status(c.hosts[from]!);
+  return st.peers.find((p: any) => p.subnet === c.hosts[to]!.subnet)?.health;
+}
+
+for (const backend of ["host-gw", "udp"] as const) {
+  test(`${backend}: peers reachable through the overlay with the full-size check`, async () => {
+    const c = await Cluster.create({ hosts: 2, backend, agentEnv: { WEFT_HEALTH_INTERVAL_MS: "400" }, agentArgs: ["--iptables-forward-rules=false"] });
+    clusters.push(c);
+    for (const [a, b] of [[0, 1], [1, 0]] as const) {
+      await waitFor(async () => { const h = await peerHealth(c, a, b); return h?.state === "up" && h.mtuOk === true; }, 20_000, `${backend}: h${a + 1} sees h${b + 1} up`, 100)
+        .catch(async (e) => { throw new Error(`${(e as Error).message}: ${JSON.stringify(await peerHealth(c, a, b))}`); });
+    }
+    const h = await peerHealth(c, 0, 1);
+    const net = c.hosts[1]!.subnet.split("/")[0]!.split(".").map(Number);
+    // host-gw has no overlay device: the peer's containers' gateway (cni0, .1); udp: flannel0's <net>/32.
+    expect(h.overlayAddr).toBe(`${net.slice(0, 3).join(".")}.${net[3]! + (backend === "host-gw" ? 1 : 0)}`);
+    if (backend === "udp") {
+      const rule = ["INPUT", "-i", "eth0", "-p", "udp", "--dport", "8285", "-j", "DROP"];
+      exec(c.hosts[1]!.ns, ["iptables", "-w", "-I", ...rule]);
+      try {
+        await waitFor(async () => /UDP 8285/.test((await peerHealth(c, 0, 1))?.cause ?? ""), 20_000, "udp: cause names UDP 8285", 100);
+      } finally {
+        exec(c.hosts[1]!.ns, ["iptables", "-w", "-D", ...rule]);
+      }
+      await waitFor(async () => (await peerHealth(c, 0, 1))?.state === "up", 20_000, "udp: up again", 100);
+    }
+  }, 90_000);
+}
