@@ -20,6 +20,18 @@ interface LeaseJSON {
   /** ISO time, "never" (a reservation), or null while unknown. */
   expiration: string | null;
   reservation?: boolean;
+  /** Overlay probe results (src/health/prober.ts), null when not probed. */
+  health?: PeerHealthJSON | null;
+}
+
+/** One peer's probe results as `/status` reports them. */
+interface PeerHealthJSON {
+  state: "unknown" | "up" | "down";
+  since: string;
+  overlayAddr: string;
+  rttMs: { last: number | null; p50: number | null };
+  mtuOk: boolean | null;
+  cause: string | null;
 }
 
 /** The `/status` document. */
@@ -226,6 +238,44 @@ export function dashboardClient(pollMs: number): void {
     firstRender = false;
   }
 
+  // ---------------------------------------------------------------- mesh
+  const tiles = new Map<string, HTMLLIElement>();
+  /** Rank: unreachable, MTU black hole, not yet answered, reachable; then by RTT. */
+  function meshRank(h: PeerHealthJSON): number {
+    return h.state === "down" ? 0 : h.mtuOk === false ? 1 : h.state === "unknown" ? 2 : 3;
+  }
+
+  function renderMesh(s: StatusJSON, now: number): void {
+    const probed = s.peers.filter((l) => l.health).map((l) => ({ l, h: l.health! }));
+    byId("mesh-section").hidden = probed.length === 0;
+    probed.sort((a, b) => meshRank(a.h) - meshRank(b.h) || (a.h.rttMs.p50 ?? Infinity) - (b.h.rttMs.p50 ?? Infinity) || subnetOrder(a.l.subnet) - subnetOrder(b.l.subnet));
+    const list = byId("mesh");
+    const seen = new Set<string>();
+    probed.forEach(({ l, h }, i) => {
+      seen.add(l.key);
+      let li = tiles.get(l.key);
+      if (!li) {
+        li = el("li");
+        li.append(el("span", "peer"), el("span", "state"), el("span", "cause"));
+        tiles.set(l.key, li);
+      }
+      const mtuBad = h.state === "up" && h.mtuOk === false;
+      li.className = mtuBad ? "mtu" : h.state;
+      li.dataset.key = l.key;
+      const rtt = h.rttMs.p50 === null ? "" : " · " + (h.rttMs.p50 < 10 ? h.rttMs.p50.toFixed(2) : Math.round(h.rttMs.p50)) + " ms";
+      const state = h.state === "down" ? "unreachable for " + relative(Date.parse(h.since) - now).replace(" ago", "")
+        : h.state === "unknown" ? "no answer yet" : mtuBad ? "MTU black hole" + rtt : "reachable" + rtt;
+      setText(li.children[0]!, l.subnet ?? l.key);
+      setText(li.children[1]!, state);
+      setText(li.children[2]!, h.state === "down" ? (h.cause ?? "diagnosing…") : mtuBad ? "full-size packets lost" : l.publicIP);
+      setTitle(li, l.publicIP + " via " + h.overlayAddr + (h.cause ? " — " + h.cause : ""));
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
+    });
+    for (const [key, li] of tiles) if (!seen.has(key)) { li.remove(); tiles.delete(key); }
+    const down = probed.filter((p) => p.h.state === "down").length;
+    setText(byId("mesh-count"), probed.length + " peers" + (down ? " · " + down + " unreachable" : ""));
+  }
+
   // ---------------------------------------------------------------- data path
   interface Counter { card: HTMLElement; rate: HTMLElement; total: HTMLElement; area: SVGPolygonElement; line: SVGPolylineElement; history: number[] }
   const counters = new Map<string, Counter>();
@@ -416,6 +466,7 @@ export function dashboardClient(pollMs: number): void {
       renderSummary(s, now);
       renderState(s);
       renderHosts(s, now);
+      renderMesh(s, now);
       renderDataPath(s, started);
       lastOk = now;
       if (failingSince) quietUntil = now + 5000;

@@ -139,4 +139,19 @@ a { color: var(--accent); }
 @media (prefers-reduced-motion: reduce) {
   * { transition: none !important; }
 }
+
+.mesh { list-style: none; margin: 0; padding: 0; display: grid; gap: 0.5rem; grid-template-columns: repeat(auto-fill, minmax(11.5rem, 1fr)); align-items: start; }
+.mesh-note { margin: -0.4rem 0 0.6rem; font-size: 0.88rem; }
+.mesh li {
+  background: var(--surface); border: 1px solid var(--border); border-left: 5px solid var(--muted); border-radius: 8px;
+  padding: 0.45rem 0.7rem; box-shadow: var(--shadow); min-width: 0;
+}
+.mesh li.up { border-left-color: var(--ok); }
+.mesh li.down { border-left-color: var(--bad); background: var(--bad-soft); }
+.mesh li.mtu { border-left-color: var(--warn); background: var(--warn-soft); }
+.mesh .peer { font-family: var(--mono); font-weight: 600; display: block; }
+.mesh .state { font-size: 0.85rem; display: block; }
+.mesh li.down .state { color: var(--bad); font-weight: 600; }
+.mesh li.mtu .state { color: var(--warn); font-weight: 600; }
+.mesh .cause { font-size: 0.8rem; color: var(--muted); display: block; overflow-wrap: anywhere; }
 `;
