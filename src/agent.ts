@@ -172,7 +172,7 @@ export class Agent implements AgentView {
       await sdNotify("READY=1").catch((e) => log.warn(`sd_notify READY=1 failed: ${(e as Error).message}`));
       log.info(`Lease ${lease.key} held (${lease.expiration === null ? "no expiry" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
 
-      if (this.opts.health) this.health = await HealthProber.start(this.opts.health, this, log, this.metrics);
+      if (this.opts.health) this.health = await HealthProber.start(this.opts.health, this, log, this.metrics, manager);
       await Promise.all([
         manager.run({ snapshot: (peers) => network.reconcile(peers), events: (events) => network.apply(events) }, signal),
         this.traffic?.run(),

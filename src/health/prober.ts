@@ -27,6 +27,8 @@ import { type DownEvidence, likelyCause, mtuCause } from "./cause.ts";
 import { type Change, medianRtt, newPeerState, onAnswer, onLoss, type PeerState } from "./peer_state.ts";
 import { decodeProbe, encodeProbe, IPV4_UDP_HEADERS, replyTo, REPLY, REQUEST, SMALL_PROBE_BYTES } from "./probe_packet.ts";
 import { ProbeScheduler } from "./scheduler.ts";
+import { type Matrix, MATRIX_MAX_HOSTS, type Summary, buildMatrix, cellOf, decodeSummary, encodeSummary } from "./summary.ts";
+import { parseSubnetKey } from "../lease/lease.ts";
 
 /** weft's probe port: next to vxlan's 8472, used by no flannel backend. */
 export const DEFAULT_HEALTH_PORT = 8473;
@@ -40,6 +42,12 @@ export interface HealthOptions {
   maxPerSecond?: number;
   /** Every n-th probe to a peer is full-size (default 6: once a minute at 10 s). */
   mtuEvery?: number;
+}
+
+/** Where summaries are published and read (the subnet manager's optional methods). */
+export interface HealthPublisher {
+  publishHealth?(summary: string, ttlSeconds: number): Promise<void>;
+  clusterHealth?(): Promise<Map<string, string>>;
 }
 
 /** What the prober reads of the agent, at each tick. */
@@ -82,6 +90,11 @@ export function overlayAddress(subnet: IPv4Net, backend: string | undefined): st
   return formatIPv4((subnet.ip + (backend === "host-gw" ? 1 : 0)) >>> 0);
 }
 
+/** "10.244.3.0/24" → its address as a number, for sorting. */
+function parseIPv4Label(label: string): number {
+  return tryParseIPv4(label.split("/")[0]!) ?? 0;
+}
+
 export class HealthProber {
   readonly #peers = new Map<string, Peer>(); // by overlay address
   readonly #outstanding = new Map<number, Outstanding>();
@@ -96,12 +109,16 @@ export class HealthProber {
   answered = 0;
   repliesSent = 0;
   #tickMs: number;
+  #publishTimer?: ReturnType<typeof setTimeout>;
+  #summaries = new Map<string, Summary>();
+  #publishError = "";
 
   private constructor(
     readonly opts: HealthOptions,
     readonly source: HealthSource,
     readonly log: Logger,
     readonly socket: Socket,
+    readonly publisher?: HealthPublisher,
   ) {
     this.intervalMs = opts.intervalMs ?? 10_000;
     this.maxPerSecond = opts.maxPerSecond ?? 50;
@@ -110,7 +127,7 @@ export class HealthProber {
   }
 
   /** Binds the echo socket and starts probing; a port in use is logged and the prober left out (never fatal). */
-  static async start(opts: HealthOptions, source: HealthSource, log: Logger, metrics: Metrics): Promise<HealthProber | undefined> {
+  static async start(opts: HealthOptions, source: HealthSource, log: Logger, metrics: Metrics, publisher?: HealthPublisher): Promise<HealthProber | undefined> {
     if (opts.port <= 0) return undefined;
     const socket = createSocket({ type: "udp4" });
     try {
@@ -123,17 +140,20 @@ export class HealthProber {
       log.warn(`overlay health probes off: cannot bind UDP 0.0.0.0:${opts.port} (--health-port): ${(e as Error).message}`);
       return undefined;
     }
-    const p = new HealthProber(opts, source, log, socket);
+    const p = new HealthProber(opts, source, log, socket, publisher);
     socket.on("message", (msg, rinfo) => p.#onMessage(msg, rinfo));
     socket.on("error", (e) => log.warn(`overlay health socket: ${e.message}`));
     p.#register(metrics);
     p.#timer = setInterval(() => p.#tick(), p.#tickMs);
+    if (publisher?.publishHealth && publisher.clusterHealth) p.#publishTimer = setTimeout(() => void p.#publish(), p.#publishMs);
     log.info(`Overlay health: probing peers every ${p.intervalMs / 1000} s (at most ${p.maxPerSecond} probes/s) on UDP ${opts.port}`);
     return p;
   }
 
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    clearTimeout(this.#publishTimer);
+    this.#publishTimer = undefined;
     await new Promise<void>((r) => { try { this.socket.close(() => r()); } catch { r(); } });
   }
 
@@ -258,6 +278,59 @@ export class HealthProber {
     }
   }
 
+  /** Publishing period: twice the probe interval, 1–20 s. */
+  get #publishMs(): number {
+    return Math.min(20_000, Math.max(1000, this.intervalMs * 2));
+  }
+
+  /** Our label: the own lease's subnet. */
+  get #ownLabel(): string | undefined {
+    const s = this.source.lease?.subnet;
+    return s ? formatIPv4Net(s) : undefined;
+  }
+
+  /** Publishes our summary and reads everyone's, while the cluster is small enough for a matrix. */
+  async #publish(): Promise<void> {
+    const own = this.#ownLabel;
+    try {
+      if (own && this.#peers.size + 1 <= MATRIX_MAX_HOSTS) {
+        const peers: Summary["peers"] = {};
+        for (const p of this.#peers.values()) peers[p.label] = cellOf(p.state);
+        await this.publisher!.publishHealth!(encodeSummary({ at: Math.floor(Date.now() / 1000), peers }), Math.ceil((this.#publishMs * 3) / 1000));
+        const all = await this.publisher!.clusterHealth!();
+        const next = new Map<string, Summary>();
+        for (const [key, text] of all) {
+          const sub = parseSubnetKey(key)?.subnet;
+          const s = sub ? decodeSummary(text) : undefined;
+          if (sub && s) next.set(formatIPv4Net(sub), s);
+        }
+        this.#summaries = next;
+        if (this.#publishError) this.log.info("overlay health: publishing the health summary works again");
+        this.#publishError = "";
+      } else {
+        this.#summaries = new Map();
+      }
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (msg !== this.#publishError) this.log.warn(`overlay health: cannot publish or read health summaries: ${msg}`);
+      this.#publishError = msg;
+    }
+    if (this.#publishTimer !== undefined) this.#publishTimer = setTimeout(() => void this.#publish(), this.#publishMs);
+  }
+
+  /** The whole-cluster matrix from the published summaries (ours live), or null above MATRIX_MAX_HOSTS or without any. */
+  matrix(): Matrix | null {
+    const own = this.#ownLabel;
+    if (!own || this.#summaries.size === 0 || this.#peers.size + 1 > MATRIX_MAX_HOSTS) return null;
+    const hosts = [own, ...[...this.#peers.values()].map((p) => p.label)].sort((a, b) => parseIPv4Label(a) - parseIPv4Label(b));
+    const summaries = new Map(this.#summaries);
+    const peers: Summary["peers"] = {};
+    for (const p of this.#peers.values()) peers[p.label] = cellOf(p.state);
+    const now = Math.floor(Date.now() / 1000);
+    summaries.set(own, { at: now, peers });
+    return buildMatrix(hosts, summaries, now, Math.ceil((this.#publishMs * 3) / 1000));
+  }
+
   /** `/status` of one peer lease, or null when it is not probed (IPv6-only, or not yet). */
   peerJSON(l: Lease): PeerHealthJSON | null {
     if (!l.subnet) return null;
@@ -273,13 +346,13 @@ export class HealthProber {
   }
 
   /** The totals `/status` shows beside the peers. */
-  summary(): Record<string, number> {
+  summary(): Record<string, unknown> {
     const n = { up: 0, down: 0, unknown: 0, mtuFailed: 0 };
     for (const p of this.#peers.values()) {
       n[p.state.state]++;
       if (p.state.mtuOk === false) n.mtuFailed++;
     }
-    return { port: this.opts.port, intervalMs: ProbeScheduler.intervalFor(this.#peers.size, { intervalMs: this.intervalMs, maxPerSecond: this.maxPerSecond, mtuEvery: 6 }), maxPerSecond: this.maxPerSecond, ...n };
+    return { port: this.opts.port, intervalMs: ProbeScheduler.intervalFor(this.#peers.size, { intervalMs: this.intervalMs, maxPerSecond: this.maxPerSecond, mtuEvery: 6 }), maxPerSecond: this.maxPerSecond, ...n, matrix: this.matrix() };
   }
 
   #register(metrics: Metrics): void {

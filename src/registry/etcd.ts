@@ -28,6 +28,7 @@ export class EtcdRegistry implements Registry {
   readonly #client: Etcd3;
   readonly #configKey: string;
   readonly #subnetPrefix: string;
+  readonly #healthPrefix: string;
 
   constructor(opts: EtcdRegistryOptions) {
     const timeout = opts.timeoutMs ?? 5000;
@@ -49,6 +50,7 @@ export class EtcdRegistry implements Registry {
     const prefix = opts.prefix.replace(/\/+$/, "");
     this.#configKey = `${prefix}/config`;
     this.#subnetPrefix = `${prefix}/subnets/`;
+    this.#healthPrefix = `${prefix}/health/`;
   }
 
   async getConfig(): Promise<string | undefined> {
@@ -141,6 +143,18 @@ export class EtcdRegistry implements Registry {
 
   async close(): Promise<void> {
     this.#client.close();
+  }
+
+  async putHealth(key: string, value: string, ttlSeconds: number, previousLease?: string): Promise<{ lease: string }> {
+    const lease = await this.#grant(ttlSeconds);
+    await this.#client.kv.put({ key: enc.encode(this.#healthPrefix + key), value: enc.encode(value), lease } as never);
+    if (previousLease) await this.#revoke(previousLease).catch(() => {});
+    return { lease };
+  }
+
+  async listHealth(): Promise<Map<string, string>> {
+    const res = await this.#client.kv.range({ key: enc.encode(this.#healthPrefix), range_end: prefixEnd(this.#healthPrefix) } as never);
+    return new Map(res.kvs.map((kv) => [dec.decode(kv.key).slice(this.#healthPrefix.length), dec.decode(kv.value)]));
   }
 
   async #grant(ttlSeconds: number): Promise<string> {

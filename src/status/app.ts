@@ -27,7 +27,7 @@ export interface AgentView {
   /** Seconds left on a peer's etcd lease (cached by the agent), or undefined when unknown. */
   peerExpiration?(lease: Lease): number | null | undefined;
   /** Overlay health probes (src/health/prober.ts), when on. */
-  readonly health?: { peerJSON(l: Lease): unknown; summary(): Record<string, number> };
+  readonly health?: { peerJSON(l: Lease): unknown; summary(): Record<string, unknown> };
   /** The data path as the backend describes it. */
   dataPath?(): Promise<Record<string, unknown>>;
 }

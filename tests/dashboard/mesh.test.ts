@@ -37,13 +37,18 @@ const HEALTH: Record<number, unknown> = {
   6: { state: "up", since, overlayAddr: "10.5.6.0", rttMs: { last: 0.12, p50: 0.15 }, mtuOk: true, probes: 40, failures: 0, cause: null },
 };
 
+const MATRIX = {
+  hosts: [1, 2, 3, 4, 5, 6].map((i) => `10.5.${i}.0/24`),
+  rows: ["-udm?u", "u-duuu", "dd-ddd", "mud-uu", "....-.", "uudu?-"],
+};
+
 function view(probed: boolean): AgentView {
   return {
     ready: true, config: parseNetworkConfig(`{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}`), backendType: "vxlan", publicIP: "192.168.77.11",
     lease: { key: "10.5.1.0-24", subnet: parseIPv4Net("10.5.1.0/24"), expiration: null, attrs: { publicIP: parseIPv4("192.168.77.11"), backendType: "vxlan" } },
     peers: new Map([2, 3, 4, 5, 6].map((i) => [`10.5.${i}.0-24`, peer(i)])),
     metrics: new Metrics(),
-    ...(probed ? { health: { peerJSON: (l: Lease) => HEALTH[(l.subnet!.ip >> 8) & 0xff] ?? null, summary: () => ({ up: 3, down: 1, unknown: 1 }) } } : {}),
+    ...(probed ? { health: { peerJSON: (l: Lease) => HEALTH[(l.subnet!.ip >> 8) & 0xff] ?? null, summary: () => ({ up: 3, down: 1, unknown: 1, matrix: MATRIX }) } } : {}),
   };
 }
 
@@ -66,6 +71,11 @@ test("the mesh view: unreachable first with its cause, then the MTU black hole, 
       ["up", "10.5.2.0/24", "reachable · 0.29 ms", "192.168.77.12"],
     ]);
     expect(await page.textContent("#mesh-count")).toBe("5 peers · 1 unreachable");
+    await page.waitForSelector("#matrix-section:not([hidden])", { timeout: 10_000 });
+    const cells = await page.$$eval("#matrix tbody tr", (trs) => trs.map((tr) => Array.from(tr.querySelectorAll("td")).map((td) => td.className).join(" ")));
+    expect(cells[0]).toBe("n u d m q u"); // this host's row: itself, then each peer
+    expect(cells[2]).toBe("d d n d d d"); // the host everyone else cannot reach (and that reaches no one)
+    expect(await page.$eval("#matrix tbody tr.self th", (th) => th.textContent)).toBe("10.5.1.0/24");
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-mesh.png"), fullPage: true });
     expect(problems).toEqual([]);
     await page.close();

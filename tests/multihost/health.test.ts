@@ -80,6 +80,11 @@ test("every peer is reachable through the overlay, with RTT and the full-size ch
   const st = await c.status(h1);
   expect(st.health).toMatchObject({ port: 8473, up: 2, down: 0, unknown: 0 });
   expect(doctor(h1)).toEqual({ code: 0, problems: [] });
+  // The whole-cluster matrix, from the summaries every agent publishes in etcd.
+  await waitFor(async () => JSON.stringify((await c.status(h1)).health.matrix?.rows) === JSON.stringify(["-uu", "u-u", "uu-"]), 20_000, "h1's matrix all reachable", 200);
+  expect((await c.status(h1)).health.matrix.hosts).toEqual(c.hosts.map((h) => h.subnet).sort((a, b) => Number(a.split(".")[2]) - Number(b.split(".")[2])));
+  const keys = c.weft(["leases", "list", "--json"]);
+  expect(keys).not.toContain("health"); // never among the subnets flanneld reads
 }, 60_000);
 
 test("vxlan's UDP 8472 dropped on one host's underlay: down, the cause names the blocked port; back up when repaired", async () => {
@@ -96,6 +101,9 @@ test("vxlan's UDP 8472 dropped on one host's underlay: down, the cause names the
     expect(d.code).toBe(1);
     expect(d.problems.find((p) => p.id === "peers-unreachable")?.evidence.join("\n")).toContain(`${h3.subnet} (${h3.ip})`);
     expect(d.problems.find((p) => p.id === "peers-unreachable")?.evidence.join("\n")).toContain("UDP 8472");
+    // Every host's view in h1's matrix: nobody reaches h3 (and h3, whose replies are dropped too, reaches nobody).
+    const col = async () => { const m = (await c.status(h1)).health.matrix; const j = m.hosts.indexOf(h3.subnet); return m.rows.map((r: string) => r[j]).join(""); };
+    await waitFor(async () => (await col()).replace("-", "") === "dd", 20_000, "h1's matrix: column h3 unreachable", 200);
   } finally {
     exec(h3.ns, ["iptables", "-w", "-D", ...rule]);
   }

@@ -45,6 +45,8 @@ interface StatusJSON {
   publicIP: string | null;
   etcd: { ok: boolean; error: string | null };
   peers: LeaseJSON[];
+  /** The prober's totals and, in small etcd-mode clusters, the whole-cluster matrix. */
+  health?: { matrix?: { hosts: string[]; rows: string[] } | null } | null;
   dataPath: Record<string, unknown> | null;
 }
 
@@ -276,6 +278,38 @@ export function dashboardClient(pollMs: number): void {
     setText(byId("mesh-count"), probed.length + " peers" + (down ? " · " + down + " unreachable" : ""));
   }
 
+  /** The whole-cluster matrix: rows probe, columns are probed; rebuilt only when it changed. */
+  let matrixShown = "";
+  function renderMatrix(s: StatusJSON): void {
+    const m = s.health?.matrix;
+    byId("matrix-section").hidden = !m || m.hosts.length < 2;
+    if (!m || m.hosts.length < 2) return;
+    const key = JSON.stringify(m) + (s.lease?.subnet ?? "");
+    if (key === matrixShown) return;
+    matrixShown = key;
+    const table = byId("matrix") as HTMLTableElement;
+    const head = el("tr");
+    head.append(el("td"));
+    for (const h of m.hosts) head.append(Object.assign(el("th", "", h), { scope: "col" }));
+    table.tHead!.replaceChildren(head);
+    const CELL: Record<string, [string, string, string]> = {
+      u: ["u", "✓", "reachable"], d: ["d", "✗", "unreachable"], m: ["m", "M", "MTU black hole"], "?": ["q", "?", "no answer yet"],
+      ".": ["n", "·", "no recent summary"], "-": ["n", "", "itself"],
+    };
+    const rowsOut = m.hosts.map((from, i) => {
+      const tr = el("tr", from === s.lease?.subnet ? "self" : "");
+      tr.append(Object.assign(el("th", "", from), { scope: "row" }));
+      Array.from(m.rows[i] ?? "").forEach((c, j) => {
+        const [cls, text, word] = CELL[c] ?? CELL["."]!;
+        const td = el("td", cls, text);
+        td.title = from + " → " + m.hosts[j] + ": " + word;
+        tr.append(td);
+      });
+      return tr;
+    });
+    table.tBodies[0]!.replaceChildren(...rowsOut);
+  }
+
   // ---------------------------------------------------------------- data path
   interface Counter { card: HTMLElement; rate: HTMLElement; total: HTMLElement; area: SVGPolygonElement; line: SVGPolylineElement; history: number[] }
   const counters = new Map<string, Counter>();
@@ -467,6 +501,7 @@ export function dashboardClient(pollMs: number): void {
       renderState(s);
       renderHosts(s, now);
       renderMesh(s, now);
+      renderMatrix(s);
       renderDataPath(s, started);
       lastOk = now;
       if (failingSince) quietUntil = now + 5000;

@@ -154,4 +154,13 @@ a { color: var(--accent); }
 .mesh li.down .state { color: var(--bad); font-weight: 600; }
 .mesh li.mtu .state { color: var(--warn); font-weight: 600; }
 .mesh .cause { font-size: 0.8rem; color: var(--muted); display: block; overflow-wrap: anywhere; }
+.matrix { width: auto; }
+.matrix th, .matrix td { padding: 0.25rem 0.45rem; text-align: center; font-family: var(--mono); font-size: 0.8rem; }
+.matrix thead th { writing-mode: vertical-rl; transform: rotate(180deg); text-transform: none; letter-spacing: 0; }
+.matrix tbody th { text-align: right; text-transform: none; }
+.matrix tr.self th { color: var(--accent); }
+.matrix td.u { color: var(--ok); }
+.matrix td.d { color: var(--bad); background: var(--bad-soft); font-weight: 700; }
+.matrix td.m { color: var(--warn); background: var(--warn-soft); font-weight: 700; }
+.matrix td.q, .matrix td.n { color: var(--muted); }
 `;
