@@ -1,7 +1,8 @@
 /**
  * @module Overlay health probes on host-gw and udp (two hosts each, in namespaces): every peer
  * answers through its backend's path, with the full-size check, and a blocked encapsulation port
- * (udp's 8285) is named as the cause. vxlan and the other faults: health.test.ts.
+ * (udp's 8285) is named as the cause; and vxlan agents under Deno (node:dgram and the ffi
+ * underlay check there). vxlan under Bun and the other faults: health.test.ts.
  */
 import { afterAll, expect, test } from "bun:test";
 import { Cluster, exec, waitFor } from "../support/netns.ts";
@@ -14,9 +15,9 @@ async function peerHealth(c: Cluster, from: number, to: number): Promise<any> {
   return st.peers.find((p: any) => p.subnet === c.hosts[to]!.subnet)?.health;
 }
 
-for (const backend of ["host-gw", "udp"] as const) {
-  test(`${backend}: peers reachable through the overlay with the full-size check`, async () => {
-    const c = await Cluster.create({ hosts: 2, backend, agentEnv: { WEFT_HEALTH_INTERVAL_MS: "400" }, agentArgs: ["--iptables-forward-rules=false"] });
+for (const [backend, runtime] of [["host-gw", "binary"], ["udp", "binary"], ["vxlan", "deno"]] as const) {
+  test(`${backend} (${runtime}): peers reachable through the overlay with the full-size check`, async () => {
+    const c = await Cluster.create({ hosts: 2, backend, runtime, agentEnv: { WEFT_HEALTH_INTERVAL_MS: "400" }, agentArgs: ["--iptables-forward-rules=false"] });
     clusters.push(c);
     for (const [a, b] of [[0, 1], [1, 0]] as const) {
       await waitFor(async () => { const h = await peerHealth(c, a, b); return h?.state === "up" && h.mtuOk === true; }, 20_000, `${backend}: h${a + 1} sees h${b + 1} up`, 100)
