@@ -77,6 +77,8 @@ interface Peer {
   publicIP: string;
   state: PeerState;
   diagnosing?: boolean;
+  /** When it went down (epoch ms), until it answers again. */
+  wasDown?: number;
 }
 
 interface Outstanding {
@@ -234,10 +236,15 @@ export class HealthProber {
   #changed(peer: Peer, changes: Change[]): void {
     const mtu = this.source.network?.mtu ?? 1450;
     for (const c of changes) {
-      if (c === "up") this.log.info(`overlay health: peer ${peer.label} (${peer.publicIP}) reachable${peer.state.failures ? " again" : ""} through the overlay (rtt ${peer.state.lastRttMs?.toFixed(1) ?? "?"} ms)`);
+      // A first answer is no news (1000 peers would log 1000 lines at start); coming back is.
+      if (c === "up" && peer.wasDown) this.log.info(`overlay health: peer ${peer.label} (${peer.publicIP}) reachable again through the overlay after ${Math.round((Date.now() - peer.wasDown) / 1000)} s (rtt ${peer.state.lastRttMs?.toFixed(1) ?? "?"} ms)`);
+      if (c === "up") peer.wasDown = undefined;
       else if (c === "mtu_ok") this.log.info(`overlay health: full-size probes (${mtu} bytes) to ${peer.label} pass again`);
       else if (c === "mtu_failed") this.log.warn(`overlay health: ${mtuCause(peer.label, mtu)}`);
-      else if (c === "down") void this.#diagnose(peer);
+      else if (c === "down") {
+        peer.wasDown = Date.now();
+        void this.#diagnose(peer);
+      }
     }
   }
 
