@@ -130,7 +130,8 @@ export class HealthProber {
 
   /** Binds the echo socket and starts probing; a port in use is logged and the prober left out (never fatal). */
   static async start(opts: HealthOptions, source: HealthSource, log: Logger, metrics: Metrics, publisher?: HealthPublisher): Promise<HealthProber | undefined> {
-    if (opts.port <= 0) return undefined;
+    // alloc leases a subnet and programs nothing: there is no overlay to probe.
+    if (opts.port <= 0 || source.backendType === "alloc") return undefined;
     const socket = createSocket({ type: "udp4" });
     try {
       await new Promise<void>((resolve, reject) => {
