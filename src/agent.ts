@@ -11,6 +11,8 @@ import { getBackend } from "./backend/registry.ts";
 import type { Network } from "./backend/types.ts";
 import type { OwnedNet } from "./blackhole.ts";
 import type { Lease, LeaseAttrs } from "./lease/lease.ts";
+import { type Flag, type Refusal, admissionSelf } from "./lease/admission.ts";
+import { PeerGate } from "./lease/peer_gate.ts";
 import type { Logger } from "./log.ts";
 import { describeInterface, type ExternalInterface, type HostNetwork, type IfaceOptions, selectInterface } from "./net/iface.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, parseIPv4Net, parseIPv6Net } from "./net/ip.ts";
@@ -65,6 +67,7 @@ export class Agent implements AgentView {
   traffic?: TrafficManager;
   server?: RunningServer;
   health?: HealthProber;
+  #gate?: PeerGate;
   #exitCode: ExitCode = 0;
   readonly #stop = new AbortController();
 
@@ -89,6 +92,14 @@ export class Agent implements AgentView {
 
   get peers(): ReadonlyMap<string, Lease> {
     return this.opts.manager.peers;
+  }
+
+  get refusedLeases(): ReadonlyMap<string, Refusal> | undefined {
+    return this.#gate?.refused;
+  }
+
+  get flaggedLeases(): ReadonlyMap<string, Flag> | undefined {
+    return this.#gate?.flagged;
   }
 
   get peersSynced(): boolean {
@@ -172,9 +183,10 @@ export class Agent implements AgentView {
       await sdNotify("READY=1").catch((e) => log.warn(`sd_notify READY=1 failed: ${(e as Error).message}`));
       log.info(`Lease ${lease.key} held (${lease.expiration === null ? "no expiry" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
 
+      const gate = (this.#gate = new PeerGate({ config, own: admissionSelf(lease, host), log, metrics: this.metrics }));
       if (this.opts.health) this.health = await HealthProber.start(this.opts.health, this, log, this.metrics, manager);
       await Promise.all([
-        manager.run({ snapshot: (peers) => network.reconcile(peers), events: (events) => network.apply(events) }, signal),
+        manager.run({ snapshot: (peers) => network.reconcile(gate.snapshot(peers)), events: (events) => network.apply(gate.apply(events)) }, signal),
         this.traffic?.run(),
       ]);
     } catch (e) {

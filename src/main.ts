@@ -12,9 +12,11 @@ import { VERSION } from "./version.ts";
 // Modules are imported where they are needed: a CNI call (one per pod ADD/DEL) must not pay for
 // loading etcd, gRPC and the agent.
 
-async function registryFrom(f: AgentFlags): Promise<EtcdRegistry> {
+/** The etcd registry the flags describe; throws (a one-line message) on unusable TLS files. */
+async function registryFrom(f: AgentFlags, signal?: AbortSignal): Promise<EtcdRegistry> {
   const { EtcdRegistry } = await import("./registry/etcd.ts");
   return new EtcdRegistry({
+    signal,
     endpoints: f["etcd-endpoints"].split(",").map((s) => s.trim()).filter(Boolean),
     prefix: f["etcd-prefix"],
     keyFile: f["etcd-keyfile"] || undefined,
@@ -71,7 +73,13 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command or argument ${JSON.stringify(cmd)}\n${ADMIN_USAGE}`);
       return 1;
     }
-    const registry = await registryFrom(f);
+    let registry: EtcdRegistry;
+    try {
+      registry = await registryFrom(f);
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+      return 1;
+    }
     try {
       if (cmd === "doctor") return await (await import("./cli/doctor.ts")).runDoctor(registry, f, parsed.positionals.slice(1), (t) => process.stdout.write(t));
       return await runAdmin(registry, parsed.positionals, {
@@ -110,8 +118,17 @@ async function main(argv: string[]): Promise<number> {
   const { EtcdSubnetManager } = await import("./subnet/etcd.ts");
   const metrics = new Metrics();
   const testTTL = Number(process.env.WEFT_TEST_LEASE_TTL_SECONDS ?? 0);
+  // Aborted with the agent: etcd calls still in flight are abandoned, so shutdown never waits on etcd.
+  const registryStop = new AbortController();
+  let registry: EtcdRegistry;
+  try {
+    registry = await registryFrom(f, registryStop.signal);
+  } catch (e) {
+    log.error((e as Error).message);
+    return 1;
+  }
   const manager = new EtcdSubnetManager({
-    registry: await registryFrom(f), log, metrics,
+    registry, log, metrics,
     renewMarginMinutes: f["subnet-lease-renew-margin"],
     leaseTTLSeconds: testTTL > 0 ? testTTL : undefined,
     resyncMs: Number(process.env.WEFT_RESYNC_MS ?? 0) || undefined,
@@ -140,6 +157,7 @@ async function main(argv: string[]): Promise<number> {
       maxPerSecond: Number(process.env.WEFT_HEALTH_MAX_RATE ?? 0) || undefined,
     },
   });
+  agent.signal.addEventListener("abort", () => registryStop.abort(), { once: true });
   let signals = 0;
   const onSignal = (sig: string) => {
     if (++signals > 1) {

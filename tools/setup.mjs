@@ -32,6 +32,8 @@ const DEBIAN = [
   ["iperf3", ["/usr/bin/iperf3"], "test"],
   ["containernetworking-plugins", ["/usr/lib/cni/bridge"], "test"],
   ["chromium", ["/usr/bin/chromium"], "test"],
+  ["openssl", ["/usr/bin/openssl"], "demo"], // certificates: the kube demo's API server, the TLS fault tests
+  ["kubernetes-client", ["/usr/bin/kubectl"], "test"], // kubectl against the test Kubernetes API server
 ];
 
 function run(cmd, args, env = {}) {

@@ -17,7 +17,7 @@ import {
   type NetlinkRequest, type NetlinkSocket, RTN_UNICAST, fdbDelRequest, fdbList, fdbReplaceRequest,
   neighDelRequest, neighList, neighReplaceRequest, routeDelRequest, routeList, routeReplaceRequest,
 } from "../../ffi/netlink/index.ts";
-import { type Lease, type LeaseEvent, leaseBackendType, leaseKey } from "../lease/lease.ts";
+import { type Lease, type LeaseEvent, leaseBackendType, leaseKey, showValue } from "../lease/lease.ts";
 import type { Logger } from "../log.ts";
 import { type IPv4Net, containsV4Net, formatIPv4Net, overlapsV4 } from "../net/ip.ts";
 import type { Metrics } from "../status/metrics.ts";
@@ -162,7 +162,7 @@ export class PeerSync {
     const { network, own } = this.opts.scope;
     let why: string | undefined;
     if (type !== this.opts.backendType) {
-      why = `ignoring lease ${key}: its BackendType is ${JSON.stringify(type)} (udp/alloc leave it empty), this network is ${JSON.stringify(this.opts.backendType)}`;
+      why = `ignoring lease ${key}: its BackendType is ${showValue(type)} (udp/alloc leave it empty), this network is ${JSON.stringify(this.opts.backendType)}`;
     } else if (!lease.subnet) {
       why = `ignoring lease ${key}: it has no IPv4 subnet (IPv6 peers are not programmed by weft's ${this.opts.backendType} backend yet)`;
     } else if (!containsV4Net(network, lease.subnet) || lease.subnet.len <= network.len) {

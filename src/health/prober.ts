@@ -19,7 +19,7 @@
  * through, which exists once the host runs a pod.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { type Lease } from "../lease/lease.ts";
+import { type Lease, leaseKey } from "../lease/lease.ts";
 import type { Logger } from "../log.ts";
 import { type IPv4Net, containsV4, formatIPv4, formatIPv4Net, tryParseIPv4 } from "../net/ip.ts";
 import type { Metrics, Sample } from "../status/metrics.ts";
@@ -54,6 +54,8 @@ export interface HealthPublisher {
 export interface HealthSource {
   readonly lease?: { subnet?: IPv4Net };
   readonly peers: ReadonlyMap<string, Lease>;
+  /** Peer leases the admission gate refused (by lease key): never probed. */
+  readonly refusedLeases?: ReadonlyMap<string, unknown>;
   readonly backendType?: string;
   readonly config?: { network?: IPv4Net };
   readonly network?: { mtu: number; devices?: readonly string[] };
@@ -164,7 +166,8 @@ export class HealthProber {
   #allowed(ip: number): boolean {
     const net = this.source.config?.network;
     if (net && containsV4(net, ip)) return true;
-    for (const l of this.source.peers.values()) if (l.attrs.publicIP === ip) return true;
+    const refused = this.source.refusedLeases;
+    for (const l of this.source.peers.values()) if (l.attrs.publicIP === ip && !refused?.has(leaseKey(l))) return true;
     return false;
   }
 
@@ -193,8 +196,10 @@ export class HealthProber {
   #syncPeers(now: number): void {
     const backend = this.source.backendType;
     const seen = new Set<string>();
+    const refused = this.source.refusedLeases;
     for (const l of this.source.peers.values()) {
       if (!l.subnet) continue; // IPv6-only lease: IPv4 probes only for now
+      if (refused?.has(leaseKey(l))) continue;
       const addr = overlayAddress(l.subnet, backend);
       seen.add(addr);
       const publicIP = formatIPv4(l.attrs.publicIP);

@@ -31,6 +31,11 @@ export interface Lease {
   expiration: number | null;
   /** The etcd lease ID ("0" for reservations), when read from etcd. */
   etcdLease?: string;
+  /**
+   * An ordering of when the lease was first created: the etcd create revision; the Kubernetes
+   * manager may fill it from the Node's creation. The older lease wins a conflict (admission.ts).
+   */
+  created?: bigint;
 }
 
 /** A change in the set of peer leases. */
@@ -90,6 +95,15 @@ export function encodeLeaseAttrs(a: LeaseAttrs): string {
   return `${s}}`;
 }
 
+/**
+ * A value from a peer's lease as JSON text for a message, cut to `max` characters: anyone may
+ * write a lease, and a 1 MB value must not become a 1 MB log line (or stay in memory as one).
+ */
+export function showValue(v: unknown, max = 80): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+}
+
 /** A lease value that flannel could not have written; `key` names the etcd key. */
 export class LeaseValueError extends Error {
   constructor(readonly key: string, message: string) {
@@ -111,18 +125,18 @@ export function decodeLeaseAttrs(key: string, text: string): LeaseAttrs {
   const pub = getCI(obj, "PublicIP");
   if (pub !== undefined && pub !== null) {
     const ip = typeof pub === "string" ? tryParseIPv4(pub) : undefined;
-    if (ip === undefined) throw new LeaseValueError(key, `PublicIP ${JSON.stringify(pub)} is not an IPv4 address`);
+    if (ip === undefined) throw new LeaseValueError(key, `PublicIP ${showValue(pub)} is not an IPv4 address`);
     out.publicIP = ip;
   }
   const pub6 = getCI(obj, "PublicIPv6");
   if (pub6 !== undefined && pub6 !== null) {
     const ip = typeof pub6 === "string" ? tryParseIPv6(pub6) : undefined;
-    if (ip === undefined) throw new LeaseValueError(key, `PublicIPv6 ${JSON.stringify(pub6)} is not an IPv6 address`);
+    if (ip === undefined) throw new LeaseValueError(key, `PublicIPv6 ${showValue(pub6)} is not an IPv6 address`);
     out.publicIPv6 = ip;
   }
   const type = getCI(obj, "BackendType");
   if (type !== undefined && type !== null) {
-    if (typeof type !== "string") throw new LeaseValueError(key, `BackendType ${JSON.stringify(type)} must be a string`);
+    if (typeof type !== "string") throw new LeaseValueError(key, `BackendType ${showValue(type)} must be a string`);
     if (type !== "") out.backendType = type;
   }
   const data = getCI(obj, "BackendData");

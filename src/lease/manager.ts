@@ -8,6 +8,7 @@
 import type { NetworkConfig } from "../config/network.ts";
 import type { Logger } from "../log.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4Net } from "../net/ip.ts";
+import { EtcdPermissionError } from "../registry/etcd_errors.ts";
 import type { Registry } from "../registry/types.ts";
 import type { Metrics } from "../status/metrics.ts";
 import { LeaseAcquireError, type OwnLease } from "../subnet/types.ts";
@@ -45,14 +46,16 @@ export function recordsToLeases(
 }
 
 /** One record as a lease, or undefined (after `onBad`) when flannel could not have written it. */
-export function recordToLease(r: { key: string; value: string; lease: string }, onBad: (key: string, why: string) => void): Lease | undefined {
+export function recordToLease(r: { key: string; value: string; lease: string; createRevision?: bigint }, onBad: (key: string, why: string) => void): Lease | undefined {
   const sub = parseSubnetKey(r.key);
   if (!sub) {
     onBad(r.key, "the key is not a subnet key (a.b.c.d-len[&v6-len])");
     return undefined;
   }
   try {
-    return { ...sub, attrs: decodeLeaseAttrs(r.key, r.value), expiration: r.lease === "0" ? null : 0, etcdLease: r.lease };
+    const lease: Lease = { ...sub, attrs: decodeLeaseAttrs(r.key, r.value), expiration: r.lease === "0" ? null : 0, etcdLease: r.lease };
+    if (r.createRevision !== undefined) lease.created = r.createRevision;
+    return lease;
   } catch (e) {
     onBad(r.key, (e as Error).message);
     return undefined;
@@ -102,6 +105,7 @@ export async function acquireLease(opts: AcquireOptions): Promise<OwnLease> {
       }
       log.info(`subnet ${key} was taken by another host meanwhile; trying another (attempt ${attempt}/${MAX_ATTEMPTS})`);
     } catch (e) {
+      if (e instanceof EtcdPermissionError) throw e; // final: another subnet or attempt cannot help
       lastError = e;
       log.warn(`creating lease ${key} failed (attempt ${attempt}/${MAX_ATTEMPTS}): ${(e as Error).message}`);
     }
@@ -157,6 +161,7 @@ export async function renewLeaseLoop(opts: RenewOptions): Promise<void> {
       opts.onRenewed({ ...lease, etcdLease: id, expiration });
       wait = nextWait();
     } catch (e) {
+      if (signal.aborted) break; // the registry abandoned the renewal: shutting down
       metrics.leaseRenewalErrors++;
       metrics.error("etcd");
       log.error(`Error renewing lease (trying again in ${Math.round(retryMs / 1000)}s): ${(e as Error).message}`);

@@ -6,6 +6,7 @@
  * and changed attributes become `added` events (§12.4). Malformed records are logged once and
  * skipped; our own key is reported separately.
  */
+import { createHash } from "node:crypto";
 import type { Logger } from "../log.ts";
 import { CompactedError, type Registry, type SubnetRecord, type WatchEvent } from "../registry/types.ts";
 import type { Metrics } from "../status/metrics.ts";
@@ -38,8 +39,12 @@ export interface WatchOptions {
 export class LeaseWatcher {
   /** The peer leases by key (our own excluded). */
   readonly peers = new Map<string, Lease>();
-  /** Keys (with their value) already reported as malformed, so each is logged once. */
-  readonly #reported = new Set<string>();
+  /**
+   * Malformed keys already reported -> a short hash of the value reported, so each is logged
+   * once per value. Never the value itself (a key re-put with a new 1 MB value 5×/s grew the
+   * agent by 170 MiB), at most MAX_REPORTED keys, and a key leaves when it is deleted or valid.
+   */
+  readonly #reported = new Map<string, string>();
   #synced = false;
 
   /** True once the first listing has been applied. */
@@ -103,12 +108,15 @@ export class LeaseWatcher {
   async #relist(): Promise<bigint> {
     const { records, revision } = await this.opts.registry.listSubnets();
     const found: Lease[] = [];
+    const stillBad = new Set<string>();
     let own: SubnetRecord | undefined;
     for (const r of records) {
       if (r.key === this.opts.ownKey) { own = r; continue; }
       const l = recordToLease(r, (key, why) => this.#bad(key, r.value, why));
       if (l) found.push(l);
+      else stillBad.add(reportedId(r.key));
     }
+    for (const id of this.#reported.keys()) if (!stillBad.has(id)) this.#reported.delete(id);
     const events = diffLeases(this.peers, found);
     this.opts.metrics.watchResyncs++;
     for (const e of events) this.#cache(e);
@@ -135,10 +143,12 @@ export class LeaseWatcher {
       }
       const old = this.peers.get(key);
       if (ev.type === "delete") {
+        this.#reported.delete(reportedId(key));
         if (old) emit({ type: "removed", lease: old });
         continue;
       }
       const l = recordToLease(ev.record, (k, why) => this.#bad(k, ev.record.value, why));
+      if (l) this.#reported.delete(reportedId(key));
       if (!l) {
         if (old) emit({ type: "removed", lease: old }); // overwritten with something unreadable
       } else if (!old || !sameAttrs(old.attrs, l.attrs)) {
@@ -158,11 +168,32 @@ export class LeaseWatcher {
   }
 
   #bad(key: string, value: string, why: string): void {
-    const id = `${key}\0${value}`;
-    if (this.#reported.has(id)) return;
-    this.#reported.add(id);
+    const id = reportedId(key);
+    const hash = shortHash(value);
+    if (this.#reported.get(id) === hash) return;
+    this.#reported.delete(id); // re-inserted last: the map's order is the order of reports
+    if (this.#reported.size >= MAX_REPORTED) this.#reported.delete(this.#reported.keys().next().value!);
+    this.#reported.set(id, hash);
     this.opts.metrics.error("malformed_lease");
-    this.opts.log.warn(`ignoring malformed lease ${key}: ${why}`);
+    this.opts.log.warn(`ignoring malformed lease ${excerpt(key, 120)}: ${excerpt(why, 300)}`);
   }
+}
+
+/** Malformed keys remembered at most (beyond that the oldest report is forgotten: logged again if seen again). */
+const MAX_REPORTED = 1024;
+
+/** A short digest (not the text) of a value, to tell a re-put with a new value from a repeat. */
+function shortHash(text: string): string {
+  return createHash("sha256").update(text).digest("base64").slice(0, 16);
+}
+
+/** How a key is remembered: itself when short, else a prefix and a digest (keys can be large too). */
+function reportedId(key: string): string {
+  return key.length <= 256 ? key : `${key.slice(0, 64)}…${shortHash(key)}`;
+}
+
+/** `text` cut to `max` characters with the length said, so a peer's huge value never fills the log. */
+function excerpt(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
 }
 

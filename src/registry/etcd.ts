@@ -3,9 +3,16 @@
  * values are flannel's; creates are `Grant` + `Txn(If Version(key)==0, Then Put)`, renewals put
  * under a fresh lease and revoke the old one. Unary calls carry a deadline so a dead etcd is an
  * error, not a hang; the watch surfaces every response and leaves reconnecting to the caller.
+ * Every failure is translated (etcd_errors.ts) into what happened where; close() or the `signal`
+ * abandons the calls in flight at once, so a shutdown never waits on an unreachable etcd.
  */
+import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Etcd3, type IOptions, type IKeyValue, type IWatchResponse } from "etcd3";
+import { createSecureContext } from "node:tls";
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, isBrokenCircuitError, retry } from "cockatiel";
+import { Etcd3, GRPCDeadlineExceededError, type IOptions, type IKeyValue, type IWatchResponse, isRecoverableError } from "etcd3";
+import { type EtcdCallContext, EtcdAbortedError, type TlsFiles, translateEtcdError } from "./etcd_errors.ts";
+import { EtcdTlsCredentials } from "./etcd_tls.ts";
 import { EventQueue } from "./event_queue.ts";
 import { CompactedError, type Registry, type SubnetRecord, type WatchBatch } from "./types.ts";
 
@@ -19,7 +26,12 @@ export interface EtcdRegistryOptions {
   password?: string;
   /** Deadline of each unary call, ms. */
   timeoutMs?: number;
+  /** Aborting it abandons every call in flight and fails later ones (the agent's shutdown). */
+  signal?: AbortSignal;
 }
+
+/** How long an endpoint that failed 3 times in a row is left alone (etcd3's default). */
+const RESTING_MS = 5000;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -29,80 +41,106 @@ export class EtcdRegistry implements Registry {
   readonly #configKey: string;
   readonly #subnetPrefix: string;
   readonly #healthPrefix: string;
+  readonly #context: Omit<EtcdCallContext, "permission" | "key" | "prefix">;
+  readonly #closed = new AbortController();
+  /** The last failure an endpoint's circuit breaker counted. */
+  #lastFailure: unknown;
 
+  /**
+   * Throws, before any connection, when a TLS file cannot be read or used: the message names the
+   * flag and the path.
+   */
   constructor(opts: EtcdRegistryOptions) {
     const timeout = opts.timeoutMs ?? 5000;
+    if (opts.endpoints.length === 0) throw new Error("--etcd-endpoints is empty: give at least one etcd URL, e.g. http://127.0.0.1:2379");
+    const files: TlsFiles = { caFile: opts.caFile, certFile: opts.certFile, keyFile: opts.keyFile };
     const options: IOptions = {
       hosts: opts.endpoints,
       dialTimeout: timeout,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      faultHandling: {
+        // etcd3's default: an endpoint that failed 3 times in a row rests for 5 s, so calls go to
+        // the others. While all rest, etcd3 says only "Execution prevented because the circuit
+        // breaker is open": the last real failure is kept to say what it was (#call).
+        host: () => {
+          const breaker = circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: RESTING_MS, breaker: new ConsecutiveBreaker(3) });
+          breaker.onFailure(({ reason }) => { if ("error" in reason) this.#lastFailure = reason.error; });
+          return breaker;
+        },
+        // Up to 3 retries, each on the next endpoint (etcd3's default), except that a call that
+        // timed out is not sent to the same single endpoint again: it would only wait as long again.
+        global: retry(handleWhen((e) => isRecoverableError(e) && (opts.endpoints.length > 1 || !(e instanceof GRPCDeadlineExceededError))), { maxAttempts: 3 }),
+      },
     };
     // TLS when a key and certificate are given (flannel), or a CA alone (flannel ignores it: §12.16).
-    if ((opts.keyFile && opts.certFile) || opts.caFile) {
-      options.credentials = {
-        rootCertificate: opts.caFile ? readFileSync(opts.caFile) : (undefined as unknown as Buffer),
-        privateKey: opts.keyFile ? readFileSync(opts.keyFile) : undefined,
-        certChain: opts.certFile ? readFileSync(opts.certFile) : undefined,
-      };
-    }
+    const tls = (opts.keyFile && opts.certFile) || opts.caFile;
+    const credentials = tls ? tlsCredentials(files) : undefined;
     if (opts.username) options.auth = { username: opts.username, password: opts.password ?? "" };
     this.#client = new Etcd3(options);
+    if (credentials) installCredentials(this.#client, credentials);
     const prefix = opts.prefix.replace(/\/+$/, "");
     this.#configKey = `${prefix}/config`;
     this.#subnetPrefix = `${prefix}/subnets/`;
     this.#healthPrefix = `${prefix}/health/`;
+    this.#context = { endpoints: opts.endpoints, username: opts.username, timeoutMs: timeout, tls: tls ? files : undefined };
+    if (opts.signal?.aborted) this.#closed.abort();
+    opts.signal?.addEventListener("abort", () => this.#closed.abort(), { once: true });
   }
 
   async getConfig(): Promise<string | undefined> {
-    const v = await this.#client.get(this.#configKey).string();
+    const v = await this.#call("read", this.#configKey, () => this.#client.get(this.#configKey).string());
     return v ?? undefined;
   }
 
   async putConfig(text: string): Promise<void> {
-    await this.#client.put(this.#configKey).value(text);
+    await this.#call("write", this.#configKey, () => this.#client.put(this.#configKey).value(text));
   }
 
   async listSubnets(): Promise<{ records: SubnetRecord[]; revision: bigint }> {
-    const res = await this.#client.kv.range({ key: enc.encode(this.#subnetPrefix), range_end: prefixEnd(this.#subnetPrefix) } as never);
+    const res = await this.#call("read", this.#subnetPrefix, () =>
+      this.#client.kv.range({ key: enc.encode(this.#subnetPrefix), range_end: prefixEnd(this.#subnetPrefix) } as never), true);
     return { records: res.kvs.map((kv) => this.#record(kv)), revision: BigInt(res.header.revision) };
   }
 
   async getSubnet(key: string): Promise<SubnetRecord | undefined> {
-    const res = await this.#client.kv.range({ key: enc.encode(this.#subnetPrefix + key) } as never);
+    const res = await this.#call("read", this.#subnetPrefix + key, () => this.#client.kv.range({ key: enc.encode(this.#subnetPrefix + key) } as never));
     return res.kvs[0] && this.#record(res.kvs[0]);
   }
 
   async createSubnet(key: string, value: string, ttlSeconds: number): Promise<{ lease: string } | undefined> {
-    const lease = await this.#grant(ttlSeconds);
-    const k = enc.encode(this.#subnetPrefix + key);
+    const full = this.#subnetPrefix + key;
+    const lease = await this.#grant(ttlSeconds, full);
+    const k = enc.encode(full);
     try {
-      const res = await this.#client.kv.txn({
+      const res = await this.#call("write", full, () => this.#client.kv.txn({
         compare: [{ key: k, target: "Version", result: "Equal", version: 0 }],
         success: [{ request_put: { key: k, value: enc.encode(value), lease } }],
         failure: [],
-      } as never);
+      } as never));
       if (res.succeeded) return { lease };
     } catch (e) {
-      await this.#revoke(lease).catch(() => {});
+      await this.#revoke(lease, full).catch(() => {});
       throw e;
     }
-    await this.#revoke(lease).catch(() => {});
+    await this.#revoke(lease, full).catch(() => {});
     return undefined;
   }
 
   async putSubnet(key: string, value: string, ttlSeconds: number, revokeLease?: string): Promise<{ lease: string }> {
-    const lease = ttlSeconds > 0 ? await this.#grant(ttlSeconds) : "0";
-    await this.#client.kv.put({ key: enc.encode(this.#subnetPrefix + key), value: enc.encode(value), lease } as never);
-    if (revokeLease && revokeLease !== "0" && revokeLease !== lease) await this.#revokeIfEmpty(revokeLease).catch(() => {});
+    const full = this.#subnetPrefix + key;
+    const lease = ttlSeconds > 0 ? await this.#grant(ttlSeconds, full) : "0";
+    await this.#call("write", full, () => this.#client.kv.put({ key: enc.encode(full), value: enc.encode(value), lease } as never));
+    if (revokeLease && revokeLease !== "0" && revokeLease !== lease) await this.#revokeIfEmpty(revokeLease, full).catch(() => {});
     return { lease };
   }
 
   async deleteSubnet(key: string): Promise<void> {
-    await this.#client.kv.deleteRange({ key: enc.encode(this.#subnetPrefix + key) } as never);
+    const full = this.#subnetPrefix + key;
+    await this.#call("write", full, () => this.#client.kv.deleteRange({ key: enc.encode(full) } as never));
   }
 
   async leaseTimeToLive(lease: string): Promise<number> {
-    const res = await this.#client.leaseClient.leaseTimeToLive({ ID: lease } as never);
+    const res = await this.#call("read", `etcd lease ${lease}`, () => this.#client.leaseClient.leaseTimeToLive({ ID: lease } as never));
     return Number(res.TTL);
   }
 
@@ -128,48 +166,78 @@ export class EtcdRegistry implements Registry {
     // etcd has dropped a cancelled watcher already: cancelling it again would wait forever.
     let cancelled = false;
     watcher.on("end", () => { cancelled = true; });
-    watcher.on("error", (err: Error) => (cancelled = true) && push(/compact/i.test(err.message) || /canceled/i.test(err.message) ? new CompactedError(fromRevision) : err));
-    watcher.on("disconnected", (err: Error) => push(new Error(`etcd watch disconnected: ${err?.message ?? err}`)));
+    const watchError = (err: Error) => translateEtcdError(err, { ...this.#context, permission: "read", key: this.#subnetPrefix, prefix: true });
+    watcher.on("error", (err: Error) => (cancelled = true) && push(/compact/i.test(err.message) || /canceled/i.test(err.message) ? new CompactedError(fromRevision) : watchError(err)));
+    watcher.on("disconnected", (err: Error) => push(new Error(`etcd watch disconnected: ${watchError(err).message}`)));
     try {
       yield* queue.drain(signal);
     } finally {
       watcher.removeAllListeners();
       watcher.on("error", () => {});
-      if (!cancelled) {
+      if (!cancelled && !this.#closed.signal.aborted) { // closing ends it: no need to wait on etcd
         await Promise.race([watcher.cancel().catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
       }
     }
   }
 
   async close(): Promise<void> {
+    this.#closed.abort();
     this.#client.close();
   }
 
   async putHealth(key: string, value: string, ttlSeconds: number, previousLease?: string): Promise<{ lease: string }> {
-    const lease = await this.#grant(ttlSeconds);
-    await this.#client.kv.put({ key: enc.encode(this.#healthPrefix + key), value: enc.encode(value), lease } as never);
-    if (previousLease) await this.#revoke(previousLease).catch(() => {});
+    const full = this.#healthPrefix + key;
+    const lease = await this.#grant(ttlSeconds, full);
+    await this.#call("write", full, () => this.#client.kv.put({ key: enc.encode(full), value: enc.encode(value), lease } as never));
+    if (previousLease) await this.#revoke(previousLease, full).catch(() => {});
     return { lease };
   }
 
   async listHealth(): Promise<Map<string, string>> {
-    const res = await this.#client.kv.range({ key: enc.encode(this.#healthPrefix), range_end: prefixEnd(this.#healthPrefix) } as never);
+    const res = await this.#call("read", this.#healthPrefix, () =>
+      this.#client.kv.range({ key: enc.encode(this.#healthPrefix), range_end: prefixEnd(this.#healthPrefix) } as never), true);
     return new Map(res.kvs.map((kv) => [dec.decode(kv.key).slice(this.#healthPrefix.length), dec.decode(kv.value)]));
   }
 
-  async #grant(ttlSeconds: number): Promise<string> {
-    const res = await this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 } as never);
+  /**
+   * Runs one etcd call: translated failures (what, where, why), and an immediate rejection when
+   * the registry is closed or its signal aborts (the gRPC call itself ends with the client).
+   */
+  async #call<T>(permission: "read" | "write", key: string, run: () => PromiseLike<T>, prefix = false): Promise<T> {
+    const ctx: EtcdCallContext = { ...this.#context, permission, key, prefix };
+    const closed = this.#closed.signal;
+    const what = `${permission === "write" ? "writing" : "reading"} ${key}`;
+    if (closed.aborted) throw new EtcdAbortedError(what);
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new EtcdAbortedError(what));
+      closed.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([Promise.resolve(run()), aborted]);
+    } catch (e) {
+      // Every endpoint rests: say why the last one failed (the same words as then, so a log
+      // that repeats only new messages stays quiet).
+      throw translateEtcdError(isBrokenCircuitError(e) && this.#lastFailure !== undefined ? this.#lastFailure : e, ctx);
+    } finally {
+      closed.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Grants a lease for `key` (the key names the call in a failure: etcd checks no key here). */
+  async #grant(ttlSeconds: number, key: string): Promise<string> {
+    const res = await this.#call("write", key, () => this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 } as never));
     return String(res.ID);
   }
 
-  async #revoke(lease: string): Promise<void> {
-    await this.#client.leaseClient.leaseRevoke({ ID: lease } as never);
+  async #revoke(lease: string, key: string): Promise<void> {
+    await this.#call("write", key, () => this.#client.leaseClient.leaseRevoke({ ID: lease } as never));
   }
 
   /** Revokes `lease` unless it still holds a key (someone else's: revoking would delete it). */
-  async #revokeIfEmpty(lease: string): Promise<void> {
-    const res = await this.#client.leaseClient.leaseTimeToLive({ ID: lease, keys: true } as never);
-    if (Number(res.TTL) >= 0 && (res.keys?.length ?? 0) === 0) await this.#revoke(lease);
+  async #revokeIfEmpty(lease: string, key: string): Promise<void> {
+    const res = await this.#call("read", key, () => this.#client.leaseClient.leaseTimeToLive({ ID: lease, keys: true } as never));
+    if (Number(res.TTL) >= 0 && (res.keys?.length ?? 0) === 0) await this.#revoke(lease, key);
   }
 
   #suffix(key: Buffer | Uint8Array): string {
@@ -177,7 +245,7 @@ export class EtcdRegistry implements Registry {
   }
 
   #record(kv: IKeyValue): SubnetRecord {
-    return { key: this.#suffix(kv.key), value: dec.decode(kv.value), lease: String(kv.lease ?? "0"), modRevision: BigInt(kv.mod_revision) };
+    return { key: this.#suffix(kv.key), value: dec.decode(kv.value), lease: String(kv.lease ?? "0"), modRevision: BigInt(kv.mod_revision), createRevision: BigInt(kv.create_revision) };
   }
 }
 
@@ -188,4 +256,62 @@ function prefixEnd(prefix: string): Uint8Array {
     if (b[i]! < 0xff) { b[i]!++; return b.slice(0, i + 1); }
   }
   return new Uint8Array([0]);
+}
+
+/**
+ * weft's TLS credentials (etcd_tls.ts) from the files; throws naming the flag and the path when
+ * one is missing, unreadable or not usable, before any connection is tried.
+ */
+function tlsCredentials(files: TlsFiles): EtcdTlsCredentials {
+  if (files.certFile && !files.keyFile) throw new Error(`--etcd-certfile ${files.certFile} needs --etcd-keyfile (the client certificate's private key)`);
+  if (files.keyFile && !files.certFile) throw new Error(`--etcd-keyfile ${files.keyFile} needs --etcd-certfile (the client certificate)`);
+  const read = (flag: string, path: string | undefined): Buffer | undefined => {
+    if (!path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
+      throw new Error(`${flag}: cannot read ${path}: ${why}`);
+    }
+  };
+  const ca = read("--etcd-cafile", files.caFile);
+  const cert = read("--etcd-certfile", files.certFile);
+  const key = read("--etcd-keyfile", files.keyFile);
+  for (const [flag, path, pem, kind] of [["--etcd-cafile", files.caFile, ca, "CERTIFICATE"], ["--etcd-certfile", files.certFile, cert, "CERTIFICATE"], ["--etcd-keyfile", files.keyFile, key, "PRIVATE KEY"]] as const) {
+    if (pem && !pem.toString("latin1").includes(`-----BEGIN`)) throw new Error(`${flag}: ${path} is not a PEM file (expected "-----BEGIN ${kind}-----")`);
+  }
+  // Checked here too: Deno's createSecureContext() checks nothing until the first handshake.
+  if (cert && key && !matchingKey(cert, key)) throw new Error(`--etcd-keyfile ${files.keyFile} is not the private key of --etcd-certfile ${files.certFile}`);
+  try {
+    return new EtcdTlsCredentials(createSecureContext({ ca, cert, key }), files);
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/key values mismatch|KEY_VALUES_MISMATCH/i.test(msg)) throw new Error(`--etcd-keyfile ${files.keyFile} is not the private key of --etcd-certfile ${files.certFile}`);
+    throw new Error(`TLS files (--etcd-cafile ${files.caFile ?? "-"}, --etcd-certfile ${files.certFile ?? "-"}, --etcd-keyfile ${files.keyFile ?? "-"}) are not usable: ${msg}`);
+  }
+}
+
+/** Whether `key` is the private key of the (first) certificate in `cert`; true when it cannot tell. */
+function matchingKey(cert: Buffer, key: Buffer): boolean {
+  try {
+    return new X509Certificate(cert).checkPrivateKey(createPrivateKey(key));
+  } catch {
+    return true; // unparsable: createSecureContext() says what is wrong
+  }
+}
+
+/**
+ * Puts weft's credentials in place of those etcd3 made with grpc-js's `createSsl()` (see
+ * etcd_tls.ts for why), on every endpoint and for the auth token request. etcd3 has no option
+ * for it; its hosts build their gRPC clients lazily, at the first call, so nothing has used the
+ * old ones yet.
+ */
+function installCredentials(client: Etcd3, credentials: EtcdTlsCredentials): void {
+  const pool = (client as unknown as { pool?: { hosts?: { channelCredentials: unknown }[]; authenticator?: { credentials: unknown } } }).pool;
+  if (!pool?.hosts?.length || !pool.authenticator || !("credentials" in pool.authenticator)) {
+    throw new Error("etcd3 changed: cannot install weft's TLS credentials (src/registry/etcd_tls.ts)");
+  }
+  for (const host of pool.hosts) host.channelCredentials = credentials;
+  pool.authenticator.credentials = credentials;
 }

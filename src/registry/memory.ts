@@ -7,7 +7,7 @@
 import { EventQueue } from "./event_queue.ts";
 import { CompactedError, type Registry, type SubnetRecord, type WatchBatch, type WatchEvent } from "./types.ts";
 
-interface Entry { value: string; lease: string; modRevision: bigint }
+interface Entry { value: string; lease: string; modRevision: bigint; createRevision: bigint }
 interface LeaseState { expiresAt: number; keys: Set<string>; timer: ReturnType<typeof setTimeout> }
 
 export class MemoryRegistry implements Registry {
@@ -155,9 +155,10 @@ export class MemoryRegistry implements Registry {
     for (const [key, value, lease] of records) {
       const old = this.#subnets.get(key);
       if (old && old.lease !== lease) this.#leases.get(old.lease)?.keys.delete(key);
-      this.#subnets.set(key, { value, lease, modRevision: revision });
+      const createRevision = old?.createRevision ?? revision;
+      this.#subnets.set(key, { value, lease, modRevision: revision, createRevision });
       this.#leases.get(lease)?.keys.add(key);
-      events.push({ type: "put", record: { key, value, lease, modRevision: revision } });
+      events.push({ type: "put", record: { key, value, lease, modRevision: revision, createRevision } });
     }
     this.#emit(revision, events);
   }

@@ -13,6 +13,8 @@ export interface SubnetRecord {
   /** The etcd lease ID as a decimal string; "0" for a reservation (no lease). */
   lease: string;
   modRevision: bigint;
+  /** The revision that created the key (etcd's create_revision; kept across re-puts). */
+  createRevision?: bigint;
 }
 
 export type WatchEvent =

@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { NetworkConfig } from "../config/network.ts";
 import { type Lease, leaseBackendType, leaseKey } from "../lease/lease.ts";
 import type { OwnLease } from "../lease/manager.ts";
+import type { Flag, Refusal } from "../lease/admission.ts";
 import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../net/ip.ts";
 import { addDashboard } from "./dashboard/index.ts";
 import type { Metrics } from "./metrics.ts";
@@ -21,6 +22,10 @@ export interface AgentView {
   readonly peers: ReadonlyMap<string, Lease>;
   /** Whether `peers` reflects a first full listing (false right after start). */
   readonly peersSynced?: boolean;
+  /** Peer leases refused by admission (not programmed), by key, with the reason. */
+  readonly refusedLeases?: ReadonlyMap<string, Refusal>;
+  /** Peer leases programmed but flagged (a duplicate PublicIP), by key, with the reason. */
+  readonly flaggedLeases?: ReadonlyMap<string, Flag>;
   /** Last etcd error, cleared on success; shown by the dashboard. */
   readonly etcdError?: string;
   readonly metrics: Metrics;
@@ -50,6 +55,14 @@ function leaseJSON(l: Lease, expiration: number | null | undefined, networkType:
   };
 }
 
+/** Refused or flagged leases for `/status`, by key: the lease, the reason, the message, since when. */
+function findingsJSON(found: ReadonlyMap<string, Refusal | Flag>, networkType: string | undefined) {
+  return [...found.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((r) => ({
+    ...leaseJSON(r.lease, undefined, networkType), reason: r.reason, message: r.message,
+    conflictsWith: r.conflictsWith ?? null, since: new Date(r.since).toISOString(),
+  }));
+}
+
 /** Builds the app. `extra` lets the dashboard add its routes to the same app. */
 export function createStatusApp(view: AgentView): Hono {
   const app = new Hono();
@@ -62,7 +75,9 @@ export function createStatusApp(view: AgentView): Hono {
   app.get("/status", async (c) => {
     const lease = view.lease;
     const cfg = view.config;
+    const refused = view.refusedLeases ?? new Map<string, Refusal>();
     const peers = [...view.peers.values()]
+      .filter((l) => !refused.has(leaseKey(l)))
       .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0))
       .map((l) => ({ ...leaseJSON(l, view.peerExpiration?.(l), view.backendType), health: view.health?.peerJSON(l) ?? null }));
     return c.json({
@@ -77,6 +92,8 @@ export function createStatusApp(view: AgentView): Hono {
       peersSynced: view.peersSynced ?? true,
       peers,
       health: view.health?.summary() ?? null,
+      refusedLeases: findingsJSON(refused, view.backendType),
+      flaggedLeases: findingsJSON(view.flaggedLeases ?? new Map(), view.backendType),
       dataPath: view.dataPath ? await view.dataPath().catch((e) => ({ error: String(e) })) : null,
     });
   });

@@ -10,6 +10,7 @@ import { type Lease, decodeLeaseAttrs, encodeLeaseAttrs } from "../lease/lease.t
 import { LEASE_TTL_SECONDS, acquireLease, recordsToLeases, renewLeaseLoop, sleep } from "../lease/manager.ts";
 import { LeaseWatcher } from "../lease/watch.ts";
 import type { Logger } from "../log.ts";
+import { EtcdPermissionError } from "../registry/etcd_errors.ts";
 import type { Registry, SubnetRecord } from "../registry/types.ts";
 import type { Metrics } from "../status/metrics.ts";
 import {
@@ -84,6 +85,7 @@ export class EtcdSubnetManager implements SubnetManager {
         this.#error = undefined;
         ok = true;
       } catch (e) {
+        if (signal.aborted) break; // the registry abandoned the read: shutting down
         const msg = `cannot read the network config from etcd (retrying every ${retry} ms): ${this.#failed(e)}`;
         if (msg !== said) log.warn((said = msg));
       }
@@ -126,7 +128,8 @@ export class EtcdSubnetManager implements SubnetManager {
         this.#setLease(lease);
         return lease;
       } catch (e) {
-        if (e instanceof LeaseAcquireError) throw e;
+        if (signal.aborted) break; // the registry abandoned the call: shutting down
+        if (e instanceof LeaseAcquireError || e instanceof EtcdPermissionError) throw e;
         log.warn(`failed to acquire a lease (retrying in ${wait / 1000} s): ${this.#failed(e)}`);
         await sleep(wait, signal);
       }
@@ -200,7 +203,8 @@ export class EtcdSubnetManager implements SubnetManager {
         theirs = `an unreadable value (${(e as Error).message})`;
       }
       if (theirs !== ours) {
-        log.warn(`lease ${lease.key} was re-put by another writer with ${theirs}; this host keeps its own ${ours} ` +
+        const shown = theirs.length <= 200 ? theirs : `${theirs.slice(0, 200)}… (${theirs.length} characters)`;
+        log.warn(`lease ${lease.key} was re-put by another writer with ${shown}; this host keeps its own ${ours} ` +
           `and writes it back at its next renewal`);
       }
       if (record.lease === lease.etcdLease) return;

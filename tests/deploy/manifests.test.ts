@@ -1,7 +1,9 @@
 /**
  * @module The deploy/ files checked for the mistakes that would break a node: the Kubernetes
- * manifest (one image everywhere, agent args weft and flanneld both accept, host paths matching
- * what the agent and the CNI plugin use, probes on the healthz port and address, the ConfigMap's
+ * manifests (kube-flannel.yml in kube mode: flannel's names, args the real flag parser accepts,
+ * RBAC exactly src/kube/access.ts's KUBE_API_ACCESS; weft.yaml in etcd mode: one image
+ * everywhere, agent args weft and flanneld both accept, host paths matching what the agent and
+ * the CNI plugin use, probes on the healthz port and address, the ConfigMap's
  * net-conf.json and cni-conf.json accepted by the real parsers, RBAC wired to the DaemonSet's
  * account), the systemd units (parsed as INI) and the Dockerfile (read as text: no docker
  * engine here).
@@ -16,6 +18,7 @@ import { renderDelegateConfig } from "../../src/cni/delegate_config.ts";
 import { parseFlannelEnv } from "../../src/cni/flannel_env.ts";
 import { parseFlannelNetConf } from "../../src/cni/netconf.ts";
 import { parseNetworkConfig } from "../../src/config/network.ts";
+import { KUBE_API_ACCESS } from "../../src/kube/access.ts";
 
 const DEPLOY = join(import.meta.dir, "..", "..", "deploy");
 const read = (path: string) => readFileSync(join(DEPLOY, path), "utf8");
@@ -52,25 +55,25 @@ const allContainers: any[] = [...pod.initContainers, ...pod.containers];
 const agent = pod.containers.find((c: any) => c.name === "kube-flannel");
 
 /** Kubernetes' `$(VAR)` expansion in command/args, from the container's env and the ConfigMap. */
-function expand(container: any, text: string): string {
+function expand(container: any, text: string, cm = configMap): string {
   return text.replace(/\$\((\w+)\)/g, (_, name: string) => {
     const env = (container.env ?? []).find((e: any) => e.name === name);
     expect(env).toBeDefined();
     if (env.value !== undefined) return env.value;
     const ref = env.valueFrom.configMapKeyRef;
-    expect(ref.name).toBe(configMap.metadata.name);
-    return configMap.data[ref.key];
+    expect(ref.name).toBe(cm.metadata.name);
+    return cm.data[ref.key];
   });
 }
 const agentArgs: string[] = agent.args.map((a: string) => expand(agent, a));
 const flags = parseAgentFlags(agentArgs, {}).values;
 
 /** The hostPath a container path lies on, through the container's mounts. */
-function hostPathOf(container: any, path: string): string | undefined {
+function hostPathOf(container: any, path: string, podSpec = pod): string | undefined {
   for (const m of container.volumeMounts ?? []) {
     const mount = m.mountPath.replace(/\/$/, "");
     if (path !== mount && !path.startsWith(`${mount}/`)) continue;
-    const volume = pod.volumes.find((v: any) => v.name === m.name);
+    const volume = podSpec.volumes.find((v: any) => v.name === m.name);
     if (volume?.hostPath) return volume.hostPath.path + path.slice(mount.length);
   }
   return undefined;
@@ -172,6 +175,89 @@ describe("deploy/kubernetes/weft.yaml", () => {
     for (const [res, verb] of [["pods", "get"], ["nodes", "list"], ["nodes", "watch"], ["nodes/status", "patch"]]) expect(can(res!, verb!)).toBe(true);
     expect(ds.spec.selector.matchLabels).toEqual(expect.objectContaining({ app: "flannel" }));
     expect(ds.spec.template.metadata.labels).toMatchObject(ds.spec.selector.matchLabels);
+  });
+});
+
+// ------------------------------------------------------------------ Kubernetes, kube mode
+
+/** kube-flannel.yml: flannel's manifest in kube mode, with weft. */
+const kube = (() => {
+  const all = parseAllDocuments(read("kubernetes/kube-flannel.yml")).map((d) => {
+    expect(d.errors).toEqual([]);
+    return d.toJS() as any;
+  }).filter(Boolean);
+  const of = (kind: string) => {
+    const found = all.filter((d) => d.kind === kind);
+    expect(found).toHaveLength(1);
+    return found[0]!;
+  };
+  const ds = of("DaemonSet");
+  const pod = ds.spec.template.spec;
+  const agent = pod.containers.find((c: any) => c.name === "kube-flannel");
+  return { all, of, ds, pod, agent, configMap: of("ConfigMap"), args: agent.args as string[] };
+})();
+const kubeFlags = parseAgentFlags(kube.args, {}).values;
+
+/** `resource verb` for every pair a list of rules grants. */
+function grants(rules: { resources?: string[]; resource?: string; verbs: readonly string[] }[]): string[] {
+  return rules.flatMap((r) => (r.resources ?? [r.resource!]).flatMap((res) => r.verbs.map((v) => `${res} ${v}`))).sort();
+}
+
+describe("deploy/kubernetes/kube-flannel.yml (kube mode)", () => {
+  test("flannel's objects and names: namespace kube-flannel, account/role/binding flannel, ConfigMap kube-flannel-cfg with flannel's two keys, DaemonSet kube-flannel-ds", () => {
+    expect(kube.all.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+      "Namespace/kube-flannel", "ClusterRole/flannel", "ClusterRoleBinding/flannel", "ServiceAccount/flannel", "ConfigMap/kube-flannel-cfg", "DaemonSet/kube-flannel-ds",
+    ]);
+    for (const d of kube.all.filter((d) => !["Namespace", "ClusterRole", "ClusterRoleBinding"].includes(d.kind))) expect(d.metadata.namespace).toBe("kube-flannel");
+    expect(Object.keys(kube.configMap.data).sort()).toEqual(["cni-conf.json", "net-conf.json"]);
+    expect(kube.ds.spec.selector.matchLabels).toEqual({ app: "flannel" });
+  });
+
+  test("the agent's args are flannel's (--ip-masq --kube-subnet-mgr) plus healthz, accepted by weft's flag parser, with no etcd flag", () => {
+    expect(kube.agent.command).toEqual(["/usr/local/bin/weft"]);
+    for (const name of flagNames(kube.args)) expect(FLANNELD_FLAGS.has(name)).toBe(true);
+    expect(flagNames(kube.args).filter((f) => f.startsWith("etcd-"))).toEqual([]);
+    expect([kubeFlags["kube-subnet-mgr"], kubeFlags["ip-masq"], kubeFlags["kubeconfig-file"], kubeFlags["kube-api-url"]]).toEqual([true, true, "", ""]);
+    expect([kubeFlags["healthz-ip"], kubeFlags["healthz-port"]]).toEqual(["0.0.0.0", 8081]);
+  });
+
+  test("--net-config-path (default) reads net-conf.json from the mounted ConfigMap, and it is a valid network config", () => {
+    const path: string = kubeFlags["net-config-path"];
+    expect(path).toBe("/etc/kube-flannel/net-conf.json");
+    const mount = kube.agent.volumeMounts.find((m: any) => path.startsWith(m.mountPath));
+    expect(kube.pod.volumes.find((v: any) => v.name === mount.name).configMap.name).toBe(kube.configMap.metadata.name);
+    const cfg = parseNetworkConfig(kube.configMap.data[path.slice(mount.mountPath.replace(/\/?$/, "/").length)]);
+    expect([cfg.backendType, JSON.parse(kube.configMap.data["net-conf.json"]).Network]).toEqual(["vxlan", "10.244.0.0/16"]);
+  });
+
+  test("the node name comes from the agent's own Pod (POD_NAME/POD_NAMESPACE, downward API), as flanneld finds it", () => {
+    const env = Object.fromEntries(kube.agent.env.map((e: any) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
+    expect(env).toMatchObject({ POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace" });
+  });
+
+  test("RBAC grants exactly what the agent's Kubernetes client uses (KUBE_API_ACCESS), in the core group, to the DaemonSet's account", () => {
+    const role = kube.of("ClusterRole");
+    expect(grants(role.rules)).toEqual(grants(KUBE_API_ACCESS));
+    for (const rule of role.rules) expect(Object.keys(rule).sort()).toEqual(["apiGroups", "resources", "verbs"]);
+    for (const rule of role.rules) expect(rule.apiGroups).toEqual([""]);
+    const sa = kube.of("ServiceAccount"), binding = kube.of("ClusterRoleBinding");
+    expect(kube.pod.serviceAccountName).toBe(sa.metadata.name);
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: sa.metadata.name, namespace: sa.metadata.namespace }]);
+    expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role.metadata.name });
+  });
+
+  test("the node-side parts are the etcd variant's (checked above): image, CNI install, cni-conf.json, volumes, probes, subnet.env path", () => {
+    expect(new Set([...kube.pod.initContainers, ...kube.pod.containers].map((c: any) => c.image))).toEqual(new Set(allContainers.map((c) => c.image)));
+    const initial = (p: any, name: string) => p.initContainers.find((c: any) => c.name === name);
+    for (const name of ["install-cni-plugin", "install-cni"]) expect(initial(kube.pod, name)).toEqual(initial(pod, name));
+    expect(kube.pod.initContainers.map((c: any) => c.name)).toEqual(["install-cni-plugin", "install-cni"]);
+    expect(kube.configMap.data["cni-conf.json"]).toBe(configMap.data["cni-conf.json"]);
+    expect(kube.pod.volumes).toEqual(pod.volumes);
+    expect([kube.agent.ports, kube.agent.livenessProbe, kube.agent.readinessProbe]).toEqual([agent.ports, agent.livenessProbe, agent.readinessProbe]);
+    expect(hostPathOf(kube.agent, kubeFlags["subnet-file"], kube.pod)).toBe(hostPathOf(agent, flags["subnet-file"]));
+    expect(hostPathOf(kube.agent, "/run/xtables.lock", kube.pod)).toBe("/run/xtables.lock");
+    expect(kube.agent.securityContext.capabilities.add).toEqual(["NET_ADMIN", "NET_RAW"]);
+    expect(kube.pod.hostNetwork).toBe(true);
   });
 });
 

@@ -3,14 +3,15 @@
  * inside a network namespace on an address there (agents in that namespace's neighbours use
  * `endpoint`; the test process reaches it through a forwarder at `localEndpoint`, never through
  * the root namespace's routes). Data in a temp dir; stop, restart, compact. Every instance is
- * registered so `stopAllEtcd()` leaves nothing running.
+ * registered so `stopAllEtcd()` leaves nothing running. Optionally over TLS (`tls`: https://
+ * endpoints, client certificates required or not), on more loopback addresses (`extraHosts`).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Etcd3 } from "etcd3";
+import { Etcd3, type IOptions } from "etcd3";
 import { type NetnsForward, forwardIntoNetns } from "../../tools/netns_forward.ts";
 
 const running = new Set<EtcdServer>();
@@ -60,6 +61,25 @@ export interface EtcdOptions {
   port?: number;
   /** Where the data goes (removed by destroy()); default: a new temp dir. */
   dataDir?: string;
+  /** Serve clients over TLS (https:// endpoints). */
+  tls?: EtcdTls;
+  /** More addresses to serve clients on, same port (e.g. 127.0.0.2 for a SAN the cert lacks). */
+  extraHosts?: string[];
+}
+
+/** etcd's client TLS: its certificate, and optionally the CA it checks client certificates with. */
+export interface EtcdTls {
+  certFile: string;
+  keyFile: string;
+  /** The CA of etcd's certificate, for the test's own client. */
+  caFile: string;
+  /** --client-cert-auth with --trusted-ca-file = caFile: clients must present a certificate. */
+  clientCertAuth?: boolean;
+  /** The certificate and key the test's own client presents. */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+  /** A DNS name in etcd's certificate, which the test's own client checks (default "localhost"). */
+  serverName?: string;
 }
 
 export class EtcdServer {
@@ -69,14 +89,17 @@ export class EtcdServer {
   #forward?: NetnsForward;
   log = "";
 
-  private constructor(readonly dataDir: string, readonly host: string, readonly clientPort: number, readonly peerPort: number, readonly netns?: string) {}
+  private constructor(
+    readonly dataDir: string, readonly host: string, readonly clientPort: number, readonly peerPort: number, readonly netns?: string,
+    readonly tls?: EtcdTls, readonly extraHosts: string[] = [],
+  ) {}
 
   static async start(opts: EtcdOptions = {}): Promise<EtcdServer> {
     const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "weft-etcd-"));
     const host = opts.host ?? "127.0.0.1";
     for (let attempt = 1; ; attempt++) {
       const [port, peerPort] = opts.port ? [opts.port, opts.port + 1] : await freePorts(2);
-      const e = new EtcdServer(dataDir, host, port!, peerPort!, opts.netns);
+      const e = new EtcdServer(dataDir, host, port!, peerPort!, opts.netns, opts.tls, opts.extraHosts);
       running.add(e);
       try {
         if (opts.netns) e.#forward = await forwardIntoNetns(opts.netns, host, port!);
@@ -98,7 +121,30 @@ export class EtcdServer {
 
   /** The URL agents use (inside the namespace's network when there is one). */
   get endpoint(): string {
-    return `http://${this.host}:${this.clientPort}`;
+    return this.endpointAt(this.host);
+  }
+
+  /** The URL of the client port on `host` (one of `extraHosts`). */
+  endpointAt(host: string): string {
+    return `${this.tls ? "https" : "http"}://${host}:${this.clientPort}`;
+  }
+
+  /**
+   * Options for a client of the test's own (add `auth` for an etcd with auth on). With TLS it
+   * checks `tls.serverName`: etcd3's stock TLS cannot reach an endpoint by IP (weft's can).
+   */
+  clientOptions(): IOptions {
+    const t = this.tls;
+    if (!t) return { hosts: this.localEndpoint };
+    return {
+      hosts: this.localEndpoint,
+      credentials: {
+        rootCertificate: readFileSync(t.caFile),
+        privateKey: t.clientKeyFile ? readFileSync(t.clientKeyFile) : undefined,
+        certChain: t.clientCertFile ? readFileSync(t.clientCertFile) : undefined,
+      },
+      grpcOptions: { "grpc.ssl_target_name_override": t.serverName ?? "localhost" },
+    };
   }
 
   /** The URL the test process uses. */
@@ -117,10 +163,13 @@ export class EtcdServer {
     const peer = `http://${this.host}:${this.peerPort}`;
     const args = [
       "--name", "weft-test", "--data-dir", join(this.dataDir, "data"),
-      "--listen-client-urls", this.endpoint, "--advertise-client-urls", this.endpoint,
+      "--listen-client-urls", [this.endpoint, ...this.extraHosts.map((h) => this.endpointAt(h))].join(","),
+      "--advertise-client-urls", this.endpoint,
       "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
       "--initial-cluster", `weft-test=${peer}`, "--logger", "zap", "--log-level", "error",
       "--max-txn-ops", "2048", "--auto-compaction-retention", "0",
+      ...(this.tls ? ["--cert-file", this.tls.certFile, "--key-file", this.tls.keyFile] : []),
+      ...(this.tls?.clientCertAuth ? ["--client-cert-auth", "--trusted-ca-file", this.tls.caFile] : []),
     ];
     const cmd = this.netns ? ["ip", "netns", "exec", this.netns, "etcd", ...args] : ["etcd", ...args];
     const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
@@ -130,11 +179,16 @@ export class EtcdServer {
     const deadline = Date.now() + 20_000;
     for (;;) {
       try {
-        const c = new Etcd3({ hosts: this.localEndpoint, dialTimeout: 1000 });
-        await c.get("weft-probe").string();
-        c.close();
+        const c = new Etcd3({ ...this.clientOptions(), dialTimeout: 1000 });
+        try {
+          await c.get("weft-probe").string();
+        } finally {
+          c.close();
+        }
         return;
       } catch (err) {
+        // Up: it answered, with auth on, or with a certificate a test made expired on purpose.
+        if (/user name is empty|permission denied|certificate has expired/.test(String(err))) return;
         if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`etcd did not start: ${err}\n${this.log}`);
         await Bun.sleep(100);
       }
@@ -152,7 +206,7 @@ export class EtcdServer {
 
   /** A client for the test's own reads and writes (closed by destroy()). */
   client(): Etcd3 {
-    this.#client ??= new Etcd3({ hosts: this.localEndpoint });
+    this.#client ??= new Etcd3(this.clientOptions());
     return this.#client;
   }
 

@@ -31,7 +31,7 @@
  */
 import { PEER_CAP } from "../../core/layout.ts";
 import { getCI, isObject } from "../../config/json_ci.ts";
-import { type Lease, type LeaseAttrs, type LeaseEvent, leaseBackendType, leaseKey } from "../../lease/lease.ts";
+import { type Lease, type LeaseAttrs, type LeaseEvent, leaseBackendType, leaseKey, showValue } from "../../lease/lease.ts";
 import { formatIPv4, formatIPv6 } from "../../net/ip.ts";
 
 /**
@@ -167,7 +167,7 @@ export class PeerTable {
     if (type !== "" && type !== "udp") {
       return {
         key, error: true,
-        reason: `advertises BackendType ${JSON.stringify(type)} but this host runs the udp backend: not programmed ` +
+        reason: `advertises BackendType ${showValue(type)} but this host runs the udp backend: not programmed ` +
           `(every host of a network must run the same Backend.Type; fix the network config or that host's agent)`,
       };
     }

@@ -5,7 +5,7 @@
  * per-peer rule of compat §6.1: neighbour + FDB + onlink route, or only a direct route.
  */
 import { getCI, isObject } from "../../config/json_ci.ts";
-import type { Lease } from "../../lease/lease.ts";
+import { type Lease, showValue } from "../../lease/lease.ts";
 import { formatIPv4, formatIPv4Net } from "../../net/ip.ts";
 import type { DataPathState } from "../route_plan.ts";
 
@@ -34,15 +34,15 @@ export function encodeVxlanLeaseData(vni: number, vtepMAC: string): { VNI: numbe
  * never throws: one bad lease must not stop the others.
  */
 export function parseVxlanLeaseData(data: unknown): VxlanLeaseData | string {
-  if (!isObject(data)) return `BackendData ${JSON.stringify(data) ?? "(none)"} is not an object with a VtepMAC`;
+  if (!isObject(data)) return `BackendData ${data === undefined ? "(none)" : showValue(data)} is not an object with a VtepMAC`;
   const mac = getCI(data, "VtepMAC");
-  if (typeof mac !== "string") return `BackendData.VtepMAC ${JSON.stringify(mac) ?? "(missing)"} must be a MAC address string`;
+  if (typeof mac !== "string") return `BackendData.VtepMAC ${mac === undefined ? "(missing)" : showValue(mac)} must be a MAC address string`;
   const lower = mac.toLowerCase();
-  if (!isUnicastMac(lower)) return `BackendData.VtepMAC ${JSON.stringify(mac)} is not a unicast MAC address (xx:xx:xx:xx:xx:xx)`;
+  if (!isUnicastMac(lower)) return `BackendData.VtepMAC ${showValue(mac)} is not a unicast MAC address (xx:xx:xx:xx:xx:xx)`;
   const vni = getCI(data, "VNI");
   if (vni === undefined || vni === null) return { vtepMAC: lower };
   if (typeof vni !== "number" || !Number.isInteger(vni) || vni < 0 || vni > 0xffffff) {
-    return `BackendData.VNI ${JSON.stringify(vni)} must be a whole number from 0 to 16777215`;
+    return `BackendData.VNI ${showValue(vni)} must be a whole number from 0 to 16777215`;
   }
   return { vni, vtepMAC: lower };
 }
