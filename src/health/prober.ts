@@ -10,8 +10,10 @@
  *   2. every tick: expire unanswered probes (losses), send the probes due; a full-size probe
  *      (overlay MTU, DF: Linux' default IP_PMTUDISC_WANT sets DF on every UDP datagram that fits
  *      the route's MTU) every `mtuEvery`-th time;
- *   3. a peer gone down is diagnosed once: the kernel's route to its overlay address, and whether
- *      its agent answers on the underlay (underlay_check.ts).
+ *   3. a peer gone down is diagnosed: the kernel's route to its overlay address, and whether its
+ *      agent answers on the underlay (underlay_check.ts); again every 30 s while it stays down (the
+ *      cause may change), at most 4 peers at a time (a host whose own uplink died has every peer
+ *      down at once).
  *
  * The overlay address probed: vxlan, udp and any backend with an overlay device put
  * `<lease network address>/32` on it (flannel.N, flannel0); host-gw has none, so its peers are
@@ -81,6 +83,8 @@ interface Peer {
   diagnosing?: boolean;
   /** When it went down (epoch ms), until it answers again. */
   wasDown?: number;
+  /** When its cause was last looked for (epoch ms). */
+  diagnosedAt?: number;
 }
 
 interface Outstanding {
@@ -116,6 +120,7 @@ export class HealthProber {
   #publishTimer?: ReturnType<typeof setTimeout>;
   #summaries = new Map<string, Summary>();
   #publishError = "";
+  #diagnoses = 0;
 
   private constructor(
     readonly opts: HealthOptions,
@@ -223,7 +228,9 @@ export class HealthProber {
       if (now - o.sentAt < timeout) continue;
       this.#outstanding.delete(seq);
       const peer = this.#peers.get(o.peer);
-      if (peer) this.#changed(peer, onLoss(peer.state, now, o.mtu));
+      if (!peer) continue;
+      this.#changed(peer, onLoss(peer.state, now, o.mtu));
+      if (peer.state.state === "down" && now - (peer.diagnosedAt ?? 0) >= Math.max(30_000, 3 * this.intervalMs)) void this.#diagnose(peer);
     }
     const mtu = this.source.network?.mtu ?? 1450;
     for (const d of this.#sched.due(now, this.#tickMs)) {
@@ -256,8 +263,10 @@ export class HealthProber {
 
   /** Finds the likely cause of a peer being down, stores it and logs it. */
   async #diagnose(peer: Peer): Promise<void> {
-    if (peer.diagnosing) return;
+    if (peer.diagnosing || this.#diagnoses >= 4) return; // the next loss tries again
     peer.diagnosing = true;
+    peer.diagnosedAt = Date.now();
+    this.#diagnoses++;
     const ev: DownEvidence = {
       peer: peer.label, publicIP: peer.publicIP, overlayAddr: peer.addr, port: this.opts.port, backend: this.source.backendType ?? "",
     };
@@ -267,9 +276,14 @@ export class HealthProber {
       ev.underlay = await checkUnderlay(peer.publicIP, this.opts.port, Math.min(2000, this.intervalMs)).catch(() => undefined);
     } finally {
       peer.diagnosing = false;
+      this.#diagnoses--;
     }
     if (peer.state.state !== "down") return;
-    peer.state.cause = likelyCause(ev);
+    const cause = likelyCause(ev);
+    if (cause === peer.state.cause) return; // logged already
+    const again = peer.state.cause !== undefined;
+    peer.state.cause = cause;
+    if (again) return this.log.warn(`overlay health: peer ${peer.label} (${peer.publicIP}) still unreachable through the overlay; now: ${cause}`);
     this.log.warn(`overlay health: peer ${peer.label} (${peer.publicIP}) unreachable through the overlay (probes to ${peer.addr}:${this.opts.port} unanswered): ${peer.state.cause}`);
   }
 
