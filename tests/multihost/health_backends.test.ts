@@ -1,8 +1,8 @@
 /**
  * @module Overlay health probes on host-gw and udp (two hosts each, in namespaces): every peer
  * answers through its backend's path, with the full-size check, and a blocked encapsulation port
- * (udp's 8285) is named as the cause; and vxlan agents under Deno (node:dgram and the ffi
- * underlay check there). vxlan under Bun and the other faults: health.test.ts.
+ * (udp's 8285) is named as the cause; and vxlan agents under Deno, with 8472 blocked (node:dgram
+ * and the ffi underlay check there). vxlan under Bun and the other faults: health.test.ts.
  */
 import { afterAll, expect, test } from "bun:test";
 import { Cluster, exec, waitFor } from "../support/netns.ts";
@@ -27,15 +27,16 @@ for (const [backend, runtime] of [["host-gw", "binary"], ["udp", "binary"], ["vx
     const net = c.hosts[1]!.subnet.split("/")[0]!.split(".").map(Number);
     // host-gw has no overlay device: the peer's containers' gateway (cni0, .1); udp: flannel0's <net>/32.
     expect(h.overlayAddr).toBe(`${net.slice(0, 3).join(".")}.${net[3]! + (backend === "host-gw" ? 1 : 0)}`);
-    if (backend === "udp") {
-      const rule = ["INPUT", "-i", "eth0", "-p", "udp", "--dport", "8285", "-j", "DROP"];
+    if (backend !== "host-gw") {
+      const port = backend === "udp" ? "8285" : "8472";
+      const rule = ["INPUT", "-i", "eth0", "-p", "udp", "--dport", port, "-j", "DROP"];
       exec(c.hosts[1]!.ns, ["iptables", "-w", "-I", ...rule]);
       try {
-        await waitFor(async () => /UDP 8285/.test((await peerHealth(c, 0, 1))?.cause ?? ""), 20_000, "udp: cause names UDP 8285", 100);
+        await waitFor(async () => new RegExp(`UDP ${port}`).test((await peerHealth(c, 0, 1))?.cause ?? ""), 20_000, `${backend}: cause names UDP ${port}`, 100);
       } finally {
         exec(c.hosts[1]!.ns, ["iptables", "-w", "-D", ...rule]);
       }
-      await waitFor(async () => (await peerHealth(c, 0, 1))?.state === "up", 20_000, "udp: up again", 100);
+      await waitFor(async () => (await peerHealth(c, 0, 1))?.state === "up", 20_000, `${backend}: up again`, 100);
     }
   }, 90_000);
 }
