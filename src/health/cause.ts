@@ -18,6 +18,8 @@ export interface DownEvidence {
   /** Undefined when it could not be checked; else whether the kernel routes the overlay address into the overlay. */
   route?: { ok: boolean; detail: string };
   underlay?: UnderlayResult;
+  /** ICMP echo to the overlay address (asked only when the agent does not answer); undefined: not asked or not permitted. */
+  overlayIcmp?: "answers" | "silent";
 }
 
 /** The encapsulation's own port, which a firewall must let through. */
@@ -36,6 +38,8 @@ export function likelyCause(e: DownEvidence): string {
     case "answers":
       return `the peer's agent answers on the underlay (${e.publicIP}:${e.port}) but not through the overlay: ${overlayPort(e.backend)} is dropped between the hosts, or the peer's FORWARD chain drops it`;
     case "refused":
+      if (e.overlayIcmp === "answers") return `host ${e.publicIP} is up and answers ICMP through the overlay (${e.overlayAddr}), but no weft agent answers on UDP ${e.port}: weft stopped with its data path in place, or a flanneld host`;
+      if (e.overlayIcmp === "silent") return `host ${e.publicIP} is up but no weft agent answers on UDP ${e.port}, and the overlay does not carry ICMP to ${e.overlayAddr} either: the agent is stopped and its data path gone`;
       return `host ${e.publicIP} is up but no weft agent answers on UDP ${e.port} (agent stopped, or a flanneld host)`;
     case "unreachable":
       return `host ${e.publicIP} is unreachable on the underlay (host down or gone)`;

@@ -274,6 +274,10 @@ export class HealthProber {
       ev.route = await this.#routeCheck(peer).catch(() => undefined);
       const { checkUnderlay } = await import("./underlay_check.ts");
       ev.underlay = await checkUnderlay(peer.publicIP, this.opts.port, Math.min(2000, this.intervalMs)).catch(() => undefined);
+      if (ev.underlay === "refused" && ev.route?.ok !== false) {
+        const { pingOverlay } = await import("./icmp_echo.ts");
+        ev.overlayIcmp = await pingOverlay(peer.addr, Math.min(2000, this.intervalMs)).catch(() => undefined);
+      }
     } finally {
       peer.diagnosing = false;
       this.#diagnoses--;

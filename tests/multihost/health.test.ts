@@ -156,7 +156,7 @@ test("a peer's agent stopped (data path still up) is told from a host gone", asy
   const [h1, h2] = c.hosts as [H, H];
   await c.killAgent(h2); // SIGKILL: flannel.1, routes and the lease stay
   try {
-    const ms = await until(h1, h2, "down, agent stopped", (h) => h.state === "down" && /no weft agent answers/.test(h.cause ?? ""));
+    const ms = await until(h1, h2, "down, agent stopped", (h) => h.state === "down" && /answers ICMP through the overlay .* but no weft agent answers/.test(h.cause ?? ""));
     detected.push(`agent stopped: ${Math.round(ms)} ms`);
     expect(doctor(h1).problems.find((p) => p.id === "peers-unreachable")?.evidence.join("\n")).toContain("no weft agent answers");
   } finally {

@@ -1,6 +1,7 @@
 /** The overlay health probe's wire format, peer state machine, scheduler budget and cause texts. */
 import { expect, test } from "bun:test";
 import { likelyCause } from "../../src/health/cause.ts";
+import { encodeEchoRequest, inetChecksum, parseEchoReply } from "../../src/health/icmp_echo.ts";
 import { LOSSES_DOWN, medianRtt, newPeerState, onAnswer, onLoss } from "../../src/health/peer_state.ts";
 import { decodeProbe, encodeProbe, REPLY, REQUEST, replyTo } from "../../src/health/probe_packet.ts";
 import { overlayAddress } from "../../src/health/prober.ts";
@@ -91,8 +92,23 @@ test("likelyCause() names the route, the blocked overlay port, a stopped agent a
     [{ route: { ok: false, detail: "ip route get 10.244.3.0: via 192.168.77.254 dev eth0" }, underlay: "answers" }, "no route to 10.244.3.0/24 through the overlay in this host's kernel (ip route get 10.244.3.0: via 192.168.77.254 dev eth0): deleted by hand? weft puts it back at its next check"],
     [{ route: { ok: true, detail: "" }, underlay: "answers" }, "the peer's agent answers on the underlay (192.168.77.12:8473) but not through the overlay: UDP 8472 (vxlan; the Backend's Port if set) is dropped between the hosts, or the peer's FORWARD chain drops it"],
     [{ underlay: "refused" }, "host 192.168.77.12 is up but no weft agent answers on UDP 8473 (agent stopped, or a flanneld host)"],
+    [{ underlay: "refused", overlayIcmp: "answers" }, "host 192.168.77.12 is up and answers ICMP through the overlay (10.244.3.0), but no weft agent answers on UDP 8473: weft stopped with its data path in place, or a flanneld host"],
+    [{ underlay: "refused", overlayIcmp: "silent" }, "host 192.168.77.12 is up but no weft agent answers on UDP 8473, and the overlay does not carry ICMP to 10.244.3.0 either: the agent is stopped and its data path gone"],
     [{ underlay: "unreachable" }, "host 192.168.77.12 is unreachable on the underlay (host down or gone)"],
     [{ underlay: "silent" }, "nothing answers on the underlay either (192.168.77.12:8473): the host is down, or a firewall drops UDP to it"],
   ];
   for (const [ev, want] of table) expect(likelyCause({ ...base, ...ev })).toBe(want);
+});
+
+test("ICMP echo request byte-exact (RFC 1071 checksum), and the reply matched by id, seq and IPv4 header", () => {
+  const req = encodeEchoRequest(0x1234, 1);
+  expect(hex(req)).toBe("0800" + "7788" + "1234" + "0001" + "776566742d686300");
+  expect(inetChecksum(req)).toBe(0); // a correct checksum sums to zero
+  // The kernel's reply as a raw socket reads it: a 20-byte IPv4 header (10.244.3.0 -> 10.244.1.0), then type 0.
+  const ipHeader = "4500002400004000400100000af403000af40100";
+  const reply = Buffer.from(ipHeader + "0000" + "7f88" + "1234" + "0001" + "776566742d686300", "hex");
+  expect(parseEchoReply(reply, 0x1234, 1)).toBe((10 << 24 | 244 << 16 | 3 << 8) >>> 0);
+  expect(parseEchoReply(reply, 0x1234, 2)).toBeUndefined(); // another seq
+  expect(parseEchoReply(reply, 0x4321, 1)).toBeUndefined(); // another id (someone else's ping)
+  expect(parseEchoReply(new Uint8Array(reply.subarray(0, 24)), 0x1234, 1)).toBeUndefined(); // truncated
 });
