@@ -3,7 +3,7 @@
  * work for the userspace udp backend. Bytes in, verdicts and bytes out; no policy, no imports,
  * no allocation: every structure is a fixed region of one fixed-size memory (asm/layout.ts).
  *
- * Memory (offsets in asm/layout.ts, 56 MiB, initial = maximum, exported as `memory`):
+ * Memory (offsets in asm/layout.ts, 61 MiB, initial = maximum, exported as `memory`):
  *   ARG        64 B   IPv6 arguments (network order) for route6*, peerSetSubnet6, peerSetPublic6,
  *                     setTunAddr6, setOwnSubnet6
  *   IN_SRC6    16 B per ingress descriptor: the IPv6 sender when the descriptor's IPv4 is 0
@@ -13,6 +13,7 @@
  *   DIRECT, ROOT4, ROOT6, CHUNKS, RULES, PEERS, GRO_*   tables (core-owned, host may read)
  *   EG_IN 8 MiB, EG_OUT 8 MiB, EG_TUN 2 MiB, IN_IN 8 MiB, IN_OUT 12 MiB   packet arenas
  *   PUBLIC6    peers' public IPv6 addresses (16 B by peer id)
+ *   WG_SESSIONS, WG_SEAL_DESC, WG_OPEN_DESC, WG_COUNTERS   WireGuard transport (asm/wg_transport.ts)
  *
  * Ring protocol (batch-synchronous; one thread drives one core instance):
  *   Between calls the host owns every byte. Egress: it reads TUN packets into EG_IN (anywhere,
@@ -39,6 +40,8 @@ export {
 export { peerSet, peerSetSubnet6, peerSetPublic6, peerDelete } from "./peers";
 export { egress, egressUdpCount, egressTunCount } from "./egress";
 export { ingress, ingressTunCount } from "./ingress";
+export { wgSessionSet, wgSessionDelete, wgSeal, wgOpen } from "./wg_transport";
+export { chacha20XorAt, poly1305At, aeadSealAt, aeadOpenAt, setChaChaSimd } from "./crypto_api";
 
 import { ARG, LAYOUT_VERSION, LOOKUP_IN, LOOKUP_OUT, LOOKUP_CAP, NO_ROUTE } from "./layout";
 import { route4Lookup as lookup4, route6LookupAt } from "./route";

@@ -11,9 +11,9 @@
  */
 
 /** Bumped whenever anything below changes; the loader checks it against the .wasm file. */
-export const LAYOUT_VERSION = 2;
-export const MEMORY_PAGES = 896;
-export const MEMORY_BYTES = 896 * 65536; // 56 MiB
+export const LAYOUT_VERSION = 3;
+export const MEMORY_PAGES = 976;
+export const MEMORY_BYTES = 976 * 65536; // 61 MiB: 56 for the udp path, then the WG_* regions
 
 /** Size of `struct virtio_net_hdr` before each packet on an `IFF_VNET_HDR` TUN. */
 export const VNET_HDR_LEN = 10;
@@ -155,3 +155,81 @@ export const C_EG_ICMP = 19;
 export const C_IN_WRITES = 32 + 16;
 /** Segments merged into a preceding segment of their flow by ingress. */
 export const C_IN_MERGED = 32 + 17;
+
+// ------------------------------------------------------------------ WireGuard transport (asm/wg_transport.ts)
+/**
+ * Sessions (WireGuard keypairs), WG_SESSION_SIZE bytes each, by slot: sendKey[32], recvKey[32],
+ * localIndex u32, remoteIndex u32, flags u32 (WG_SESSION_VALID), pad u32, sendCounter u64,
+ * recvLast u64, pad to 128, then the replay ring: WG_REPLAY_BLOCKS u64 bit blocks. The receiver
+ * index of slot s is chosen by the host with `index & (WG_SESSION_CAP - 1) == s`.
+ */
+export const WG_SESSIONS = 0x3800000;
+export const WG_SESSION_CAP = 4096;
+export const WG_SESSION_SIZE = 1152;
+export const WG_SESSION_VALID = 1;
+/** Offsets inside a session record. */
+export const WG_S_SEND_KEY = 0;
+export const WG_S_RECV_KEY = 32;
+export const WG_S_LOCAL_INDEX = 64;
+export const WG_S_REMOTE_INDEX = 68;
+export const WG_S_FLAGS = 72;
+export const WG_S_SEND_COUNTER = 80;
+export const WG_S_RECV_LAST = 88;
+export const WG_S_REPLAY = 128;
+/** Replay window as wireguard-go's replay.Filter (RFC 6479): 128 blocks of 64 bits, 8128 back. */
+export const WG_REPLAY_BLOCKS = 128;
+export const WG_REPLAY_WINDOW = 127 * 64;
+/**
+ * Seal descriptors, 16 bytes: src u32 (plaintext), dst u32 (the datagram is written there:
+ * header, ciphertext, tag; dst = src - 16 seals in place), len u16 (plaintext), session u16,
+ * out u16 (sealed length, written by the core), verdict u16.
+ */
+export const WG_SEAL_DESC = 0x3c80000;
+export const WG_SEAL_CAP = 1024;
+/**
+ * Open descriptors, 16 bytes: off u32 (datagram), len u32 (datagram length), plain u32 (written:
+ * the plaintext's length without padding; it starts at off + 16, decrypted in place), session
+ * u16 (written: the slot that authenticated it), verdict u16.
+ */
+export const WG_OPEN_DESC = 0x3c84000;
+export const WG_OPEN_CAP = 1024;
+export const WG_DESC_SIZE = 16;
+/** u32 counters, wrapping: seal verdict v at WG_COUNTERS + 4*(WG_C_SEAL + v), open at WG_C_OPEN + v. */
+export const WG_COUNTERS = 0x3c88000;
+export const WG_COUNTER_COUNT = 32;
+export const WG_C_SEAL = 0;
+export const WG_C_OPEN = 16;
+/** Core scratch, 320 bytes (nonce, Poly1305 key, partial blocks); the host never needs it. */
+export const WG_SCRATCH = 0x3c88100;
+/**
+ * Descriptors may point only into the packet arenas [WG_ARENA_START, WG_ARENA_END), never into
+ * tables or sessions (raw AEAD exports: their key and nonce at ARG[0..32], ARG[32..44]).
+ */
+export const WG_ARENA_START = 0x1000000;
+export const WG_ARENA_END = 0x3600000;
+/** Header of a transport data message: type u32 = 4, receiver u32, counter u64 (all LE). */
+export const WG_HEADER_LEN = 16;
+export const WG_TAG_LEN = 16;
+export const WG_MESSAGE_TRANSPORT = 4;
+/** Largest sealed message (header, padded ciphertext, tag): one UDP datagram. */
+export const WG_MAX_MESSAGE = 65535;
+
+/** WireGuard verdicts (the u16 in each seal/open descriptor, and counter indices). */
+export const WV_OK = 0;
+/** open: shorter than 32 bytes; seal: the sealed message would exceed WG_MAX_MESSAGE. */
+export const WV_BAD_LENGTH = 1;
+/** open: not a transport data message (type field != 4): handshake messages land here. */
+export const WV_BAD_TYPE = 2;
+/** open: no valid session has this receiver index. */
+export const WV_UNKNOWN_RECEIVER = 3;
+/** open: counter seen before, older than the window, or at/over the limit. */
+export const WV_REPLAYED = 4;
+/** open: the tag does not authenticate (wrong key, tampered header counter, ciphertext or tag). */
+export const WV_AUTH_FAILED = 5;
+/** seal: the session slot is out of range or empty. */
+export const WV_NO_SESSION = 6;
+/** seal: the session's send counter reached WireGuard's RejectAfterMessages. */
+export const WV_EXHAUSTED = 7;
+/** seal/open: the descriptor points outside the packet arenas. */
+export const WV_BAD_DESCRIPTOR = 8;
+export const WV_COUNT = 9;

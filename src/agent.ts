@@ -11,6 +11,7 @@ import { getBackend } from "./backend/registry.ts";
 import type { Network } from "./backend/types.ts";
 import type { OwnedNet } from "./blackhole.ts";
 import type { Lease, LeaseAttrs } from "./lease/lease.ts";
+import type { WatchHealth } from "./lease/watch_health.ts";
 import { type Flag, type Refusal, admissionSelf } from "./lease/admission.ts";
 import { PeerGate } from "./lease/peer_gate.ts";
 import type { Logger } from "./log.ts";
@@ -108,6 +109,10 @@ export class Agent implements AgentView {
 
   get etcdError(): string | undefined {
     return this.opts.manager.health.error;
+  }
+
+  get watchHealth(): WatchHealth | undefined {
+    return this.opts.manager.health.watch;
   }
 
   peerExpiration(l: Lease): number | null | undefined {

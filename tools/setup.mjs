@@ -34,6 +34,8 @@ const DEBIAN = [
   ["chromium", ["/usr/bin/chromium"], "test"],
   ["openssl", ["/usr/bin/openssl"], "demo"], // certificates: the kube demo's API server, the TLS fault tests
   ["kubernetes-client", ["/usr/bin/kubectl"], "test"], // kubectl against the test Kubernetes API server
+  ["wireguard-go", ["/usr/bin/wireguard-go"], "test"], // an independent WireGuard peer for the handshake interop test
+  ["wireguard-tools", ["/usr/bin/wg"], "test"],
 ];
 
 function run(cmd, args, env = {}) {

@@ -105,14 +105,14 @@ export function linkDel(nl: NetlinkSocket, dev: Dev): void {
 
 // ------------------------------------------------------------ addresses
 
-function addrOp(nl: NetlinkSocket, op: "add" | "replace" | "del", name: string, dev: Dev, cidr: string): void {
+function addrOp(nl: NetlinkSocket, op: "add" | "replace" | "del", name: string, dev: Dev, cidr: string, nodad = false): void {
   const index = devIndex(nl, dev, name);
-  nl.ack({ msg: buildAddr(op, { index, cidr }), op: name, summary: `${cidr} dev ${dev}` });
+  nl.ack({ msg: buildAddr(op, { index, cidr, ...(nodad ? { nodad } : {}) }), op: name, summary: `${cidr} dev ${dev}${nodad ? " nodad" : ""}` });
 }
 
-/** Equivalent to: `ip addr add CIDR dev DEV` (EEXIST if present). */
-export function addrAdd(nl: NetlinkSocket, dev: Dev, cidr: string): void {
-  addrOp(nl, "add", "addrAdd", dev, cidr);
+/** Equivalent to: `ip addr add CIDR dev DEV [nodad]` (EEXIST if present). */
+export function addrAdd(nl: NetlinkSocket, dev: Dev, cidr: string, opts: { nodad?: boolean } = {}): void {
+  addrOp(nl, "add", "addrAdd", dev, cidr, opts.nodad);
 }
 
 /** Equivalent to: `ip addr replace CIDR dev DEV`. */

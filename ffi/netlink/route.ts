@@ -128,7 +128,8 @@ export function buildRoute(op: RouteOp, spec: RouteSpec): Uint8Array {
   if (spec.scope !== undefined) {
     scope = SCOPES[spec.scope];
     if (scope === undefined) throw new TypeError(`route scope ${JSON.stringify(spec.scope)} is not one of ${Object.keys(SCOPES).join(", ")}`);
-  } else if (op === "del") scope = RT_SCOPE_NOWHERE;
+  } else if (family === AF_INET6) scope = RT_SCOPE_UNIVERSE; // iproute2: IPv6 routes have no scope, a delete included
+  else if (op === "del") scope = RT_SCOPE_NOWHERE;
   else if (type === RTN_LOCAL) scope = RT_SCOPE_HOST;
   else if (type === RTN_BROADCAST) scope = RT_SCOPE_LINK;
   else if (type === RTN_UNICAST && !gw) scope = RT_SCOPE_LINK;
@@ -151,12 +152,14 @@ export function buildRoute(op: RouteOp, spec: RouteSpec): Uint8Array {
 
 /**
  * Equivalent to: `ip route get ADDR`: asks the kernel which route it would use. Reply: one
- * RTM_NEWROUTE with the chosen gateway, device and source (no ack).
+ * RTM_NEWROUTE with the chosen gateway, device and source (no ack). iproute2 asks IPv4 lookups
+ * for the FIB's table (RTM_F_LOOKUP_TABLE), IPv6 ones without flags.
  */
 export function buildRouteGet(addr: string): Uint8Array {
   const ip = ipToBytes(addr, "route get address");
   return encodeMessage(RTM_GETROUTE, NLM_F_REQUEST, rtmsg({
-    family: ip.family, dstLen: ip.bytes.length * 8, table: 0, protocol: 0, scope: 0, type: 0, flags: RTM_F_LOOKUP_TABLE,
+    family: ip.family, dstLen: ip.bytes.length * 8, table: 0, protocol: 0, scope: 0, type: 0,
+    flags: ip.family === AF_INET6 ? 0 : RTM_F_LOOKUP_TABLE,
   }), [bytesAttr(RTA_DST, ip.bytes)]);
 }
 

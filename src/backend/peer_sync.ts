@@ -19,7 +19,7 @@ import {
 } from "../../ffi/netlink/index.ts";
 import { type Lease, type LeaseEvent, leaseBackendType, leaseKey, showValue } from "../lease/lease.ts";
 import type { Logger } from "../log.ts";
-import { type IPv4Net, containsV4Net, formatIPv4Net, overlapsV4 } from "../net/ip.ts";
+import { containsV4Net, containsV6Net, formatIPv4Net, formatIPv6Net, overlapsV4, overlapsV6 } from "../net/ip.ts";
 import type { Metrics } from "../status/metrics.ts";
 import {
   type DataPathState, type FdbItem, type NeighItem, type Plan, type PlanScope, type RouteItem,
@@ -35,8 +35,11 @@ export interface PeerSyncOptions {
   readonly metrics: Metrics;
   /** The BackendType this network serves; peer leases of another type are ignored (§6). */
   readonly backendType: string;
-  /** The cluster Network and our subnet: what may be deleted. */
-  readonly scope: PlanScope & { readonly network: IPv4Net };
+  /**
+   * The cluster Network(s) and our subnet(s): what may be deleted, and which families this
+   * network programs (IPv4 when `network` is set, IPv6 when `network6` is).
+   */
+  readonly scope: PlanScope;
   /** The kernel entries one peer needs, or why its lease is skipped. Called once per lease version. */
   entriesFor(lease: Lease): DataPathState | string;
   /** What the kernel has now on this backend's devices (routes, neighbours, FDB). */
@@ -155,23 +158,18 @@ export class PeerSync {
     return r;
   }
 
-  /** Accepts a lease (true) or logs once why it is skipped. */
+  /**
+   * Accepts a lease (true) or logs once why it is skipped. Per family this network programs, a
+   * subnet the lease has must lie inside that Network, not overlap ours, and come with a public
+   * address; a family the lease lacks is simply not programmed (a v4-only peer in a dual-stack
+   * network), but a lease with no family of ours is skipped.
+   */
   #admit(lease: Lease): boolean {
     const key = leaseKey(lease);
     const type = leaseBackendType(lease.attrs);
-    const { network, own } = this.opts.scope;
-    let why: string | undefined;
-    if (type !== this.opts.backendType) {
-      why = `ignoring lease ${key}: its BackendType is ${showValue(type)} (udp/alloc leave it empty), this network is ${JSON.stringify(this.opts.backendType)}`;
-    } else if (!lease.subnet) {
-      why = `ignoring lease ${key}: it has no IPv4 subnet (IPv6 peers are not programmed by weft's ${this.opts.backendType} backend yet)`;
-    } else if (!containsV4Net(network, lease.subnet) || lease.subnet.len <= network.len) {
-      why = `ignoring lease ${key}: subnet ${formatIPv4Net(lease.subnet)} is not inside Network ${formatIPv4Net(network)}`;
-    } else if (own && overlapsV4(own, lease.subnet)) {
-      why = `ignoring lease ${key}: subnet ${formatIPv4Net(lease.subnet)} overlaps our own ${formatIPv4Net(own)}`;
-    } else if (lease.attrs.publicIP === 0) {
-      why = `ignoring lease ${key}: PublicIP is 0.0.0.0`;
-    }
+    const why = type !== this.opts.backendType
+      ? `ignoring lease ${key}: its BackendType is ${showValue(type)} (udp/alloc leave it empty), this network is ${JSON.stringify(this.opts.backendType)}`
+      : this.#invalid(lease, key);
     if (why) {
       this.#skip(key, why, type !== this.opts.backendType ? undefined : "malformed_lease");
       return false;
@@ -179,6 +177,30 @@ export class PeerSync {
     this.#skipped.delete(key);
     this.peers.set(key, lease);
     return true;
+  }
+
+  /** Why a lease of our type cannot be programmed, or undefined. */
+  #invalid(lease: Lease, key: string): string | undefined {
+    const { network, own, network6, own6 } = this.opts.scope;
+    const v4 = network !== undefined && lease.subnet !== undefined;
+    const v6 = network6 !== undefined && lease.ipv6Subnet !== undefined;
+    if (!v4 && !v6) {
+      const families = [network && "IPv4", network6 && "IPv6"].filter(Boolean).join(" or ");
+      return `ignoring lease ${key}: it has no ${families} subnet, which this ${this.opts.backendType} network programs`;
+    }
+    if (v4) {
+      const s = lease.subnet!;
+      if (!containsV4Net(network!, s) || s.len <= network!.len) return `ignoring lease ${key}: subnet ${formatIPv4Net(s)} is not inside Network ${formatIPv4Net(network!)}`;
+      if (own && overlapsV4(own, s)) return `ignoring lease ${key}: subnet ${formatIPv4Net(s)} overlaps our own ${formatIPv4Net(own)}`;
+      if (lease.attrs.publicIP === 0) return `ignoring lease ${key}: PublicIP is 0.0.0.0`;
+    }
+    if (v6) {
+      const s = lease.ipv6Subnet!;
+      if (!containsV6Net(network6!, s) || s.len <= network6!.len) return `ignoring lease ${key}: IPv6 subnet ${formatIPv6Net(s)} is not inside IPv6Network ${formatIPv6Net(network6!)}`;
+      if (own6 && overlapsV6(own6, s)) return `ignoring lease ${key}: IPv6 subnet ${formatIPv6Net(s)} overlaps our own ${formatIPv6Net(own6)}`;
+      if (lease.attrs.publicIPv6 === undefined || lease.attrs.publicIPv6 === 0n) return `ignoring lease ${key}: it has an IPv6 subnet but no PublicIPv6`;
+    }
+    return undefined;
   }
 
   #skip(key: string, why: string, errorKind?: string): void {
@@ -268,25 +290,29 @@ function routeSpec(r: RouteItem) {
 
 /**
  * What the kernel holds on a backend's devices, for planning. Equivalent to `ip -4 route show
- * table main` filtered to unicast routes on `overlay` (any) and on `underlay` (with a gateway
- * only: its connected routes are not ours), plus `ip -4 neigh show dev OVERLAY` and the
- * permanent entries of `bridge fdb show dev OVERLAY`. Which of these may be deleted is decided
- * by the planner (inside Network, outside our subnet).
+ * table main` (`ip -6` for family 6) filtered to unicast routes on `overlay` (any) and on
+ * `underlay` (with a gateway only: its connected routes are not ours), plus `ip neigh show dev
+ * OVERLAY` of that family and the permanent entries of `bridge fdb show dev OVERLAY`. Which of
+ * these may be deleted is decided by the planner (inside Network, outside our subnet).
+ *
+ * IPv6 routes made without a metric get the kernel's default 1024: it is read back as no metric,
+ * so a route weft made compares equal to the one it wants.
  */
-export function readRouteState(nl: NetlinkSocket, devs: { overlay?: number; underlay: number }): DataPathState {
+export function readRouteState(nl: NetlinkSocket, devs: { overlay?: number; underlay: number }, family: 4 | 6 = 4): DataPathState {
   const routes: RouteItem[] = [];
-  for (const r of routeList(nl, { family: 4 })) {
+  for (const r of routeList(nl, { family })) {
     if (r.type !== RTN_UNICAST || r.dev === undefined) continue;
     if (r.dev !== devs.overlay && !(r.dev === devs.underlay && r.gw !== undefined)) continue;
+    const metric = family === 6 && r.priority === IP6_RT_PRIO_USER ? 0 : r.priority;
     routes.push({
       dst: r.dst, dev: r.dev, ...(r.gw !== undefined ? { gw: r.gw } : {}), ...(r.onlink ? { onlink: true } : {}),
-      ...(r.priority ? { metric: r.priority } : {}),
+      ...(metric ? { metric } : {}),
     });
   }
   const neighs: NeighItem[] = [];
   const fdbs: FdbItem[] = [];
   if (devs.overlay !== undefined) {
-    for (const n of neighList(nl, devs.overlay, 4)) {
+    for (const n of neighList(nl, devs.overlay, family)) {
       if (n.ip !== undefined) neighs.push({ dev: devs.overlay, ip: n.ip, mac: n.mac ?? "", permanent: n.permanent });
     }
     for (const f of fdbList(nl, devs.overlay)) {
@@ -295,3 +321,6 @@ export function readRouteState(nl: NetlinkSocket, devs: { overlay?: number; unde
   }
   return { routes, neighs, fdbs };
 }
+
+/** The kernel's metric for an IPv6 route added without one (IP6_RT_PRIO_USER). */
+const IP6_RT_PRIO_USER = 1024;

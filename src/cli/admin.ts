@@ -8,7 +8,7 @@ import { validateBackendConfig } from "../backend/registry.ts";
 import { parseNetworkConfig } from "../config/network.ts";
 import { encodeLeaseAttrs, leaseBackendType, leaseKey, subnetKey } from "../lease/lease.ts";
 import { recordToLease } from "../lease/manager.ts";
-import { formatIPv4, formatIPv4Net, formatIPv6Net, parseIPv4, parseIPv4Net } from "../net/ip.ts";
+import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, parseIPv4, parseIPv4Net, parseIPv6Net, tryParseIPv4 } from "../net/ip.ts";
 import type { Registry } from "../registry/types.ts";
 import { UsageError } from "./go_flags.ts";
 
@@ -23,7 +23,7 @@ export const ADMIN_USAGE = `Usage:
   weft config set FILE|-                validate and store the network config
   weft leases list [--json]             list subnet leases
   weft leases reserve SUBNET PUBLIC-IP  reserve SUBNET (e.g. 10.5.34.0/24) for the host with PUBLIC-IP
-  weft leases release SUBNET            delete the lease or reservation of SUBNET
+  weft leases release SUBNET            delete the lease or reservation of SUBNET (IPv4 or IPv6)
   weft docker-opts [-f FILE] [-d FILE] [-i] [-c] [-m] [-k KEY]
 Each takes the agent's etcd flags (--etcd-endpoints, --etcd-prefix, TLS and auth).
 `;
@@ -58,7 +58,8 @@ export async function runAdmin(registry: Registry, args: string[], io: Io): Prom
     const cfg = parseNetworkConfig(text); // throws with the field, the value and the rule
     await validateBackendConfig(cfg); // the backend's own reader: what the agent will run
     await registry.putConfig(text.trim());
-    io.err(`network config stored: Network ${cfg.network ? formatIPv4Net(cfg.network) : "-"}, SubnetLen ${cfg.subnetLen}, backend ${cfg.backendType}\n`);
+    const v6 = cfg.ipv6Network ? `, IPv6Network ${formatIPv6Net(cfg.ipv6Network)}, IPv6SubnetLen ${cfg.ipv6SubnetLen}` : "";
+    io.err(`network config stored: Network ${cfg.network ? formatIPv4Net(cfg.network) : "-"}, SubnetLen ${cfg.network ? cfg.subnetLen : "-"}${v6}, backend ${cfg.backendType}\n`);
     return 0;
   }
   if (group === "leases" && verb === "list") {
@@ -78,6 +79,7 @@ export async function runAdmin(registry: Registry, args: string[], io: Io): Prom
         ipv6Subnet: l.ipv6Subnet ? formatIPv6Net(l.ipv6Subnet) : null,
         key: leaseKey(l),
         publicIP: formatIPv4(l.attrs.publicIP),
+        publicIPv6: l.attrs.publicIPv6 !== undefined ? formatIPv6(l.attrs.publicIPv6) : null,
         /** null: a reservation no host has used yet (it advertises nothing). */
         backendType: leaseBackendType(l.attrs) || untyped,
         /** ISO time, or null for a reservation (never expires) or an expired lease. */
@@ -90,10 +92,15 @@ export async function runAdmin(registry: Registry, args: string[], io: Io): Prom
     if (json) {
       io.out(`${JSON.stringify(rows, null, 2)}\n`);
     } else {
-      const table = [["SUBNET", "PUBLIC IP", "BACKEND", "EXPIRES"], ...rows.map((r) => [
-        [r.subnet, r.ipv6Subnet].filter(Boolean).join(" ") || r.key, r.publicIP, r.backendType ?? "-",
-        r.reservation ? "never (reservation)" : r.expired ? "expired" : r.expiration!,
-      ])];
+      // IPv6 columns only when some lease has an IPv6 subnet (dual stack or IPv6-only).
+      const v6 = rows.some((r) => r.ipv6Subnet);
+      const table = [
+        ["SUBNET", "PUBLIC IP", ...(v6 ? ["IPV6 SUBNET", "PUBLIC IPV6"] : []), "BACKEND", "EXPIRES"],
+        ...rows.map((r) => [
+          r.subnet ?? "-", r.publicIP, ...(v6 ? [r.ipv6Subnet ?? "-", r.publicIPv6 ?? "-"] : []), r.backendType ?? "-",
+          r.reservation ? "never (reservation)" : r.expired ? "expired" : r.expiration!,
+        ]),
+      ];
       const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
       io.out(table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n");
     }
@@ -126,12 +133,16 @@ export async function runAdmin(registry: Registry, args: string[], io: Io): Prom
   }
   if (group === "leases" && verb === "release") {
     want(1, "SUBNET");
-    const subnet = parseIPv4Net(rest[0]!, "SUBNET", true);
+    // An IPv4 subnet matches a key's first part, an IPv6 one its `&v6-len` part (IPv6-only leases too).
+    const isV4 = tryParseIPv4(rest[0]!.split("/")[0]!) !== undefined;
+    const text = isV4 ? formatIPv4Net(parseIPv4Net(rest[0]!, "SUBNET", true)) : formatIPv6Net(parseIPv6Net(rest[0]!, "SUBNET", true));
+    const v4key = isV4 ? subnetKey(parseIPv4Net(text)) : "";
+    const v6part = isV4 ? "" : `&${text.replace("/", "-")}`;
     const { records } = await registry.listSubnets();
-    const match = records.filter((r) => r.key === subnetKey(subnet) || r.key.startsWith(`${subnetKey(subnet)}&`));
-    if (match.length === 0) { io.err(`no lease for ${formatIPv4Net(subnet)}\n`); return 1; }
+    const match = records.filter((r) => (isV4 ? r.key === v4key || r.key.startsWith(`${v4key}&`) : r.key.endsWith(v6part)));
+    if (match.length === 0) { io.err(`no lease for ${text}\n`); return 1; }
     for (const r of match) await registry.deleteSubnet(r.key);
-    io.err(`released ${formatIPv4Net(subnet)}\n`);
+    io.err(`released ${text}\n`);
     return 0;
   }
   throw new UsageError(`unknown command: weft ${args.join(" ")}\n${ADMIN_USAGE}`);

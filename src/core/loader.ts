@@ -18,7 +18,7 @@
  */
 import { LAYOUT_VERSION, MEMORY_BYTES } from "./layout.ts";
 import { coreRegions } from "./regions.ts";
-import type { Core, CoreExports } from "./types.ts";
+import type { Core, CoreExports, WgCoreExports } from "./types.ts";
 import { coreWasmUrl } from "./wasm_path.ts";
 
 const EXPORT_NAMES: (keyof CoreExports)[] = [
@@ -26,6 +26,10 @@ const EXPORT_NAMES: (keyof CoreExports)[] = [
   "route4Lookup", "route4LookupBatch", "route6Insert", "route6Delete", "route6Lookup",
   "route6LookupBatch", "setClusterNetwork", "routeClear", "peerSet", "peerSetSubnet6", "peerSetPublic6", "peerDelete",
   "egress", "egressUdpCount", "egressTunCount", "ingress", "ingressTunCount",
+];
+const WG_EXPORT_NAMES: (keyof WgCoreExports)[] = [
+  "wgSessionSet", "wgSessionDelete", "wgSeal", "wgOpen", "chacha20XorAt", "poly1305At", "aeadSealAt",
+  "aeadOpenAt", "setChaChaSimd",
 ];
 
 /** Reads the core file at `url` (default: build/weft_core.wasm beside the sources). */
@@ -55,7 +59,7 @@ export async function loadCore(bytes?: Uint8Array | ArrayBuffer): Promise<Core> 
   const ex = instance.exports as Record<string, unknown>;
   const memory = ex.memory;
   if (!(memory instanceof WebAssembly.Memory)) throw new TypeError("weft core: the .wasm exports no memory");
-  for (const name of EXPORT_NAMES) {
+  for (const name of [...EXPORT_NAMES, ...WG_EXPORT_NAMES]) {
     if (typeof ex[name] !== "function") throw new TypeError(`weft core: the .wasm lacks the export ${name}()`);
   }
   const version = (ex.layoutVersion as () => number)();
@@ -74,5 +78,6 @@ export async function loadCore(bytes?: Uint8Array | ArrayBuffer): Promise<Core> 
     regions: coreRegions(buffer),
   };
   for (const name of EXPORT_NAMES) core[name] = ex[name];
+  core.wg = Object.fromEntries(WG_EXPORT_NAMES.map((name) => [name, ex[name]]));
   return core as unknown as Core;
 }

@@ -28,5 +28,9 @@ export function coreRegions(buffer: ArrayBuffer): CoreRegions {
     egTun: u8(L.EG_TUN, L.EG_TUN_SIZE),
     inIn: u8(L.IN_IN, L.IN_IN_SIZE),
     inOut: u8(L.IN_OUT, L.IN_OUT_SIZE),
+    wgSessions: u8(L.WG_SESSIONS, L.WG_SESSION_CAP * L.WG_SESSION_SIZE),
+    wgSealDesc: u8(L.WG_SEAL_DESC, L.WG_SEAL_CAP * L.WG_DESC_SIZE),
+    wgOpenDesc: u8(L.WG_OPEN_DESC, L.WG_OPEN_CAP * L.WG_DESC_SIZE),
+    wgCounters: new Uint32Array(buffer, L.WG_COUNTERS, L.WG_COUNTER_COUNT),
   };
 }

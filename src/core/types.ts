@@ -77,6 +77,32 @@ export interface CoreRegions {
   egTun: Uint8Array;
   inIn: Uint8Array;
   inOut: Uint8Array;
+  /** WireGuard transport (asm/wg_transport.ts): sessions, seal/open descriptors, verdict counters. */
+  wgSessions: Uint8Array;
+  wgSealDesc: Uint8Array;
+  wgOpenDesc: Uint8Array;
+  wgCounters: Uint32Array;
+}
+
+/**
+ * The WireGuard transport and its primitives (asm/wg_transport.ts, asm/crypto_api.ts); only the
+ * Wasm core has them. Host code uses them through src/core/wg_transport.ts.
+ */
+export interface WgCoreExports {
+  /** Installs session `slot`: send key ARG[0..32], receive key ARG[32..64]; 0 or ERR_INVALID. */
+  wgSessionSet(slot: number, localIndex: number, remoteIndex: number): number;
+  wgSessionDelete(slot: number): number;
+  /** Seals WG_SEAL_DESC[start, start+count) padding up to `mtu` (0: to 16); returns processed. */
+  wgSeal(start: number, count: number, mtu: number): number;
+  /** Opens WG_OPEN_DESC[start, start+count) in place; returns processed. */
+  wgOpen(start: number, count: number): number;
+  /** Raw primitives for vectors and benchmarks: key ARG[0..32], nonce ARG[32..44]; WV_* codes. */
+  chacha20XorAt(counter: number, src: number, len: number, dst: number): number;
+  poly1305At(src: number, len: number, dst: number): number;
+  aeadSealAt(aad: number, aadLen: number, src: number, len: number, dst: number): number;
+  aeadOpenAt(aad: number, aadLen: number, ct: number, len: number, dst: number): number;
+  /** 1: ChaCha20 four blocks at a time in Wasm SIMD (default); 0: scalar. */
+  setChaChaSimd(on: number): void;
 }
 
 export interface Core extends CoreExports {
@@ -87,4 +113,6 @@ export interface Core extends CoreExports {
   readonly bytes: Uint8Array;
   readonly view: DataView;
   readonly regions: CoreRegions;
+  /** The WireGuard transport exports (Wasm core only). */
+  readonly wg?: WgCoreExports;
 }

@@ -13,6 +13,7 @@ import type { Metrics } from "../status/metrics.ts";
 import { diffLeases } from "./diff.ts";
 import { type Lease, type LeaseEvent, leaseKey, sameAttrs } from "./lease.ts";
 import { recordToLease, sleep } from "./manager.ts";
+import { type WatchHealth, watchHealthFamilies } from "./watch_health.ts";
 
 export interface WatchOptions {
   registry: Registry;
@@ -29,6 +30,11 @@ export interface WatchOptions {
   onOwnLease?: (record: SubnetRecord | undefined) => void | Promise<void>;
   /** Whether etcd answers: false with the error while the watch is down, true once it is back. */
   onHealth?: (error: string | undefined) => void;
+  /**
+   * Updated as the stream comes and goes (read by the status server); each change is logged
+   * once, and its gauges are added to `metrics`.
+   */
+  health?: WatchHealth;
   /** Full re-list interval, ms (default 5 min). */
   resyncMs?: number;
   minBackoffMs?: number;
@@ -52,7 +58,9 @@ export class LeaseWatcher {
     return this.#synced;
   }
 
-  constructor(readonly opts: WatchOptions) {}
+  constructor(readonly opts: WatchOptions) {
+    if (opts.health) for (const [name, f] of watchHealthFamilies(opts.health)) opts.metrics.register(name, f);
+  }
 
   /** Runs until the signal aborts. Never throws for registry trouble: it logs and retries. */
   async run(): Promise<void> {
@@ -77,7 +85,9 @@ export class LeaseWatcher {
         try {
           for await (const batch of registry.watchSubnets(revision, round.signal)) {
             this.opts.onHealth?.(undefined);
+            this.#up(batch.endpoint); // any response: the stream is established
             if (batch.connected) continue; // not a stream position: keep our revision
+            this.opts.health?.response(Date.now(), batch.events.length);
             await this.#apply(batch.events);
             revision = batch.revision + 1n;
             backoff = minBackoff;
@@ -97,11 +107,30 @@ export class LeaseWatcher {
         metrics.watchReconnects++;
         metrics.error("etcd");
         this.opts.onHealth?.((e as Error).message);
-        log.warn(`lease watch: ${(e as Error).message}; reconnecting in ${backoff} ms`);
+        // With a health object, the loss is logged once; the retries that fail again only at -v 1.
+        const retry = `lease watch: ${(e as Error).message}; reconnecting in ${backoff} ms`;
+        if (!this.opts.health) log.warn(retry);
+        else if (!this.#down((e as Error).message)) log.debug(1, retry);
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, maxBackoff);
       }
     }
+  }
+
+  /** The stream is established: logs the change when the watch was not healthy. */
+  #up(endpoint: string | undefined): void {
+    const change = this.opts.health?.up(Date.now(), endpoint);
+    if (!change) return;
+    const on = change.endpoint ? ` on ${change.endpoint}` : "";
+    this.opts.log.info(`lease watch healthy${on} (after ${(change.afterMs / 1000).toFixed(1)} s without)`);
+  }
+
+  /** The stream failed: logs the change (true) when the watch was healthy, or never failed. */
+  #down(error: string): boolean {
+    const change = this.opts.health?.down(Date.now(), error);
+    if (!change) return false;
+    this.opts.log.warn(`lease watch lost: ${error}; peers are not updated until it is back (retrying)`);
+    return true;
   }
 
   /** Lists every lease, diffs against the cache and applies the difference. Returns the revision. */

@@ -4,10 +4,16 @@
  * `--iface-can-reach`, then the first default route's interface. The choice is a pure function
  * of a snapshot of the host's interfaces and routes; `readHostNetwork()` takes that snapshot
  * from /proc and /sys (read-only, no netlink needed).
+ *
+ * IPv6: `--iface-can-reach` takes an IPv6 address too and follows the IPv6 routes (flanneld looks
+ * the address up but then takes the route's IPv6 source as the IPv4 address: flannel #2081);
+ * `--iface-regex` matches the addresses of the network's first family (IPv6 in an IPv6-only
+ * network); `--public-ipv6` is advertised as PublicIPv6 and, in an IPv6-only network without
+ * interface options, selects the interface as `--public-ip` does.
  */
 import { networkInterfaces } from "node:os";
 import { readFileSync } from "node:fs";
-import { formatIPv4, formatIPv6, maskV4, tryParseIPv4, tryParseIPv6 } from "./ip.ts";
+import { formatIPv4, formatIPv6, maskV4, maskV6, tryParseIPv4, tryParseIPv6 } from "./ip.ts";
 
 export interface HostAddress {
   family: 4 | 6;
@@ -27,10 +33,14 @@ export interface HostInterface {
 
 export interface HostRoute4 { dst: number; len: number; gateway: number; dev: string; metric: number }
 
+export interface HostRoute6 { dst: bigint; len: number; gateway: bigint; dev: string; metric: number }
+
 export interface HostNetwork {
   interfaces: HostInterface[];
   /** The IPv4 main-table routes (for default route and `--iface-can-reach`). */
   routes4: HostRoute4[];
+  /** The IPv6 routes (for `--iface-can-reach` with an IPv6 address). */
+  routes6?: HostRoute6[];
   /** Device of the first IPv6 default route, if any. */
   defaultDev6?: string;
 }
@@ -88,6 +98,16 @@ export function lookupRoute4(routes: readonly HostRoute4[], dst: number): HostRo
   return best;
 }
 
+/** The IPv6 route the kernel would take to `dst` (longest prefix, then lowest metric). */
+export function lookupRoute6(routes: readonly HostRoute6[], dst: bigint): HostRoute6 | undefined {
+  let best: HostRoute6 | undefined;
+  for (const r of routes) {
+    if ((dst & maskV6(r.len)) !== r.dst) continue;
+    if (!best || r.len > best.len || (r.len === best.len && r.metric < best.metric)) best = r;
+  }
+  return best;
+}
+
 /** Chooses the external interface. Throws InterfaceSelectionError with flannel's messages. */
 export function selectInterface(net: HostNetwork, opts: IfaceOptions): ExternalInterface {
   let chosen: HostInterface | undefined;
@@ -114,8 +134,11 @@ export function selectInterface(net: HostNetwork, opts: IfaceOptions): ExternalI
     }
   } else if (opts.ifaceCanReach) {
     const dst = tryParseIPv4(opts.ifaceCanReach);
-    if (dst === undefined) throw new InterfaceSelectionError(`invalid --iface-can-reach ${JSON.stringify(opts.ifaceCanReach)}: not an IPv4 address`);
-    const r = lookupRoute4(net.routes4, dst);
+    const dst6 = dst === undefined ? tryParseIPv6(opts.ifaceCanReach) : undefined;
+    if (dst === undefined && dst6 === undefined) {
+      throw new InterfaceSelectionError(`invalid --iface-can-reach ${JSON.stringify(opts.ifaceCanReach)}: not an IPv4 or IPv6 address`);
+    }
+    const r = dst !== undefined ? lookupRoute4(net.routes4, dst) : lookupRoute6(net.routes6 ?? [], dst6!);
     chosen = r && net.interfaces.find((i) => i.name === r.dev);
     if (!chosen) throw new InterfaceSelectionError(`Failed to find interface to use that can reach ${opts.ifaceCanReach}: no route`);
   } else if (opts.publicIP || (!opts.enableIPv4 && opts.publicIPv6)) {
@@ -199,6 +222,23 @@ function popcount(n: number): number {
   return c;
 }
 
+/**
+ * Parses /proc/net/ipv6_route text: dst, prefix length, source, source length, next hop (hex),
+ * metric, refcount, use, flags (hex), device. Unreachable/prohibit routes (RTF_REJECT) are left
+ * out: they reach nothing.
+ */
+export function parseProcNetIPv6Route(text: string): HostRoute6[] {
+  const RTF_REJECT = 0x0200;
+  const out: HostRoute6[] = [];
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || !/^[0-9a-f]{32}$/i.test(f[0]!)) continue;
+    if (parseInt(f[8]!, 16) & RTF_REJECT) continue;
+    out.push({ dst: BigInt(`0x${f[0]}`), len: parseInt(f[1]!, 16), gateway: BigInt(`0x${f[4]}`), metric: parseInt(f[5]!, 16), dev: f[9]! });
+  }
+  return out;
+}
+
 /** A snapshot of this host's interfaces and routes, from the OS. */
 export function readHostNetwork(): HostNetwork {
   const interfaces: HostInterface[] = [];
@@ -220,11 +260,14 @@ export function readHostNetwork(): HostNetwork {
   let routes4: HostRoute4[] = [];
   try { routes4 = parseProcNetRoute(readFileSync("/proc/net/route", "utf8")); } catch { /* no IPv4 */ }
   let defaultDev6: string | undefined;
+  let routes6: HostRoute6[] = [];
   try {
-    for (const line of readFileSync("/proc/net/ipv6_route", "utf8").split("\n")) {
+    const text = readFileSync("/proc/net/ipv6_route", "utf8");
+    routes6 = parseProcNetIPv6Route(text);
+    for (const line of text.split("\n")) {
       const f = line.trim().split(/\s+/);
       if (f.length >= 10 && /^0+$/.test(f[0]!) && f[1] === "00" && f[9] !== "lo") { defaultDev6 = f[9]; break; }
     }
   } catch { /* no IPv6 */ }
-  return { interfaces, routes4, defaultDev6 };
+  return { interfaces, routes4, routes6, defaultDev6 };
 }

@@ -5,10 +5,19 @@
  * error, not a hang; the watch surfaces every response and leaves reconnecting to the caller.
  * Every failure is translated (etcd_errors.ts) into what happened where; close() or the `signal`
  * abandons the calls in flight at once, so a shutdown never waits on an unreachable etcd.
+ *
+ * The watch must never go blind, as etcd's own clients make sure: the channel pings the member
+ * (gRPC keepalive), so a member that vanished without a FIN or RST (power loss, partition) ends
+ * the stream within seconds instead of leaving it half-open; and every call requires a leader
+ * (`hasleader` metadata), so a member cut off from its quorum ends the watch ("no leader")
+ * instead of serving one that no longer gets events, and refuses other calls at once instead of
+ * holding them until their deadline. The caller reconnects, and etcd3 retries a refused call, on
+ * another member (this one refuses new calls while it has no leader).
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
+import { type CallOptions, InterceptingCall, type Interceptor, status as grpcStatus } from "@grpc/grpc-js";
 import { ConsecutiveBreaker, circuitBreaker, handleWhen, isBrokenCircuitError, retry } from "cockatiel";
 import { Etcd3, GRPCDeadlineExceededError, type IOptions, type IKeyValue, type IWatchResponse, isRecoverableError } from "etcd3";
 import { type EtcdCallContext, EtcdAbortedError, type TlsFiles, translateEtcdError } from "./etcd_errors.ts";
@@ -33,6 +42,54 @@ export interface EtcdRegistryOptions {
 /** How long an endpoint that failed 3 times in a row is left alone (etcd3's default). */
 const RESTING_MS = 5000;
 
+/**
+ * Channel options: keepalive pings every 10 s, the connection declared dead 5 s after an
+ * unanswered one. etcd answers pings sent more often than `--grpc-keepalive-min-time` (default
+ * 5 s) with GOAWAY too_many_pings, and pings on a connection with no call open (the server's
+ * PermitWithoutStream is false): so 10 s, and only while a call is open, which the watch always
+ * is (as etcd's clientv3 does). A lost connection is retried every 0.5 s growing to 2 s at most
+ * (gRPC's default grows to 120 s), so a member that comes back is reached within seconds.
+ */
+const ETCD_CHANNEL_OPTIONS = {
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+  "grpc.keepalive_permit_without_calls": 0,
+  "grpc.initial_reconnect_backoff_ms": 500,
+  "grpc.max_reconnect_backoff_ms": 2_000,
+} as const;
+
+/** etcd's `rpctypes.MetadataRequireLeaderKey` and `MetadataHasLeader` (clientv3.WithRequireLeader). */
+const REQUIRE_LEADER_KEY = "hasleader";
+const HAS_LEADER = "true";
+
+/**
+ * An interceptor that adds `hasleader: true` to a copy of the call's metadata (etcd3 has no
+ * per-call metadata; its own, the auth token, is shared by every call). For a stream (`watch`
+ * given), it reports the member that answers, and cancels the call when no member answered
+ * within `answerWithinMs`: a stream has no deadline, and gRPC has no connect timeout, so a
+ * stream sent to a member that went silent would wait for the kernel's SYN retries (minutes).
+ */
+function requireLeader(watch?: { onPeer: (peer: string) => void; answerWithinMs: number }): Interceptor {
+  return (options, nextCall) => {
+    const call = nextCall(options);
+    return new InterceptingCall(call, {
+      start: (metadata, _listener, next) => {
+        const md = metadata.clone();
+        md.set(REQUIRE_LEADER_KEY, HAS_LEADER);
+        if (!watch) return next(md, {});
+        const timer = setTimeout(() => call.cancelWithStatus(grpcStatus.UNAVAILABLE,
+          `no answer from the etcd member within ${watch.answerWithinMs / 1000} s`), watch.answerWithinMs);
+        // A Listener (two-argument callbacks): gRPC passes the other callbacks on unchanged.
+        next(md, {
+          onReceiveMetadata: (headers, nextHeaders) => { clearTimeout(timer); watch.onPeer(call.getPeer()); nextHeaders(headers); },
+          onReceiveStatus: (status, nextStatus) => { clearTimeout(timer); nextStatus(status); },
+        });
+      },
+    });
+  };
+}
+const REQUIRE_LEADER = requireLeader();
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -43,6 +100,8 @@ export class EtcdRegistry implements Registry {
   readonly #healthPrefix: string;
   readonly #context: Omit<EtcdCallContext, "permission" | "key" | "prefix">;
   readonly #closed = new AbortController();
+  /** The member serving the newest watch stream (`host:port`), once it answered. */
+  #watchPeer?: string;
   /** The last failure an endpoint's circuit breaker counted. */
   #lastFailure: unknown;
 
@@ -57,7 +116,8 @@ export class EtcdRegistry implements Registry {
     const options: IOptions = {
       hosts: opts.endpoints,
       dialTimeout: timeout,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      defaultCallOptions: (ctx) => this.#callOptions(ctx.service, ctx.isStream, timeout),
+      grpcOptions: ETCD_CHANNEL_OPTIONS,
       faultHandling: {
         // etcd3's default: an endpoint that failed 3 times in a row rests for 5 s, so calls go to
         // the others. While all rest, etcd3 says only "Execution prevented because the circuit
@@ -148,7 +208,7 @@ export class EtcdRegistry implements Registry {
     const watcher = this.#client.watch().prefix(this.#subnetPrefix).startRevision(fromRevision.toString()).watcher();
     const queue = new EventQueue<WatchBatch>();
     const push = (x: WatchBatch | Error) => queue.push(x);
-    watcher.on("connected", (res: IWatchResponse) => push({ revision: BigInt(res.header.revision), events: [], connected: true }));
+    watcher.on("connected", (res: IWatchResponse) => push({ revision: BigInt(res.header.revision), events: [], connected: true, endpoint: this.#watchPeer }));
     watcher.on("data", (res: IWatchResponse) => {
       if (res.compact_revision && res.compact_revision !== "0") {
         push(new CompactedError(fromRevision, BigInt(res.compact_revision)));
@@ -225,6 +285,18 @@ export class EtcdRegistry implements Registry {
   }
 
   /** Grants a lease for `key` (the key names the call in a failure: etcd checks no key here). */
+  /**
+   * Every call requires a leader: a member cut off from its quorum refuses it at once ("no
+   * leader") instead of serving a watch that gets no events, or holding a read until its
+   * deadline, and etcd3 retries the call on another member. The watch also notes its member,
+   * and ends when none answers within the unary deadline (so it can move to another).
+   */
+  #callOptions(service: string, isStream: boolean, timeoutMs: number): CallOptions {
+    if (!isStream) return { deadline: Date.now() + timeoutMs, interceptors: [REQUIRE_LEADER] };
+    if (service !== "Watch") return {};
+    return { interceptors: [requireLeader({ onPeer: (peer) => (this.#watchPeer = peer), answerWithinMs: timeoutMs })] };
+  }
+
   async #grant(ttlSeconds: number, key: string): Promise<string> {
     const res = await this.#call("write", key, () => this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 } as never));
     return String(res.ID);

@@ -30,6 +30,8 @@ export interface WatchBatch {
    * now, not a position in the stream: history from the requested revision may still follow.
    */
   connected?: boolean;
+  /** On a `connected` batch: the etcd member serving the stream (`host:port`), when known. */
+  endpoint?: string;
 }
 
 /** The watch start revision has been compacted away: re-list, diff, watch again. */

@@ -8,6 +8,7 @@ import type { NetworkConfig } from "../config/network.ts";
 import { type Lease, leaseBackendType, leaseKey } from "../lease/lease.ts";
 import type { OwnLease } from "../lease/manager.ts";
 import type { Flag, Refusal } from "../lease/admission.ts";
+import type { WatchHealth } from "../lease/watch_health.ts";
 import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../net/ip.ts";
 import { addDashboard } from "./dashboard/index.ts";
 import type { Metrics } from "./metrics.ts";
@@ -28,6 +29,8 @@ export interface AgentView {
   readonly flaggedLeases?: ReadonlyMap<string, Flag>;
   /** Last etcd error, cleared on success; shown by the dashboard. */
   readonly etcdError?: string;
+  /** The lease watch's health (absent: no watch; not healthy without an error: not started yet). */
+  readonly watchHealth?: WatchHealth;
   readonly metrics: Metrics;
   /** Seconds left on a peer's etcd lease (cached by the agent), or undefined when unknown. */
   peerExpiration?(lease: Lease): number | null | undefined;
@@ -51,6 +54,7 @@ function leaseJSON(l: Lease, expiration: number | null | undefined, networkType:
     publicIPv6: l.attrs.publicIPv6 !== undefined ? formatIPv6(l.attrs.publicIPv6) : null,
     backendType: typeOf(l, networkType),
     backendData: l.attrs.backendData ?? null,
+    backendV6Data: l.attrs.backendV6Data ?? null,
     expiration: expiration === undefined ? null : expiration === null ? "never" : new Date(expiration).toISOString(),
   };
 }
@@ -61,6 +65,30 @@ function findingsJSON(found: ReadonlyMap<string, Refusal | Flag>, networkType: s
     ...leaseJSON(r.lease, undefined, networkType), reason: r.reason, message: r.message,
     conflictsWith: r.conflictsWith ?? null, since: new Date(r.since).toISOString(),
   }));
+}
+
+/**
+ * etcd as this host sees it: `ok` only while the last call succeeded and the lease watch is not
+ * lost (once established, it must stay on a member with a leader, else the peers may be stale);
+ * before the watch starts (waiting for the config, acquiring the lease) the last call decides.
+ */
+function etcdJSON(view: AgentView) {
+  const w = view.watchHealth?.state;
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+  const age = view.watchHealth?.lastResponseAgeSeconds(Date.now());
+  return {
+    ok: !view.etcdError && (w === undefined || w.healthy || w.error === undefined),
+    error: view.etcdError ?? w?.error ?? null,
+    watch: w ? {
+      healthy: w.healthy,
+      since: iso(w.since),
+      error: w.error ?? null,
+      endpoint: w.endpoint ?? null,
+      lastEvent: iso(w.lastEventAt),
+      lastProgress: iso(w.lastProgressAt),
+      lastResponseAgeSeconds: age === undefined ? null : Math.round(age * 10) / 10,
+    } : null,
+  };
 }
 
 /** Builds the app. `extra` lets the dashboard add its routes to the same app. */
@@ -76,19 +104,22 @@ export function createStatusApp(view: AgentView): Hono {
     const lease = view.lease;
     const cfg = view.config;
     const refused = view.refusedLeases ?? new Map<string, Refusal>();
+    // By IPv4 subnet, then IPv6 subnet (an IPv6-only network has only the latter).
     const peers = [...view.peers.values()]
       .filter((l) => !refused.has(leaseKey(l)))
-      .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0))
+      .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0) || Number((a.ipv6Subnet?.ip ?? 0n) > (b.ipv6Subnet?.ip ?? 0n)) - Number((a.ipv6Subnet?.ip ?? 0n) < (b.ipv6Subnet?.ip ?? 0n)))
       .map((l) => ({ ...leaseJSON(l, view.peerExpiration?.(l), view.backendType), health: view.health?.peerJSON(l) ?? null }));
     return c.json({
       ready: view.ready,
       lease: lease ? { ...leaseJSON(lease, lease.expiration, view.backendType), reservation: lease.expiration === null } : null,
       network: cfg?.network ? formatIPv4Net(cfg.network) : null,
       ipv6Network: cfg?.ipv6Network ? formatIPv6Net(cfg.ipv6Network) : null,
-      subnetLen: cfg?.subnetLen ?? null,
+      subnetLen: cfg?.network ? cfg.subnetLen : null,
+      ipv6SubnetLen: cfg?.ipv6Network ? cfg.ipv6SubnetLen : null,
       backend: view.backendType ?? cfg?.backendType ?? null,
       publicIP: view.publicIP ?? null,
-      etcd: { ok: !view.etcdError, error: view.etcdError ?? null },
+      publicIPv6: lease?.attrs.publicIPv6 !== undefined ? formatIPv6(lease.attrs.publicIPv6) : null,
+      etcd: etcdJSON(view),
       peersSynced: view.peersSynced ?? true,
       peers,
       health: view.health?.summary() ?? null,

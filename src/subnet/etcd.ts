@@ -9,6 +9,7 @@ import { type NetworkConfig, parseNetworkConfig } from "../config/network.ts";
 import { type Lease, decodeLeaseAttrs, encodeLeaseAttrs } from "../lease/lease.ts";
 import { LEASE_TTL_SECONDS, acquireLease, recordsToLeases, renewLeaseLoop, sleep } from "../lease/manager.ts";
 import { LeaseWatcher } from "../lease/watch.ts";
+import { WatchHealth } from "../lease/watch_health.ts";
 import type { Logger } from "../log.ts";
 import { EtcdPermissionError } from "../registry/etcd_errors.ts";
 import type { Registry, SubnetRecord } from "../registry/types.ts";
@@ -45,8 +46,11 @@ export class EtcdSubnetManager implements SubnetManager {
 
   constructor(readonly opts: EtcdManagerOptions) {}
 
+  /** The peer watch's health, for /status, /metrics and the dashboard. */
+  readonly watchHealth = new WatchHealth();
+
   get health(): SourceHealth {
-    return { kind: "etcd", error: this.#error };
+    return { kind: "etcd", error: this.#error, watch: this.watchHealth };
   }
 
   get peers(): ReadonlyMap<string, Lease> {
@@ -144,9 +148,15 @@ export class EtcdSubnetManager implements SubnetManager {
     const { registry, log, metrics } = this.opts;
     const stop = AbortSignal.any([signal, this.#lostSignal.signal]);
     this.#watcher = new LeaseWatcher({
-      registry, ownKey: lease.key, log, metrics, signal: stop, resyncMs: this.opts.resyncMs,
-      onSnapshot: (peers) => sink.snapshot(peers),
-      onEvents: (events, peers) => sink.events(events, peers),
+      registry, ownKey: lease.key, log, metrics, signal: stop, resyncMs: this.opts.resyncMs, health: this.watchHealth,
+      onSnapshot: (peers) => {
+        for (const l of peers.values()) this.peerExpiration(l); // fetched now, so /status knows them at once
+        return sink.snapshot(peers);
+      },
+      onEvents: (events, peers) => {
+        for (const e of events) if (e.type === "added") this.peerExpiration(e.lease);
+        return sink.events(events, peers);
+      },
       onOwnLease: (record) => this.#ownLeaseChanged(record),
       onHealth: (error) => { this.#error = error; },
     });
@@ -168,6 +178,8 @@ export class EtcdSubnetManager implements SubnetManager {
     if (id === undefined || id === "0") return null;
     const known = this.#peerTTL.get(id);
     if (known === undefined) {
+      // One entry per etcd lease seen: renewals replace leases, so forget old ones now and then.
+      if (this.#peerTTL.size > 2 * this.peers.size + 64) this.#peerTTL.clear();
       this.#peerTTL.set(id, null);
       this.opts.registry.leaseTimeToLive(id)
         .then((ttl) => this.#peerTTL.set(id, ttl >= 0 ? Date.now() + ttl * 1000 : null))

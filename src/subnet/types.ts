@@ -18,6 +18,7 @@
  */
 import type { NetworkConfig } from "../config/network.ts";
 import type { Lease, LeaseAttrs, LeaseEvent } from "../lease/lease.ts";
+import type { WatchHealth } from "../lease/watch_health.ts";
 import type { IPv4Net, IPv6Net } from "../net/ip.ts";
 
 /** The lease this host holds. */
@@ -47,6 +48,8 @@ export interface SourceHealth {
   readonly kind: string;
   /** The last error in a user's words (what failed, where, why), cleared on success. */
   readonly error?: string;
+  /** The peer watch's health (etcd: src/lease/watch_health.ts), when the source keeps one. */
+  readonly watch?: WatchHealth;
 }
 
 export interface SubnetManager {

@@ -2,7 +2,8 @@
  * @module Runs inside a network namespace (`ip netns exec NS bun backend_ns_script.ts JSON`) on
  * behalf of the backend kernel tests: builds a vxlan or host-gw network the way the agent does
  * (getBackend → createNetwork → start), runs the steps it is given (reconcile, apply, generated
- * peers, waits, deleting the device or a route), times each, and prints one JSON object.
+ * peers, waits, deleting the device or a route), times each, and prints one JSON object. Peers
+ * and our lease may have an IPv6 subnet (`subnet6`, `publicIPv6`, `mac6`), or only that.
  */
 import { NetlinkSocket, addrList, linkByName, linkDel, routeDel } from "../../ffi/netlink/index.ts";
 import { loadSys } from "../../ffi/sys.ts";
@@ -10,12 +11,18 @@ import { getBackend } from "../../src/backend/registry.ts";
 import { parseNetworkConfig } from "../../src/config/network.ts";
 import { type Lease, type LeaseEvent, leaseKey } from "../../src/lease/lease.ts";
 import type { Logger } from "../../src/log.ts";
-import { formatIPv4Net, parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { formatIPv4Net, parseIPv4, parseIPv4Net, parseIPv6, parseIPv6Net } from "../../src/net/ip.ts";
 import { Metrics } from "../../src/status/metrics.ts";
 
 export interface PeerSpec {
-  subnet: string;
-  publicIP: string;
+  /** IPv4 subnet; absent for an IPv6-only peer. */
+  subnet?: string;
+  publicIP?: string;
+  subnet6?: string;
+  publicIPv6?: string;
+  /** BackendV6Data; default {VNI, VtepMAC: mac6}. */
+  data6?: unknown;
+  mac6?: string;
   /** BackendType; default the network's. */
   type?: string | null;
   /** BackendData; default {VNI, VtepMAC: mac}. */
@@ -37,8 +44,12 @@ export interface ScriptInput {
   config: Record<string, unknown>;
   iface: string;
   publicIP?: string;
-  own: string;
+  publicIPv6?: string;
+  /** Our lease's IPv4 subnet (absent in an IPv6-only network) and IPv6 subnet. */
+  own?: string;
+  own6?: string;
   previousMac?: string;
+  previousMac6?: string;
   checkIntervalMs?: number;
   steps: Step[];
 }
@@ -52,8 +63,11 @@ const config = parseNetworkConfig(JSON.stringify(input.config));
 const sys = await loadSys();
 const nl = NetlinkSocket.open(sys);
 const link = linkByName(nl, input.iface)!;
-const ifaceAddr = parseIPv4(addrList(nl, { dev: link.index, family: 4 })[0]!.local!);
+const ifaceAddr = config.enableIPv4 ? parseIPv4(addrList(nl, { dev: link.index, family: 4 })[0]!.local!) : 0;
 const extAddr = input.publicIP ? parseIPv4(input.publicIP) : ifaceAddr;
+const v6 = addrList(nl, { dev: link.index, family: 6 }).find((a) => a.scope === 0);
+const ifaceAddr6 = v6 ? parseIPv6(v6.address!) : undefined;
+const extAddr6 = input.publicIPv6 ? parseIPv6(input.publicIPv6) : ifaceAddr6;
 const abort = new AbortController();
 
 function mac(i: number): string {
@@ -62,12 +76,17 @@ function mac(i: number): string {
 
 function lease(p: PeerSpec): Lease {
   const type = p.type === undefined ? config.backendType : p.type;
+  const vxlan = type === "vxlan";
   return {
-    subnet: parseIPv4Net(p.subnet), expiration: 0,
+    ...(p.subnet ? { subnet: parseIPv4Net(p.subnet) } : {}),
+    ...(p.subnet6 ? { ipv6Subnet: parseIPv6Net(p.subnet6) } : {}),
+    expiration: 0,
     attrs: {
-      publicIP: parseIPv4(p.publicIP),
+      publicIP: p.publicIP ? parseIPv4(p.publicIP) : 0,
+      ...(p.publicIPv6 ? { publicIPv6: parseIPv6(p.publicIPv6) } : {}),
       ...(type ? { backendType: type } : {}),
-      ...(type === "vxlan" ? { backendData: p.data !== undefined ? p.data : { VNI: 1, VtepMAC: p.mac } } : {}),
+      ...(vxlan && p.subnet ? { backendData: p.data !== undefined ? p.data : { VNI: 1, VtepMAC: p.mac } } : {}),
+      ...(vxlan && p.subnet6 ? { backendV6Data: p.data6 !== undefined ? p.data6 : { VNI: 1, VtepMAC: p.mac6 } } : {}),
     },
   };
 }
@@ -86,17 +105,29 @@ const out: Record<string, unknown> = { steps: [] as unknown[] };
 let network;
 try {
   const backend = await getBackend(config.backendType);
-  const own = parseIPv4Net(input.own);
-  const previousLease = input.previousMac
-    ? { subnet: own, expiration: 0, attrs: { publicIP: extAddr, backendType: "vxlan", backendData: { VNI: 1, VtepMAC: input.previousMac } } }
+  const own = {
+    ...(input.own ? { subnet: parseIPv4Net(input.own) } : {}),
+    ...(input.own6 ? { ipv6Subnet: parseIPv6Net(input.own6) } : {}),
+  };
+  const previousLease = input.previousMac || input.previousMac6
+    ? {
+      ...own, expiration: 0, attrs: {
+        publicIP: extAddr, publicIPv6: extAddr6, backendType: "vxlan",
+        ...(input.previousMac ? { backendData: { VNI: 1, VtepMAC: input.previousMac } } : {}),
+        ...(input.previousMac6 ? { backendV6Data: { VNI: 1, VtepMAC: input.previousMac6 } } : {}),
+      },
+    }
     : undefined;
   network = await backend.createNetwork({
     config, log, metrics: new Metrics(), signal: abort.signal, checkIntervalMs: input.checkIntervalMs, previousLease,
-    extIface: { name: input.iface, index: link.index, mtu: link.mtu!, ifaceAddr, extAddr },
+    extIface: {
+      name: input.iface, index: link.index, mtu: link.mtu!, ifaceAddr, extAddr,
+      ...(config.enableIPv6 ? { ifaceAddr6, extAddr6 } : {}),
+    },
   });
   out.mtu = network.mtu;
   out.leaseAttrs = network.leaseAttrs;
-  await network.start({ subnet: own, expiration: 0, attrs: { publicIP: extAddr, ...network.leaseAttrs } });
+  await network.start({ ...own, expiration: 0, attrs: { publicIP: extAddr, publicIPv6: extAddr6, ...network.leaseAttrs } });
   for (const step of input.steps) {
     const t0 = performance.now();
     let result: unknown;

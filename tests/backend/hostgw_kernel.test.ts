@@ -78,7 +78,7 @@ describe.skipIf(!isRoot)("host-gw backend in a namespace", () => {
   test("the route check re-adds a deleted route", () => {
     const ns = netns();
     const r = ns.run(input([
-      { op: "reconcile", peers: [P1, P2] }, { op: "deleteRoute", dst: P2.subnet }, { op: "wait", ms: 900 },
+      { op: "reconcile", peers: [P1, P2] }, { op: "deleteRoute", dst: P2.subnet! }, { op: "wait", ms: 900 },
     ], { checkIntervalMs: 300 }));
     expect(r.error).toBeUndefined();
     expect(r.logs).toContain("W host-gw: 1 missing kernel entries re-added");

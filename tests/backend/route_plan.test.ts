@@ -2,10 +2,10 @@
  * Tables for the pure planner: desired and actual kernel state in, `{ add, del }` out.
  */
 import { describe, expect, test } from "bun:test";
-import { parseIPv4Net } from "../../src/net/ip.ts";
+import { parseIPv4Net, parseIPv6Net } from "../../src/net/ip.ts";
 import {
   type DataPathState, type FdbItem, type NeighItem, type PlanScope, type RouteItem, additionsOnly, isEmptyPlan,
-  isOwnedPrefix, planDataPath, planFdbs, planNeighs, planRoutes,
+  isOwnedPrefix, mergeStates, planDataPath, planFdbs, planNeighs, planRoutes,
 } from "../../src/backend/route_plan.ts";
 
 const FL = 4; // flannel.1
@@ -81,6 +81,24 @@ describe("planDataPath()", () => {
   test("additionsOnly() keeps the adds and drops the deletes (the periodic check)", () => {
     const p = additionsOnly(planDataPath(peer(2), peer(1), scope));
     expect(p).toEqual({ add: peer(2), del: { routes: [], neighs: [], fdbs: [] } });
+  });
+
+  test("dual stack: a vanished peer's IPv6 entries go like its IPv4 ones; link-local, kernel-resolved and own entries stay", () => {
+    const s: PlanScope = { ...scope, network6: parseIPv6Net("fd10::/48"), own6: parseIPv6Net("fd10::/64") };
+    const V6 = 6;
+    const peer6 = (n: number): DataPathState => ({
+      routes: [{ dst: `fd10:0:0:${n}::/64`, gw: `fd10:0:0:${n}::`, dev: V6, onlink: true }],
+      neighs: [{ dev: V6, ip: `fd10:0:0:${n}::`, mac: `0a:00:00:00:06:0${n}` }],
+      fdbs: [{ dev: V6, mac: `0a:00:00:00:06:0${n}`, dst: `2001:db8::${n}` }],
+    });
+    const kernelOwn: DataPathState = {
+      routes: [{ dst: "fd10::/128", dev: V6, metric: 256 }, { dst: "fe80::/64", dev: V6, metric: 256 }],
+      neighs: [{ dev: V6, ip: "fe80::1", mac: "0a:00:00:00:00:01", permanent: false }, { dev: V6, ip: "fd10:0:0:3::", mac: "0a:00:00:00:00:03", permanent: false }],
+      fdbs: [],
+    };
+    const desired = mergeStates([peer(1), peer6(1)]);
+    const actual = mergeStates([both, peer6(1), peer6(2), kernelOwn]);
+    expect(planDataPath(desired, actual, s)).toEqual({ add: { routes: [], neighs: [], fdbs: [] }, del: mergeStates([peer(2), peer6(2)]) });
   });
 
   test("1000 peers plan in a few milliseconds", () => {

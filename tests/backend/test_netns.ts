@@ -1,6 +1,7 @@
 /**
  * @module Test helper for the backend kernel tests: a throwaway namespace with an underlay veth
- * (veth0 192.168.0.1/16 ↔ veth1), `ip`/`bridge` JSON views of it, a running `ip monitor`, and
+ * (veth0 192.168.0.1/16 ↔ veth1; with `ipv6`, also 2001:db8::1/64, no DAD), `ip`/`bridge` JSON
+ * views of it, a running `ip monitor`, and
  * backend_ns_script.ts run inside it under Bun. The namespace itself comes from
  * tests/support/ns.ts (unique name, removed at exit if a test does not).
  */
@@ -18,12 +19,14 @@ const TIMEOUT_MS = 60_000;
 export class TestNetns {
   readonly name: string;
 
-  constructor(area: string) {
+  constructor(area: string, opts: { ipv6?: boolean } = {}) {
     this.name = addNetns(uniqueName(area));
     try {
       for (const cmd of [
         "link add veth0 type veth peer name veth1", "addr add 192.168.0.1/16 dev veth0",
+        ...(opts.ipv6 ? ["addr add 2001:db8::1/64 dev veth0 nodad"] : []),
         "link set veth0 up", "link set veth1 up", "route add 10.99.0.0/16 via 192.168.0.254",
+        ...(opts.ipv6 ? ["-6 route add 2001:db8:99::/48 via 2001:db8::fe"] : []),
       ]) this.ip(cmd);
     } catch (e) {
       this.delete();

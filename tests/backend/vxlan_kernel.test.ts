@@ -71,9 +71,9 @@ describe.skipIf(!isRoot)("vxlan backend in a namespace", () => {
       `ip link add flannel.1 mtu 1450 type vxlan id 1 local 192.168.0.1 dev veth0 dstport 8472 nolearning`,
       "ip addr add 10.244.0.0/32 dev flannel.1", "ip link set flannel.1 up",
       ...[P1, P2].flatMap((p) => [
-        `ip neigh replace ${p.subnet.slice(0, -3)} lladdr ${p.mac} dev flannel.1 nud permanent`,
+        `ip neigh replace ${p.subnet!.slice(0, -3)} lladdr ${p.mac} dev flannel.1 nud permanent`,
         `bridge fdb replace ${p.mac} dev flannel.1 dst ${p.publicIP} self permanent`,
-        `ip route replace ${p.subnet} via ${p.subnet.slice(0, -3)} dev flannel.1 onlink`,
+        `ip route replace ${p.subnet} via ${p.subnet!.slice(0, -3)} dev flannel.1 onlink`,
       ]),
     ]) ref.exec(cmd);
     expect(view(ns)).toEqual(view(ref));

@@ -5,11 +5,14 @@
 import { describe, expect, test } from "bun:test";
 import type { Link } from "../../ffi/netlink/index.ts";
 import { hostgwPeerEntries } from "../../src/backend/hostgw/network.ts";
+import type { DataPathState } from "../../src/backend/route_plan.ts";
 import { parseVxlanConfig, vxlanDeviceMtu } from "../../src/backend/vxlan/config.ts";
 import { randomMac, vxlanDeviceName, vxlanIncompatibility } from "../../src/backend/vxlan/device.ts";
-import { encodeVxlanLeaseData, isUnicastMac, parseVxlanLeaseData, vxlanPeerEntries } from "../../src/backend/vxlan/lease_data.ts";
+import {
+  encodeVxlanLeaseData, isUnicastMac, parseVxlanLeaseData, vxlanPeerEntries, vxlanPeerEntries6,
+} from "../../src/backend/vxlan/lease_data.ts";
 import { type Lease, decodeLeaseAttrs, encodeLeaseAttrs } from "../../src/lease/lease.ts";
-import { parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { parseIPv4, parseIPv4Net, parseIPv6, parseIPv6Net } from "../../src/net/ip.ts";
 
 describe("parseVxlanConfig()", () => {
   test("defaults: VNI 1, port 8472, nothing else on", () => {
@@ -35,6 +38,12 @@ describe("parseVxlanConfig()", () => {
     expect(vxlanDeviceMtu(parseVxlanConfig({}), 1500, "eth0")).toBe(1450);
     expect(vxlanDeviceMtu(parseVxlanConfig({ MTU: 9001 }), 1500, "eth0")).toBe(8951);
     expect(() => vxlanDeviceMtu(parseVxlanConfig({}), 0, "eth0")).toThrow("interface eth0 reports MTU 0");
+  });
+
+  test("flannel-v6.N's MTU is the underlay's minus 70 (flanneld's 50 is wrong: §12.9), and must carry IPv6's 1280", () => {
+    expect(vxlanDeviceMtu(parseVxlanConfig({}), 1500, "eth0", 6)).toBe(1430);
+    expect(vxlanDeviceMtu(parseVxlanConfig({ MTU: 9001 }), 1500, "eth0", 6)).toBe(8931);
+    expect(() => vxlanDeviceMtu(parseVxlanConfig({}), 1340, "eth0", 6)).toThrow("vxlan device MTU would be 1270 (underlay 1340 - 70); IPv6 needs at least 1280");
   });
 });
 
@@ -96,7 +105,60 @@ describe("vxlanPeerEntries()", () => {
   });
 });
 
+describe("vxlan over IPv6", () => {
+  const MAC4 = "c6:d2:32:6f:8f:44";
+  const MAC6 = "0a:58:0a:f4:01:06";
+
+  test("a dual-stack lease value is byte-exact with flanneld's: BackendV6Data after BackendData, same shape", () => {
+    const attrs = {
+      publicIP: parseIPv4("192.0.2.11"), publicIPv6: parseIPv6("2001:db8::11"), backendType: "vxlan",
+      backendData: encodeVxlanLeaseData(1, MAC4), backendV6Data: encodeVxlanLeaseData(1, MAC6.toUpperCase()),
+    };
+    const text = '{"PublicIP":"192.0.2.11","PublicIPv6":"2001:db8::11","BackendType":"vxlan",' +
+      `"BackendData":{"VNI":1,"VtepMAC":"${MAC4}"},"BackendV6Data":{"VNI":1,"VtepMAC":"${MAC6}"}}`;
+    expect(encodeLeaseAttrs(attrs)).toBe(text);
+    expect(encodeLeaseAttrs(decodeLeaseAttrs("k", text))).toBe(text);
+  });
+
+  test("an IPv6-only lease value: PublicIP 0.0.0.0 and no BackendData, as flanneld writes it", () => {
+    const attrs = { publicIP: 0, publicIPv6: parseIPv6("2001:db8::11"), backendType: "vxlan", backendV6Data: encodeVxlanLeaseData(1, MAC6) };
+    expect(encodeLeaseAttrs(attrs)).toBe(`{"PublicIP":"0.0.0.0","PublicIPv6":"2001:db8::11","BackendType":"vxlan","BackendV6Data":{"VNI":1,"VtepMAC":"${MAC6}"}}`);
+  });
+
+  const lease6 = (data6: unknown): Lease => ({
+    ipv6Subnet: parseIPv6Net("fd10:0:0:3::/64"), expiration: 0,
+    attrs: { publicIP: 0, publicIPv6: parseIPv6("2001:db8::3"), backendType: "vxlan", backendV6Data: data6 },
+  });
+
+  test("IPv6 neighbour, FDB entry to the PublicIPv6 and onlink route on flannel-v6.N", () => {
+    expect(vxlanPeerEntries6(lease6({ VNI: 1, VtepMAC: MAC6 }), { dev: 6, iface: 2, direct: false })).toEqual({
+      neighs: [{ dev: 6, ip: "fd10:0:0:3::", mac: MAC6 }],
+      fdbs: [{ dev: 6, mac: MAC6, dst: "2001:db8::3" }],
+      routes: [{ dst: "fd10:0:0:3::/64", gw: "fd10:0:0:3::", dev: 6, onlink: true }],
+    });
+  });
+
+  test("a direct IPv6 peer gets only a route via its PublicIPv6; bad BackendV6Data is named", () => {
+    expect(vxlanPeerEntries6(lease6({ VtepMAC: MAC6 }), { dev: 6, iface: 2, direct: true })).toEqual({
+      routes: [{ dst: "fd10:0:0:3::/64", gw: "2001:db8::3", dev: 2 }], neighs: [], fdbs: [],
+    });
+    expect(vxlanPeerEntries6(lease6({ VNI: 1, VtepMAC: "ff:ff:ff:ff:ff:ff" }), { dev: 6, iface: 2, direct: false }))
+      .toBe('skipping vxlan lease fd10:0:0:3::/64 (PublicIPv6 2001:db8::3): BackendV6Data.VtepMAC "ff:ff:ff:ff:ff:ff" is not a unicast MAC address (xx:xx:xx:xx:xx:xx)');
+  });
+});
+
 describe("host-gw", () => {
+  test("IPv6: a route per family via the peer's PublicIP and PublicIPv6", () => {
+    const l: Lease = {
+      subnet: parseIPv4Net("10.244.3.0/24"), ipv6Subnet: parseIPv6Net("fd10:0:0:3::/64"), expiration: 0,
+      attrs: { publicIP: parseIPv4("192.0.2.12"), publicIPv6: parseIPv6("2001:db8::12"), backendType: "host-gw" },
+    };
+    expect((hostgwPeerEntries(l, 2, { v4: true, v6: true }) as DataPathState).routes).toEqual([
+      { dst: "10.244.3.0/24", gw: "192.0.2.12", dev: 2 }, { dst: "fd10:0:0:3::/64", gw: "2001:db8::12", dev: 2 },
+    ]);
+    expect((hostgwPeerEntries(l, 2, { v4: false, v6: true }) as DataPathState).routes).toEqual([{ dst: "fd10:0:0:3::/64", gw: "2001:db8::12", dev: 2 }]);
+  });
+
   test("one route via the peer's PublicIP on the interface", () => {
     const l: Lease = { subnet: parseIPv4Net("10.244.3.0/24"), expiration: 0, attrs: { publicIP: parseIPv4("192.168.1.12"), backendType: "host-gw" } };
     expect(hostgwPeerEntries(l, 2)).toEqual({ routes: [{ dst: "10.244.3.0/24", gw: "192.168.1.12", dev: 2 }], neighs: [], fdbs: [] });

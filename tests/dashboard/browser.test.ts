@@ -164,6 +164,31 @@ describe("the dashboard of a real cluster", () => {
     console.log(`dashboard: join shown after ${joinMs.toFixed(0)} ms; etcd down shown after ${etcdDownMs.toFixed(0)} ms, cleared ${etcdUpMs.toFixed(0)} ms after restart; agent down shown after ${agentDownMs.toFixed(0)} ms`);
     await page.close();
   }, 90_000);
+
+  test("at 800 and 1400 px: no sideways scroll, addresses and CIDRs on one line, peers' expiry known, device drops explained", async () => {
+    for (const width of [800, 1400]) {
+      const page = await browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${h1.forward!.url}/`);
+      await page.waitForFunction(() => document.querySelectorAll("#hosts tbody tr").length >= 3, null, { timeout: 10_000, polling: 50 });
+      // Other hosts' etcd lease expiry is fetched once per lease, then shown ("in 23 h …").
+      await page.waitForFunction(() => [...document.querySelectorAll("#hosts tbody tr:not(.self) td.expiry")].every((td) => /^in \d/.test(td.textContent ?? "")), null, { timeout: 10_000, polling: 100 });
+      await page.screenshot({ path: join(ARTIFACTS, `dashboard-${width}.png`), fullPage: true });
+      const layout = await page.evaluate(() => {
+        const wrap = document.querySelector("#hosts")!.closest(".table-wrap") as HTMLElement;
+        const lines = (e: Element) => { const r = document.createRange(); r.selectNodeContents(e); return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; };
+        return {
+          page: document.documentElement.scrollWidth - window.innerWidth,
+          table: wrap.scrollWidth - wrap.clientWidth,
+          wrapped: [...document.querySelectorAll(".cidr")].filter((e) => (e.textContent ?? "") !== "" && (e as HTMLElement).offsetParent !== null && lines(e) > 1).map((e) => e.textContent),
+          dropNotes: [...document.querySelectorAll("[data-counter] ")].filter((c) => /dropped/i.test((c as HTMLElement).dataset.counter ?? "")).map((c) => [c.getAttribute("title") ?? "", c.querySelector(".note")?.textContent ?? ""]),
+        };
+      });
+      expect([width, layout.page, layout.table, layout.wrapped]).toEqual([width, 0, 0, []]);
+      expect(layout.dropNotes.length).toBeGreaterThan(0);
+      for (const [title, note] of layout.dropNotes) expect([title, note]).toEqual([expect.stringContaining("IPv6 router and neighbour solicitations"), expect.stringContaining("kernel drops")]);
+      await page.close();
+    }
+  }, 60_000);
 });
 
 describe("the data path as a vxlan backend describes it", () => {
@@ -172,7 +197,9 @@ describe("the data path as a vxlan backend describes it", () => {
     attrs: { publicIP: parseIPv4(`192.168.77.${10 + i}`), backendType: "vxlan", backendData: { VNI: 1, VtepMAC: `7a:1f:00:00:00:0${i}` } },
   });
   let rx = 1e9, tx = 5e8;
-  const peerExpiry = Date.now() + 2.5 * 3600_000;
+  // Relative to each /status (not to module load): the describe bodies run before the first
+  // test, which takes a minute or more on a loaded machine.
+  const peerExpiry = () => Date.now() + 2.5 * 3600_000 - 1000;
   const view: AgentView = {
     ready: true,
     config: parseNetworkConfig(`{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}`),
@@ -184,7 +211,7 @@ describe("the data path as a vxlan backend describes it", () => {
     },
     peers: new Map([2, 3].map((i) => [`10.5.${i}.0-24`, peer(i)])),
     metrics: new Metrics(),
-    peerExpiration: (l) => (l.subnet!.ip & 0xff00) === 0x300 ? null : peerExpiry,
+    peerExpiration: (l) => (l.subnet!.ip & 0xff00) === 0x300 ? null : peerExpiry(),
     async dataPath() {
       rx += 1_250_000; // 10 Mbit per poll
       tx += 125_000;

@@ -62,6 +62,20 @@ const CASES: [string, number, () => Uint8Array][] = [
   ["route_del", RTM_DELROUTE, () => buildRoute("del", { dst: "10.244.1.0/24" })],
   ["route_get", RTM_GETROUTE, () => buildRouteGet("10.0.0.2")],
   ["route_list", RTM_GETROUTE, () => buildRouteDump(4)],
+  // IPv6: what the vxlan (flannel-v6.N) and host-gw backends send for IPv6 peers.
+  ["link_add_vxlan6_mtu", RTM_NEWLINK, () => buildLinkAddVxlan({
+    name: "flannel-v6.2", vni: 2, local6: "fd00::1", underlayIndex: VETH0, port: 8472, learning: false, gbp: false,
+    mtu: 1430, mac: "0a:58:0a:f4:00:00",
+  })],
+  ["fdb_replace6", RTM_NEWNEIGH, () => buildFdb("replace", { index: FLANNEL6, mac: "0a:58:0a:f4:01:00", dst: "fd00::2" })],
+  ["fdb_del6", RTM_DELNEIGH, () => buildFdb("del", { index: FLANNEL6, mac: "0a:58:0a:f4:01:00", dst: "fd00::2" })],
+  ["fdb_list6", RTM_GETNEIGH, () => buildFdbDump(FLANNEL6)],
+  ["neigh_del6", RTM_DELNEIGH, () => buildNeigh("del", { index: FLANNEL6, ip: "fd10:0:0:1::" })],
+  ["neigh_list6", RTM_GETNEIGH, () => buildNeighDump(AF_INET6, FLANNEL6)],
+  ["route_replace6_dev_gw", RTM_NEWROUTE, () => buildRoute("replace", { dst: "fd10:0:0:5::/64", gw: "fd00::2", dev: VETH0 })],
+  ["route_del6", RTM_DELROUTE, () => buildRoute("del", { dst: "fd10:0:0:5::/64", gw: "fd00::2", dev: VETH0 })],
+  ["route_get6", RTM_GETROUTE, () => buildRouteGet("fd00::2")],
+  ["route_list6", RTM_GETROUTE, () => buildRouteDump(6)],
 ];
 
 describe("netlink builders equal iproute2's bytes", () => {
@@ -138,6 +152,35 @@ describe("netlink parsers read the kernel's replies", () => {
   test("parseRoute() reads ip route get 10.0.0.2 (device and source)", () => {
     const r = receivedMessages("route_get").filter((m) => m.type === RTM_NEWROUTE).map(parseRoute);
     expect(r[0]).toMatchObject({ dst: "10.0.0.2/32", dev: VETH0, src: "10.0.0.1" });
+    expect(r[0]!.gw).toBeUndefined();
+  });
+
+  test("parseNeigh() reads ip -6 neigh show dev flannel-v6.1", () => {
+    const n = receivedMessages("neigh_list6").filter((m) => m.type === RTM_NEWNEIGH).map(parseNeigh);
+    expect(n).toContainEqual(expect.objectContaining({
+      family: AF_INET6, index: FLANNEL6, ip: "fd10:0:0:1::", mac: "0a:58:0a:f4:01:00", permanent: true,
+    }));
+  });
+
+  test("parseNeigh() reads bridge fdb show dev flannel-v6.1 (remote VTEP fd00::2)", () => {
+    const n = receivedMessages("fdb_list6").filter((m) => m.type === RTM_NEWNEIGH).map(parseNeigh);
+    expect(n.filter((e) => e.index === FLANNEL6)).toContainEqual(expect.objectContaining({
+      family: 7, mac: "0a:58:0a:f4:01:00", ip: "fd00::2", permanent: true,
+    }));
+  });
+
+  test("parseRoute() reads ip -6 route show table main", () => {
+    const r = receivedMessages("route_list6").filter((m) => m.type === RTM_NEWROUTE).map(parseRoute);
+    const find = (dst: string) => r.find((x) => x.dst === dst && x.table === 254);
+    expect(find("fd10:0:0:1::/64")).toMatchObject({ gw: "fd10:0:0:1::", dev: FLANNEL6, onlink: true, typeName: "unicast" });
+    expect(find("fd10:0:0:5::/64")).toMatchObject({ gw: "fd00::2", dev: VETH0, onlink: false, typeName: "unicast" });
+    expect(find("fd00::/64")).toMatchObject({ dev: VETH0 });
+    expect(find("fd00::/64")!.gw).toBeUndefined();
+  });
+
+  test("parseRoute() reads ip route get fd00::2 (device, no gateway)", () => {
+    const r = receivedMessages("route_get6").filter((m) => m.type === RTM_NEWROUTE).map(parseRoute);
+    expect(r[0]).toMatchObject({ dst: "fd00::2/128", dev: VETH0 });
     expect(r[0]!.gw).toBeUndefined();
   });
 

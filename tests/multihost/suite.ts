@@ -41,7 +41,7 @@ function vtepMac(h: Host): string | undefined {
 }
 
 /** Echoes lost to a target after its first reply (the suite's "connectivity never dropped"). */
-function lostAfterFirstReply(events: readonly PingEvent[]): PingEvent[] {
+export function lostAfterFirstReply(events: readonly PingEvent[]): PingEvent[] {
   const answered = new Set<string>();
   const lost: PingEvent[] = [];
   for (const e of [...events].sort((x, y) => x.seq - y.seq)) {

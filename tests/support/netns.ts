@@ -7,12 +7,19 @@
  * routed through it. The root namespace is never touched: the test process reaches etcd and the
  * agents' status pages through forwarders (tools/netns_forward.ts).
  *
+ * Dual stack (`ipv6Network`): the underlay also carries 2001:db8:77::/64 (br0 ::fe, host i
+ * ::10+i, all `nodad` so nothing waits for DAD; IPv6 default route via ::fe; forwarding on), the
+ * config gets `EnableIPv6`/`IPv6Network` (and `EnableIPv4: false` with `ipv6Only`), and
+ * containers come from the CNI plugin (`dist/weft` as `flannel`, Debian's bridge and host-local),
+ * each with an address of every family the host's subnet.env has.
+ *
  * Namespaces come from ns.ts (names `wf-<pid base36>-<rand>-<role>`); they, the cluster's
  * processes and its temp dir are removed by `destroy()`, and else on SIGINT/SIGTERM and at exit;
  * `cleanupStale()` removes what crashed runs left behind, only when their owner process is gone.
  *
  * @example
  *   const c = await Cluster.create({ hosts: 3, backend: "vxlan" });
+ *   // or dual stack: Cluster.create({ backend: "vxlan", ipv6Network: "fd10::/48" }); containers then have ip and ip6
  *   try {
  *     const [a, b] = c.hosts;
  *     const r = await ping(a!.containers[0]!.ns, b!.containers[0]!.ip, { count: 3 });
@@ -24,12 +31,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { containsV6Net, formatIPv4, formatIPv6Net, parseIPv4Net, parseIPv6Net } from "../../src/net/ip.ts";
 import { readSubnetEnv } from "../../src/subnet_env.ts";
 import { type NetnsForward, forwardIntoNetns } from "../../tools/netns_forward.ts";
+import { cniExec, makeCniBinDir } from "../cni/cni_exec.ts";
 import { type Runtime, weftCommand } from "./agent.ts";
 import { EtcdServer } from "./etcd.ts";
-import { addNetns, cleanupStale, delNetns, ip, ipJson, nsExec as exec, onCleanup, run, uniqueName } from "./ns.ts";
+import { addNetns, cleanupStale, delNetns, ip, ipJson, netnsPath, nsExec as exec, onCleanup, run, uniqueName } from "./ns.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 const PROBE = join(import.meta.dir, "ns_probe.ts");
@@ -165,16 +173,38 @@ export function startPinger(from: string, targets: string[], intervalMs = 20, ti
   };
 }
 
-/** A TCP echo server in a namespace (`ns_probe serve`), listening on 0.0.0.0:port. */
-export async function startEchoServer(ns: string, port: number): Promise<{ stop(): void }> {
-  const p = trackProc(spawn("ip", ["netns", "exec", ns, BUN, PROBE, "serve", String(port)], { stdio: ["ignore", "pipe", "pipe"] }));
+/** A TCP echo server in a namespace (`ns_probe serve`), listening on [::]:port (IPv4 too). */
+export function startEchoServer(ns: string, port: number): Promise<{ stop(): void }> {
+  return startProbeServer(ns, "serve", port);
+}
+
+/** A TCP server in a namespace answering each connection with its source address (`ns_probe whoami`). */
+export function startWhoamiServer(ns: string, port: number): Promise<{ stop(): void }> {
+  return startProbeServer(ns, "whoami", port);
+}
+
+/** `ns_probe MODE PORT` in `ns`, resolved once it prints that it listens. */
+async function startProbeServer(ns: string, mode: "serve" | "whoami", port: number): Promise<{ stop(): void }> {
+  const p = trackProc(spawn("ip", ["netns", "exec", ns, BUN, PROBE, mode, String(port)], { stdio: ["ignore", "pipe", "pipe"] }));
   await new Promise<void>((resolve, reject) => {
     let err = "";
     p.stderr!.on("data", (d) => (err += d));
     p.stdout!.once("data", () => resolve());
-    p.once("exit", (c) => reject(new Error(`echo server in ${ns} exited ${c}: ${err}`)));
+    p.once("exit", (c) => reject(new Error(`${mode} server in ${ns} exited ${c}: ${err}`)));
   });
   return { stop: () => { p.kill("SIGKILL"); } };
+}
+
+/** The source address each whoami server at `ip:port` saw a connection from `from` come with. */
+export function sourceSeenBy(from: string, targets: string[], port: number): Map<string, string> {
+  const r = exec(from, [BUN, PROBE, "ask", ...targets.map((t) => `[${t}]:${port}`)]);
+  if (r.code !== 0) throw new Error(`ask from ${from} failed (${r.code}): ${r.stderr.trim()}`);
+  const out = new Map<string, string>();
+  for (const l of r.stdout.split("\n").filter(Boolean)) {
+    const { target, source } = JSON.parse(l) as { target: string; source: string };
+    out.set(target.slice(1, target.lastIndexOf("]")), source);
+  }
+  return out;
 }
 
 /** One TCP connection attempt's outcome. */
@@ -357,21 +387,26 @@ export interface ClusterOptions {
   /** Start agents (and containers) right away (default true). */
   start?: boolean;
   /**
-   * udp6's minimal dual-stack option: an IPv6Network (EnableIPv6) in the config, an IPv6
-   * underlay (2001:db8:77::/64, hosts ::10+i, br0 ::fe, default route), IPv6 forwarding on the
-   * hosts, and containers with an IPv6 address from FLANNEL_IPV6_SUBNET. Every address is added
-   * `nodad` (and DAD is off in new namespaces) so nothing waits for duplicate detection.
+   * Dual stack: the IPv6Network of the config (e.g. "fd10::/48"); the underlay gets IPv6 too and
+   * containers come from the CNI plugin with both families.
    */
   ipv6Network?: string;
+  /** With `ipv6Network`: an IPv6-only cluster network (`EnableIPv4: false`). */
+  ipv6Only?: boolean;
+  /** IPv6Network's IPv6SubnetLen, if not the default. */
+  ipv6SubnetLen?: number;
+  /** Containers from the CNI plugin (default: only with `ipv6Network`; else made by hand). */
+  cni?: boolean;
 }
 
 /** A container namespace on a host. */
 export interface Container {
   readonly ns: string;
+  /** Its IPv4 address (its IPv6 one in an IPv6-only cluster). */
   readonly ip: string;
-  readonly host: Host;
-  /** Its IPv6 address, with ClusterOptions.ipv6Network. */
+  /** Its IPv6 address, in a dual-stack or IPv6-only cluster. */
   readonly ip6?: string;
+  readonly host: Host;
 }
 
 /** A host namespace and its agent. */
@@ -382,10 +417,9 @@ export class Host {
   runtime: Runtime;
   readonly containers: Container[] = [];
   forward?: NetnsForward;
-  /** Its IPv6 underlay address, with ClusterOptions.ipv6Network. */
-  ip6?: string;
 
-  constructor(readonly name: string, readonly ns: string, readonly ip: string, readonly dir: string, runtime: Runtime) {
+  /** `ip6`: its IPv6 underlay address, with ClusterOptions.ipv6Network. */
+  constructor(readonly name: string, readonly ns: string, readonly ip: string, readonly dir: string, runtime: Runtime, readonly ip6?: string) {
     this.runtime = runtime;
   }
 
@@ -401,9 +435,16 @@ export class Host {
   /** The lease's network, e.g. `10.244.7.0/24` (from subnet.env). */
   get subnet(): string {
     const s = this.env?.subnet;
-    if (!s) throw new Error(`host ${this.name} has no subnet.env yet (${this.subnetFile})`);
+    if (!s) throw new Error(`host ${this.name} has no FLANNEL_SUBNET in ${this.subnetFile} (no subnet.env yet, or an IPv6-only network: see subnet6)`);
     const n = parseIPv4Net(s);
     return `${formatIPv4(n.ip)}/${n.len}`;
+  }
+
+  /** The lease's IPv6 network, e.g. `fd10:0:0:7::/64` (from subnet.env). */
+  get subnet6(): string {
+    const s = this.env?.ipv6Subnet;
+    if (!s) throw new Error(`host ${this.name} has no FLANNEL_IPV6_SUBNET in ${this.subnetFile}`);
+    return formatIPv6Net(parseIPv6Net(s));
   }
 
   get running(): boolean {
@@ -414,6 +455,10 @@ export class Host {
 /** The argv that runs weft under `runtime`. */
 export class Cluster {
   readonly hosts: Host[] = [];
+  /** The endpoints agents and admin commands use instead of the underlay's etcd (e.g. an EtcdCluster's). */
+  etcdEndpoints?: string;
+  /** Hosts ever added: names and addresses are never reused after `removeHost()`. */
+  private hostsAdded = 0;
   /** Every namespace of this cluster still standing (underlay, hosts, containers). */
   private readonly namespaces: Set<string>;
   private constructor(
@@ -440,7 +485,7 @@ export class Cluster {
 
   /** Underlay prefix; hosts are .10+i, etcd .254. */
   static readonly UNDERLAY = "192.168.77";
-  /** IPv6 underlay prefix (ipv6Network): hosts are ::10+i (hex digits as the IPv4 decimals), the bridge ::fe. */
+  /** IPv6 underlay prefix (dual stack); hosts are ::10+i (hex), br0 ::fe. */
   static readonly UNDERLAY6 = "2001:db8:77::";
 
   /** No duplicate address detection for addresses of links created later in `ns` (ipv6Network). */
@@ -459,8 +504,8 @@ export class Cluster {
     const underlay = addNetns(`${id}-u`);
     ip(underlay, "link", "add", "br0", "type", "bridge");
     ip(underlay, "addr", "add", `${Cluster.UNDERLAY}.254/24`, "dev", "br0");
+    if (opts.ipv6Network) ip(underlay, "addr", "add", `${Cluster.UNDERLAY6}fe/64`, "dev", "br0", "nodad");
     ip(underlay, "link", "set", "br0", "up");
-    if (opts.ipv6Network) ip(underlay, "-6", "addr", "add", `${Cluster.UNDERLAY6}fe/64`, "dev", "br0", "nodad");
     const etcd = await EtcdServer.start({ netns: underlay, host: `${Cluster.UNDERLAY}.254`, port: 2379, dataDir: join(dir, "etcd") });
     const c = new Cluster(id, dir, underlay, etcd, opts);
     try {
@@ -480,9 +525,15 @@ export class Cluster {
 
   /** The network config JSON stored in etcd. */
   get config(): string {
-    const cfg: Record<string, unknown> = { Network: this.opts.network, Backend: { Type: this.opts.backend, ...this.opts.backendOptions } };
-    if (this.opts.subnetLen !== undefined) cfg.SubnetLen = this.opts.subnetLen;
-    if (this.opts.ipv6Network) Object.assign(cfg, { EnableIPv6: true, IPv6Network: this.opts.ipv6Network });
+    const o = this.opts;
+    const cfg: Record<string, unknown> = o.ipv6Only ? { EnableIPv4: false } : { Network: o.network };
+    if (o.subnetLen !== undefined && !o.ipv6Only) cfg.SubnetLen = o.subnetLen;
+    if (o.ipv6Network) {
+      cfg.EnableIPv6 = true;
+      cfg.IPv6Network = o.ipv6Network;
+      if (o.ipv6SubnetLen !== undefined) cfg.IPv6SubnetLen = o.ipv6SubnetLen;
+    }
+    cfg.Backend = { Type: o.backend, ...o.backendOptions };
     return JSON.stringify(cfg);
   }
 
@@ -498,14 +549,14 @@ export class Cluster {
 
   /** Runs an admin command (`dist/weft --etcd-endpoints=… ARGS`) in the underlay; throws on failure. */
   weft(args: string[], stdin = ""): string {
-    const r = exec(this.underlay, weftCommand("binary", [`--etcd-endpoints=${this.etcd.endpoint}`, ...args]), { stdin });
+    const r = exec(this.underlay, weftCommand("binary", [`--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`, ...args]), { stdin });
     if (r.code !== 0) throw new Error(`weft ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
     return r.stdout;
   }
 
   /** Creates the next host's namespace and underlay link (no agent). */
   addHostNamespace(): Host {
-    const i = this.hosts.length + 1;
+    const i = ++this.hostsAdded;
     if (i > 200) throw new RangeError(`Cluster: host ${i} exceeds the underlay's 200 host addresses`);
     const name = `h${i}`;
     const ns = this.addNetns(`${this.id}-${name}`);
@@ -518,15 +569,19 @@ export class Cluster {
     ip(ns, "link", "set", "eth0", "up");
     ip(ns, "route", "add", "default", "via", `${Cluster.UNDERLAY}.254`);
     exec(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    const dir = join(this.dir, name);
-    mkdirSync(dir, { recursive: true });
-    const h = new Host(name, ns, addr, dir, this.opts.runtime);
+    let addr6: string | undefined;
     if (this.opts.ipv6Network) {
-      h.ip6 = `${Cluster.UNDERLAY6}${9 + i}`;
-      ip(ns, "-6", "addr", "add", `${h.ip6}/64`, "dev", "eth0", "nodad");
+      addr6 = `${Cluster.UNDERLAY6}${(9 + i).toString(16)}`;
+      ip(ns, "addr", "add", `${addr6}/64`, "dev", "eth0", "nodad");
       ip(ns, "-6", "route", "add", "default", "via", `${Cluster.UNDERLAY6}fe`);
       exec(ns, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+      // No DAD on what the CNI plugin makes here later (cni0 and its gateway addresses), so no
+      // first packet waits on a tentative address.
+      exec(ns, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
     }
+    const dir = join(this.dir, name);
+    mkdirSync(dir, { recursive: true });
+    const h = new Host(name, ns, addr, dir, this.opts.runtime, addr6);
     this.hosts.push(h);
     return h;
   }
@@ -566,7 +621,7 @@ export class Cluster {
     if (h.running) throw new Error(`agent of ${h.name} is already running`);
     h.runtime = runtime;
     const args = [
-      `--etcd-endpoints=${this.etcd.endpoint}`, `--subnet-file=${h.subnetFile}`,
+      `--etcd-endpoints=${this.etcdEndpoints ?? this.etcd.endpoint}`, `--subnet-file=${h.subnetFile}`,
       `--healthz-ip=${h.ip}`, `--healthz-port=${STATUS_PORT}`, ...(this.opts.agentArgs ?? []),
     ];
     const started = Date.now();
@@ -614,6 +669,7 @@ export class Cluster {
    * namespace with `eth0` (.2, .3, …), the bridge as default gateway and FLANNEL_MTU.
    */
   addContainers(h: Host, n = 1): Container[] {
+    if (this.opts.cni ?? this.opts.ipv6Network !== undefined) return this.addCniContainers(h, n);
     const env = h.env;
     if (!env?.subnet || !env.mtu) throw new Error(`host ${h.name}: subnet.env has no FLANNEL_SUBNET/FLANNEL_MTU: ${JSON.stringify(env?.raw)}`);
     const net = parseIPv4Net(env.subnet); // masked: the lease's network address
@@ -652,6 +708,50 @@ export class Cluster {
     return made;
   }
 
+  /** The CNI_PATH of this cluster: `flannel` is dist/weft, beside Debian's bridge and host-local. */
+  private get cniBinDir(): string {
+    const dir = join(this.dir, "cni-bin");
+    try {
+      statSync(join(dir, "flannel"));
+    } catch {
+      mkdirSync(dir, { recursive: true });
+      makeCniBinDir(dir, join(ROOT, "dist", "weft"));
+    }
+    return dir;
+  }
+
+  /** flannel's netconf for `h`, as a runtime would pass it (bridge cbr0, hairpin, default gateway). */
+  cniNetconf(h: Host): Record<string, unknown> {
+    return {
+      cniVersion: "0.3.1", name: "cbr0", type: "flannel",
+      subnetFile: h.subnetFile, dataDir: join(h.dir, "cni-flannel"),
+      ipam: { dataDir: join(h.dir, "cni-ipam") },
+      delegate: { hairpinMode: true, isDefaultGateway: true },
+    };
+  }
+
+  /**
+   * `n` more containers on `h` made as a container runtime makes them: `flannel` ADD (delegating
+   * to bridge and host-local) into a fresh namespace; each gets an address of every family.
+   */
+  addCniContainers(h: Host, n = 1): Container[] {
+    const made: Container[] = [];
+    for (let k = 0; k < n; k++) {
+      const j = h.containers.length + 1;
+      const ns = this.addNetns(`${h.ns}c${j}`);
+      exec(ns, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]); // as on the host
+      const r = cniExec({ hostNs: h.ns, binDir: this.cniBinDir, command: "ADD", containerId: `${h.name}c${j}`, netns: netnsPath(ns), config: this.cniNetconf(h) });
+      if (r.code !== 0) throw new Error(`CNI ADD on ${h.name} failed (${r.code}): ${r.stdout} ${r.stderr}`);
+      const addrs = (r.json.ips as { address: string }[]).map((x) => x.address.split("/")[0]!);
+      const ip4 = addrs.find((a) => !a.includes(":"));
+      const ip6 = addrs.find((a) => a.includes(":"));
+      const c: Container = { ns, ip: (ip4 ?? ip6)!, ...(ip6 ? { ip6 } : {}), host: h };
+      h.containers.push(c);
+      made.push(c);
+    }
+    return made;
+  }
+
   /** GET `path` on the agent's status server (through a forwarder into the host namespace). */
   async fetch(h: Host, path: string): Promise<Response> {
     h.forward ??= await forwardIntoNetns(h.ns, h.ip, STATUS_PORT);
@@ -674,6 +774,18 @@ export class Cluster {
       if (!dst.includes("/") || dst === own) return false;
       const n = parseIPv4Net(dst);
       return n.len >= net.len && ((n.ip ^ net.ip) >>> (32 - net.len)) === 0;
+    });
+  }
+
+  /** Peers' IPv6 subnets routed on `h` (any IPv6 route inside IPv6Network but its own subnet). */
+  peerRoutes6(h: Host): Record<string, unknown>[] {
+    const net = parseIPv6Net(this.opts.ipv6Network!);
+    const own = h.env?.ipv6Subnet ? h.subnet6 : "";
+    return ipJson(h.ns, "-6", "route", "show").filter((r) => {
+      const dst = String(r.dst);
+      if (!dst.includes("/") || dst === own) return false;
+      const n = parseIPv6Net(dst);
+      return n.len > net.len && containsV6Net(net, n);
     });
   }
 

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { parseNetworkConfig } from "../../src/config/network.ts";
 import { allocateSubnet, isCompatible, NetworkFullError } from "../../src/lease/allocate.ts";
 import type { Lease } from "../../src/lease/lease.ts";
-import { formatIPv4Net, parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { formatIPv4Net, formatIPv6Net, parseIPv4, parseIPv4Net, parseIPv6, parseIPv6Net } from "../../src/net/ip.ts";
 
 const cfg = parseNetworkConfig(`{"Network":"10.5.0.0/16"}`);
 const lease = (subnet: string, publicIP: string, etcdLease = "7"): Lease => ({
@@ -59,5 +59,32 @@ describe("allocateSubnet()", () => {
     expect(isCompatible(cfg, { subnet: parseIPv4Net("10.5.255.0/24") })).toBe(true);
     expect(isCompatible(cfg, { subnet: parseIPv4Net("10.5.0.0/24") })).toBe(false); // first subnet skipped
     expect(isCompatible(cfg, { subnet: parseIPv4Net("10.6.0.0/24") })).toBe(false);
+  });
+});
+
+describe("allocateSubnet(), IPv6-only network (EnableIPv4 false: compat §12.7)", () => {
+  const cfg6 = parseNetworkConfig(`{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd10::/48"}`);
+  // Every IPv6-only lease has PublicIP 0.0.0.0: only PublicIPv6 tells them apart.
+  const lease6 = (subnet: string, publicIPv6: string): Lease => ({
+    ipv6Subnet: parseIPv6Net(subnet), attrs: { publicIP: 0, publicIPv6: parseIPv6(publicIPv6) }, expiration: 0, etcdLease: "7",
+  });
+
+  test("reuses the lease of our public IPv6, not the first lease with PublicIP 0.0.0.0 (flanneld's etcd mode does)", () => {
+    const own = lease6("fd10:0:0:7::/64", "2001:db8::2");
+    const plan = allocateSubnet({ cfg: cfg6, leases: [lease6("fd10:0:0:1::/64", "2001:db8::1"), own], publicIP: 0, publicIPv6: parseIPv6("2001:db8::2") });
+    expect(plan).toEqual({ kind: "reuse", lease: own, stale: [] });
+  });
+
+  test("allocates only an IPv6 subnet, skipping held ones, or takes the previous one", () => {
+    const held = [lease6("fd10:0:0:1::/64", "2001:db8::1")];
+    const plan = allocateSubnet({ cfg: cfg6, leases: held, publicIP: 0, publicIPv6: parseIPv6("2001:db8::3"), random: first });
+    expect(plan.kind === "create" && [plan.subnet, formatIPv6Net(plan.ipv6Subnet!)]).toEqual([undefined, "fd10:0:0:2::/64"]);
+    const prev = allocateSubnet({ cfg: cfg6, leases: held, publicIP: 0, publicIPv6: parseIPv6("2001:db8::3"), previous: { ipv6Subnet: parseIPv6Net("fd10:0:0:9::/64") } });
+    expect(prev.kind === "create" && formatIPv6Net(prev.ipv6Subnet!)).toBe("fd10:0:0:9::/64");
+  });
+
+  test("a lease with an IPv4 subnet does not fit an IPv6-only network", () => {
+    expect(isCompatible(cfg6, { ipv6Subnet: parseIPv6Net("fd10:0:0:9::/64") })).toBe(true);
+    expect(isCompatible(cfg6, { subnet: parseIPv4Net("10.5.9.0/24"), ipv6Subnet: parseIPv6Net("fd10:0:0:9::/64") })).toBe(false);
   });
 });

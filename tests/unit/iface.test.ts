@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
-import { type HostNetwork, parseProcNetRoute, selectInterface } from "../../src/net/iface.ts";
-import { formatIPv4, parseIPv4 } from "../../src/net/ip.ts";
+import { type HostNetwork, parseProcNetIPv6Route, parseProcNetRoute, selectInterface } from "../../src/net/iface.ts";
+import { formatIPv4, formatIPv6, parseIPv4 } from "../../src/net/ip.ts";
 
 const host: HostNetwork = {
   interfaces: [
@@ -50,4 +50,57 @@ test("parseProcNetRoute() decodes little-endian hex", () => {
     { dev: "eth0", dst: 0, gateway: parseIPv4("192.0.2.1"), metric: 0, len: 0 },
     { dev: "eth0", dst: parseIPv4("192.0.2.0"), gateway: 0, metric: 5, len: 24 },
   ]);
+});
+
+// ---------------------------------------------------------------- IPv6
+
+const host6: HostNetwork = {
+  interfaces: [
+    { name: "eth0", index: 2, mtu: 1500, up: true, addrs: [
+      { family: 4, address: "192.168.1.10", prefixLen: 24, linkLocal: false },
+      { family: 6, address: "fe80::1", prefixLen: 64, linkLocal: true },
+      { family: 6, address: "2001:db8:1::10", prefixLen: 64, linkLocal: false },
+    ] },
+    { name: "eth1", index: 3, mtu: 9000, up: true, addrs: [
+      { family: 4, address: "10.0.0.5", prefixLen: 8, linkLocal: false },
+      { family: 6, address: "2001:db8:2::5", prefixLen: 64, linkLocal: false },
+    ] },
+  ],
+  routes4: [{ dst: 0, len: 0, gateway: parseIPv4("192.168.1.1"), dev: "eth0", metric: 100 }],
+  routes6: parseProcNetIPv6Route([
+    "20010db8000100000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0",
+    "20010db8000200000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth1",
+    "20010db8009900000000000000000000 30 00000000000000000000000000000000 00 20010db8000200000000000000000001 00000400 00000001 00000000 00000003     eth1",
+    "20010db8009900990000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000400 00000001 00000000 00200200       lo",
+    "00000000000000000000000000000000 00 00000000000000000000000000000000 00 20010db8000100000000000000000001 00000400 00000003 00000000 00000003     eth0",
+  ].join("\n")),
+  defaultDev6: "eth0",
+};
+const dual = { ...opts, enableIPv6: true };
+
+test("parseProcNetIPv6Route() decodes /proc/net/ipv6_route and leaves unreachable routes out", () => {
+  expect(host6.routes6!.map((r) => `${formatIPv6(r.dst)}/${r.len} via ${formatIPv6(r.gateway)} dev ${r.dev} metric ${r.metric}`)).toEqual([
+    "2001:db8:1::/64 via :: dev eth0 metric 256",
+    "2001:db8:2::/64 via :: dev eth1 metric 256",
+    "2001:db8:99::/48 via 2001:db8:2::1 dev eth1 metric 1024",
+    "::/0 via 2001:db8:1::1 dev eth0 metric 1024",
+  ]);
+});
+test("selectInterface(): --iface-can-reach with an IPv6 address follows the IPv6 routes (flannel #2081)", () => {
+  const e = selectInterface(host6, { ...dual, ifaceCanReach: "2001:db8:99::7" });
+  expect([e.name, formatIPv4(e.ifaceAddr), formatIPv6(e.ifaceAddr6!)]).toEqual(["eth1", "10.0.0.5", "2001:db8:2::5"]);
+  expect(selectInterface(host6, { ...dual, ifaceCanReach: "2001:db8:77::1" }).name).toBe("eth0"); // the default route
+  expect(selectInterface(host6, { ...dual, enableIPv4: false, ifaceCanReach: "2001:db8:2::9" }).name).toBe("eth1");
+  expect(() => selectInterface(host6, { ...dual, ifaceCanReach: "eth1" })).toThrow('invalid --iface-can-reach "eth1": not an IPv4 or IPv6 address');
+});
+test("selectInterface(): IPv6 address selection prefers global; --iface-regex matches IPv6 addresses in an IPv6-only network", () => {
+  expect(formatIPv6(selectInterface(host6, dual).ifaceAddr6!)).toBe("2001:db8:1::10");
+  expect(selectInterface(host6, { ...dual, enableIPv4: false, ifaceRegex: ["^2001:db8:2:"] }).name).toBe("eth1");
+  expect(selectInterface(host6, { ...dual, enableIPv4: false }).name).toBe("eth0"); // the IPv6 default route's
+});
+test("selectInterface(): --public-ipv6 is advertised; alone in an IPv6-only network it selects the interface", () => {
+  const e = selectInterface(host6, { ...dual, iface: ["eth0"], publicIPv6: "2001:db8:ff::1" });
+  expect([formatIPv6(e.ifaceAddr6!), formatIPv6(e.extAddr6!)]).toEqual(["2001:db8:1::10", "2001:db8:ff::1"]);
+  expect(selectInterface(host6, { ...dual, enableIPv4: false, publicIPv6: "2001:db8:2::5" }).name).toBe("eth1");
+  expect(() => selectInterface(host6, { ...dual, iface: ["eth0"], publicIPv6: "nope" })).toThrow('invalid --public-ipv6 "nope": not an IPv6 address');
 });

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import type { Lease } from "../../src/lease/lease.ts";
 import { parseNetworkConfig } from "../../src/config/network.ts";
-import { parseIPv4, parseIPv4Net } from "../../src/net/ip.ts";
+import { parseIPv4, parseIPv4Net, parseIPv6, parseIPv6Net } from "../../src/net/ip.ts";
 import { type AgentView, createStatusApp } from "../../src/status/app.ts";
 import { Metrics } from "../../src/status/metrics.ts";
 import { deviceFamilies } from "../../src/backend/device_counters.ts";
@@ -49,6 +49,30 @@ test("/status gives the lease, the network, the backend and the peers", async ()
     network: "10.5.0.0/16",
     backend: "vxlan",
     peers: [{ subnet: "10.5.2.0/24", publicIP: "192.168.0.2", backendType: "vxlan", expiration: "2030-01-02T00:00:00.000Z", backendData: { VNI: 1, VtepMAC: "aa:bb:cc:dd:ee:ff" } }],
+  });
+});
+
+test("/status shows both families: IPv6 network, subnets, public IPv6 and BackendV6Data; IPv6-only peers sorted", async () => {
+  const mac6 = "0a:00:00:00:00:06";
+  const v6peer = (n: number): Lease => ({
+    ipv6Subnet: parseIPv6Net(`fd10:0:0:${n}::/64`), expiration: 0,
+    attrs: { publicIP: 0, publicIPv6: parseIPv6(`2001:db8::${n}`), backendType: "vxlan", backendV6Data: { VNI: 1, VtepMAC: mac6 } },
+  });
+  const body = await (await createStatusApp(view({
+    config: parseNetworkConfig(`{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd10::/48","Backend":{"Type":"vxlan"}}`),
+    lease: {
+      key: "0.0.0.0-0&fd10:0:0:1::-64", ipv6Subnet: parseIPv6Net("fd10:0:0:1::/64"), expiration: Date.UTC(2030, 0, 1), etcdLease: "5",
+      attrs: { publicIP: 0, publicIPv6: parseIPv6("2001:db8::1") },
+    },
+    peers: new Map([["b", v6peer(31)], ["a", v6peer(2)]]),
+  })).request("/status")).json();
+  expect(body).toMatchObject({
+    network: null, subnetLen: null, ipv6Network: "fd10::/48", ipv6SubnetLen: 64, publicIPv6: "2001:db8::1",
+    lease: { key: "0.0.0.0-0&fd10:0:0:1::-64", subnet: null, ipv6Subnet: "fd10:0:0:1::/64", publicIPv6: "2001:db8::1" },
+    peers: [
+      { ipv6Subnet: "fd10:0:0:2::/64", publicIP: "0.0.0.0", publicIPv6: "2001:db8::2", backendData: null, backendV6Data: { VNI: 1, VtepMAC: mac6 } },
+      { ipv6Subnet: "fd10:0:0:31::/64", publicIPv6: "2001:db8::31" },
+    ],
   });
 });
 

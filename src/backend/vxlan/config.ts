@@ -10,6 +10,8 @@ import { getCI } from "../../config/json_ci.ts";
 export const DEFAULT_VXLAN_PORT = 8472;
 /** Outer Ethernet + IPv4 + UDP + VXLAN headers. */
 export const VXLAN_OVERHEAD_V4 = 50;
+/** Outer Ethernet + IPv6 + UDP + VXLAN headers (flanneld wrongly uses 50 here: compat §12.9). */
+export const VXLAN_OVERHEAD_V6 = 70;
 
 export interface VxlanConfig {
   readonly vni: number;
@@ -60,11 +62,19 @@ export function parseVxlanConfig(backend: Record<string, unknown>): VxlanConfig 
   };
 }
 
-/** The device MTU (FLANNEL_MTU): underlay MTU minus 50 (compat §6.8). */
-export function vxlanDeviceMtu(cfg: VxlanConfig, ifaceMtu: number, ifaceName: string): number {
+/**
+ * A device's MTU: the underlay MTU minus 50 for flannel.N over IPv4 (compat §6.8), minus 70 for
+ * flannel-v6.N over IPv6 (§12.9). FLANNEL_MTU is the smallest of the devices made.
+ */
+export function vxlanDeviceMtu(cfg: VxlanConfig, ifaceMtu: number, ifaceName: string, family: 4 | 6 = 4): number {
   const underlay = cfg.mtu || ifaceMtu;
   if (underlay === 0) throw new Error(`interface ${ifaceName} reports MTU 0: cannot size the vxlan device (set Backend.MTU)`);
-  const mtu = underlay - VXLAN_OVERHEAD_V4;
-  if (mtu < 68) throw new RangeError(`vxlan device MTU would be ${mtu} (underlay ${underlay} - ${VXLAN_OVERHEAD_V4}); IPv4 needs at least 68`);
+  const overhead = family === 4 ? VXLAN_OVERHEAD_V4 : VXLAN_OVERHEAD_V6;
+  const mtu = underlay - overhead;
+  // The inner packets of flannel.N are IPv4 (68 minimum); flannel-v6.N carries IPv6 (1280).
+  const min = family === 4 ? 68 : 1280;
+  if (mtu < min) {
+    throw new RangeError(`vxlan device MTU would be ${mtu} (underlay ${underlay} - ${overhead}); ${family === 4 ? "IPv4" : "IPv6"} needs at least ${min}`);
+  }
   return mtu;
 }

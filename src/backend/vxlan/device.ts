@@ -1,6 +1,7 @@
 /**
- * @module The VXLAN device flannel.<VNI> (compat §6.1): created as `ip link add flannel.N mtu M
- * address MAC type vxlan id N local IFACEADDR dev IFACE dstport PORT nolearning [gbp]`. Its MAC
+ * @module The VXLAN devices flannel.<VNI> and flannel-v6.<VNI> (compat §6.1): created as `ip link
+ * add flannel.N mtu M address MAC type vxlan id N local IFACEADDR dev IFACE dstport PORT
+ * nolearning [gbp]` (flannel-v6.N with `local IFACEADDR6`). Each device's MAC
  * is what peers put in their neighbour and FDB tables, so it must survive restarts (compat §13):
  * an existing compatible device is kept as it is, and a device that must be recreated keeps its
  * old MAC, else the previous lease's, else a new random one.
@@ -11,9 +12,9 @@ import {
 import type { Logger } from "../../log.ts";
 import { isUnicastMac } from "./lease_data.ts";
 
-/** `flannel.<VNI>`, flannel's device name. */
-export function vxlanDeviceName(vni: number): string {
-  return `flannel.${vni}`;
+/** `flannel.<VNI>` (IPv4) or `flannel-v6.<VNI>` (IPv6), flannel's device names. */
+export function vxlanDeviceName(vni: number, family: 4 | 6 = 4): string {
+  return family === 4 ? `flannel.${vni}` : `flannel-v6.${vni}`;
 }
 
 /** A random locally administered unicast MAC (first byte: bit 1 set, bit 0 clear). */
@@ -33,7 +34,8 @@ export function vxlanIncompatibility(link: Link, want: VxlanInfo): string | unde
   const have = link.vxlan;
   if (have.vni !== want.vni) return `its VNI is ${have.vni}, want ${want.vni}`;
   if (have.underlayIndex !== want.underlayIndex) return `its underlay is interface ${have.underlayIndex ?? "(none)"}, want ${want.underlayIndex}`;
-  if (have.local !== want.local) return `its local address is ${have.local ?? "(none)"}, want ${want.local}`;
+  if (have.local !== want.local) return `its local address is ${have.local ?? "(none)"}, want ${want.local ?? "(none)"}`;
+  if (have.local6 !== want.local6) return `its local IPv6 address is ${have.local6 ?? "(none)"}, want ${want.local6 ?? "(none)"}`;
   if (have.port !== want.port) return `its port is ${have.port}, want ${want.port}`;
   if (have.gbp !== want.gbp) return `gbp is ${have.gbp ? "on" : "off"}, want ${want.gbp ? "on" : "off"}`;
   if (have.learning !== want.learning) return `learning is ${have.learning ? "on" : "off"}, want ${want.learning ? "on" : "off"}`;
@@ -67,6 +69,6 @@ export function ensureVxlanDevice(nl: NetlinkSocket, spec: Omit<VxlanLinkSpec, "
   mac ??= randomMac();
   const link = linkAddVxlan(nl, { ...spec, mac });
   if (link.mac !== mac) throw new Error(`${spec.name}: mac address wanted: ${mac}, but got: ${link.mac}`);
-  log.info(`Created ${spec.name} (VNI ${spec.vni}, MAC ${mac}, MTU ${spec.mtu}, local ${spec.local}, port ${spec.port})`);
+  log.info(`Created ${spec.name} (VNI ${spec.vni}, MAC ${mac}, MTU ${spec.mtu}, local ${spec.local ?? spec.local6}, port ${spec.port})`);
   return link;
 }

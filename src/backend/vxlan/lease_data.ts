@@ -1,12 +1,14 @@
 /**
  * @module What a vxlan lease carries and what a vxlan peer needs in the kernel. BackendData is
- * `{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}` (VNI first, MAC lowercase, compat §2.3); readers
- * also accept flannel ≤ v0.13's `{"VtepMAC":…}` without a VNI. `vxlanPeerEntries` is the pure
- * per-peer rule of compat §6.1: neighbour + FDB + onlink route, or only a direct route.
+ * `{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}` (VNI first, MAC lowercase, compat §2.3), and
+ * BackendV6Data the same for the IPv6 device flannel-v6.<VNI>; readers also accept flannel ≤
+ * v0.13's `{"VtepMAC":…}` without a VNI. `vxlanPeerEntries`/`vxlanPeerEntries6` are the pure
+ * per-peer rule of compat §6.1 for each family: neighbour + FDB + onlink route, or only a direct
+ * route.
  */
 import { getCI, isObject } from "../../config/json_ci.ts";
 import { type Lease, showValue } from "../../lease/lease.ts";
-import { formatIPv4, formatIPv4Net } from "../../net/ip.ts";
+import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../../net/ip.ts";
 import type { DataPathState } from "../route_plan.ts";
 
 /** The BackendData of a vxlan lease. */
@@ -33,27 +35,27 @@ export function encodeVxlanLeaseData(vni: number, vtepMAC: string): { VNI: numbe
  * Reads a peer's BackendData (keys case-insensitive). Returns why it is unusable as a string,
  * never throws: one bad lease must not stop the others.
  */
-export function parseVxlanLeaseData(data: unknown): VxlanLeaseData | string {
-  if (!isObject(data)) return `BackendData ${data === undefined ? "(none)" : showValue(data)} is not an object with a VtepMAC`;
+export function parseVxlanLeaseData(data: unknown, field: "BackendData" | "BackendV6Data" = "BackendData"): VxlanLeaseData | string {
+  if (!isObject(data)) return `${field} ${data === undefined ? "(none)" : showValue(data)} is not an object with a VtepMAC`;
   const mac = getCI(data, "VtepMAC");
-  if (typeof mac !== "string") return `BackendData.VtepMAC ${mac === undefined ? "(missing)" : showValue(mac)} must be a MAC address string`;
+  if (typeof mac !== "string") return `${field}.VtepMAC ${mac === undefined ? "(missing)" : showValue(mac)} must be a MAC address string`;
   const lower = mac.toLowerCase();
-  if (!isUnicastMac(lower)) return `BackendData.VtepMAC ${showValue(mac)} is not a unicast MAC address (xx:xx:xx:xx:xx:xx)`;
+  if (!isUnicastMac(lower)) return `${field}.VtepMAC ${showValue(mac)} is not a unicast MAC address (xx:xx:xx:xx:xx:xx)`;
   const vni = getCI(data, "VNI");
   if (vni === undefined || vni === null) return { vtepMAC: lower };
   if (typeof vni !== "number" || !Number.isInteger(vni) || vni < 0 || vni > 0xffffff) {
-    return `BackendData.VNI ${showValue(vni)} must be a whole number from 0 to 16777215`;
+    return `${field}.VNI ${showValue(vni)} must be a whole number from 0 to 16777215`;
   }
   return { vni, vtepMAC: lower };
 }
 
-/** Where a peer's entries go. */
+/** Where a peer's entries go (one family). */
 export interface VxlanPeerContext {
-  /** Index of flannel.N. */
+  /** Index of flannel.N (flannel-v6.N for IPv6). */
   readonly dev: number;
   /** Index of the external interface (direct routes). */
   readonly iface: number;
-  /** DirectRouting is on and the peer's PublicIP is on our L2 (no gateway, out of `iface`). */
+  /** DirectRouting is on and the peer's PublicIP (PublicIPv6) is on our L2 (no gateway, out of `iface`). */
   readonly direct: boolean;
 }
 
@@ -72,11 +74,35 @@ export function vxlanPeerEntries(lease: Lease, ctx: VxlanPeerContext): DataPathS
   const publicIP = formatIPv4(lease.attrs.publicIP);
   const data = parseVxlanLeaseData(lease.attrs.backendData);
   if (typeof data === "string") return `skipping vxlan lease ${dst} (PublicIP ${publicIP}): ${data}`;
-  if (ctx.direct) return { routes: [{ dst, gw: publicIP, dev: ctx.iface }], neighs: [], fdbs: [] };
-  const netAddr = formatIPv4(subnet.ip);
+  return entries(ctx, dst, formatIPv4(subnet.ip), publicIP, data.vtepMAC);
+}
+
+/** Neighbour + FDB entry + onlink route (or the direct route) of one family, from its addresses as text. */
+function entries(ctx: VxlanPeerContext, dst: string, netAddr: string, publicAddr: string, mac: string): DataPathState {
+  if (ctx.direct) return { routes: [{ dst, gw: publicAddr, dev: ctx.iface }], neighs: [], fdbs: [] };
   return {
-    neighs: [{ dev: ctx.dev, ip: netAddr, mac: data.vtepMAC }],
-    fdbs: [{ dev: ctx.dev, mac: data.vtepMAC, dst: publicIP }],
+    neighs: [{ dev: ctx.dev, ip: netAddr, mac }],
+    fdbs: [{ dev: ctx.dev, mac, dst: publicAddr }],
     routes: [{ dst, gw: netAddr, dev: ctx.dev, onlink: true }],
   };
+}
+
+/**
+ * The IPv6 entries one vxlan peer needs on flannel-v6.N (compat §6.1 "v6: the same"), or why
+ * they are skipped:
+ * - `ip -6 neigh replace <v6 net addr> lladdr <V6 VtepMAC> dev flannel-v6.N nud permanent`
+ * - `bridge fdb replace <V6 VtepMAC> dev flannel-v6.N dst <PublicIPv6> self permanent`
+ * - `ip -6 route replace <v6 subnet> via <v6 net addr> dev flannel-v6.N onlink`
+ * or with a direct peer only `ip -6 route replace <v6 subnet> via <PublicIPv6> dev <iface>`.
+ * The lease must already be checked for type, IPv6 subnet and PublicIPv6 (PeerSync does).
+ */
+export function vxlanPeerEntries6(lease: Lease, ctx: VxlanPeerContext): DataPathState | string {
+  const subnet = lease.ipv6Subnet;
+  if (!subnet) return "no IPv6 subnet";
+  const dst = formatIPv6Net(subnet);
+  if (lease.attrs.publicIPv6 === undefined) return `skipping vxlan lease ${dst}: it has no PublicIPv6`;
+  const publicIPv6 = formatIPv6(lease.attrs.publicIPv6);
+  const data = parseVxlanLeaseData(lease.attrs.backendV6Data, "BackendV6Data");
+  if (typeof data === "string") return `skipping vxlan lease ${dst} (PublicIPv6 ${publicIPv6}): ${data}`;
+  return entries(ctx, dst, formatIPv6(subnet.ip), publicIPv6, data.vtepMAC);
 }

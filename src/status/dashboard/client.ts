@@ -17,6 +17,7 @@ interface LeaseJSON {
   publicIPv6: string | null;
   backendType: string;
   backendData: unknown;
+  backendV6Data?: unknown;
   /** ISO time, "never" (a reservation), or null while unknown. */
   expiration: string | null;
   reservation?: boolean;
@@ -34,6 +35,15 @@ interface PeerHealthJSON {
   cause: string | null;
 }
 
+/** The lease watch as `/status` reports it (times ISO). */
+interface WatchJSON {
+  healthy: boolean;
+  since: string;
+  error: string | null;
+  endpoint: string | null;
+  lastResponseAgeSeconds: number | null;
+}
+
 /** The `/status` document. */
 interface StatusJSON {
   ready: boolean;
@@ -41,9 +51,11 @@ interface StatusJSON {
   network: string | null;
   ipv6Network: string | null;
   subnetLen: number | null;
+  ipv6SubnetLen?: number | null;
   backend: string | null;
   publicIP: string | null;
-  etcd: { ok: boolean; error: string | null };
+  publicIPv6?: string | null;
+  etcd: { ok: boolean; error: string | null; watch?: WatchJSON | null };
   peers: LeaseJSON[];
   /** The prober's totals and, in small etcd-mode clusters, the whole-cluster matrix. */
   health?: { matrix?: { hosts: string[]; rows: string[] } | null } | null;
@@ -180,9 +192,9 @@ export function dashboardClient(pollMs: number): void {
     const tr = el("tr");
     const host = el("th");
     host.scope = "row";
-    host.append(el("span", "mono ip"), el("span", "badge self-badge", "this host"), el("div", "mono sub v6"));
+    host.append(el("span", "mono ip cidr"), el("span", "badge self-badge", "this host"), el("div", "mono sub v6 cidr"));
     const subnet = el("td");
-    subnet.append(el("span", "mono"), el("div", "mono sub v6"));
+    subnet.append(el("span", "mono cidr"), el("div", "mono sub v6 cidr"));
     const backend = el("td", "backend");
     backend.append(el("span", "pill"));
     tr.append(host, subnet, backend, el("td", "mono data"), el("td", "expiry"));
@@ -196,12 +208,14 @@ export function dashboardClient(pollMs: number): void {
     if (own) tr.setAttribute("aria-current", "true");
     else tr.removeAttribute("aria-current");
     const [host, subnet, backend, data, exp] = Array.from(tr.cells);
-    setText(host!.children[0]!, l.publicIP);
-    setText(host!.children[2]!, l.publicIPv6 ?? "");
-    setText(subnet!.children[0]!, l.subnet ?? "—");
-    setText(subnet!.children[1]!, l.ipv6Subnet ?? "");
+    // An IPv6-only lease (PublicIP 0.0.0.0, no IPv4 subnet) shows its IPv6 values in the first line.
+    const v6only = !l.subnet && l.ipv6Subnet !== null;
+    setText(host!.children[0]!, v6only ? l.publicIPv6 ?? l.publicIP : l.publicIP);
+    setText(host!.children[2]!, v6only ? "" : l.publicIPv6 ?? "");
+    setText(subnet!.children[0]!, l.subnet ?? l.ipv6Subnet ?? "—");
+    setText(subnet!.children[1]!, v6only ? "" : l.ipv6Subnet ?? "");
     setText(backend!.children[0]!, l.backendType);
-    const dataText = backendDataText(l.backendData);
+    const dataText = [l.backendData, l.backendV6Data].filter((d) => d !== null && d !== undefined).map(backendDataText).join(" · ") || backendDataText(l.backendData);
     setText(data!, dataText);
     setTitle(data!, dataText === "—" ? "" : dataText);
     const e = expiry(l, own, now);
@@ -213,7 +227,7 @@ export function dashboardClient(pollMs: number): void {
   function renderHosts(s: StatusJSON, now: number): void {
     const hosts = s.peers.map((l) => ({ l, own: false }));
     if (s.lease) hosts.push({ l: s.lease, own: true });
-    hosts.sort((a, b) => subnetOrder(a.l.subnet) - subnetOrder(b.l.subnet));
+    hosts.sort((a, b) => subnetOrder(a.l.subnet) - subnetOrder(b.l.subnet) || a.l.key.localeCompare(b.l.key));
     const tbody = (byId("hosts") as HTMLTableElement).tBodies[0]!;
     const seen = new Set<string>();
     const news = !firstRender && rows.size > 0 && now >= quietUntil; // hosts appearing then are joins
@@ -345,6 +359,14 @@ export function dashboardClient(pollMs: number): void {
     const line = document.createElementNS(NS, "polyline");
     svg.append(base, area, line);
     card.append(el("h3", "", label(key)), rate, total, svg);
+    if (/dropped/i.test(key)) {
+      // Not overlay loss by itself: the kernel counts here what the device could not send or
+      // deliver, which includes the few IPv6 solicitations a new device sends before it has
+      // any route. Only a count that keeps growing with traffic means packets are lost.
+      const why = "Dropped by the kernel on this device. A new device drops a few IPv6 router and neighbour solicitations it sends before it has routes; only a count that keeps growing with traffic means lost packets.";
+      card.title = why;
+      card.append(el("p", "muted note", "kernel drops on the device; a few at start are normal"));
+    }
     return { card, rate, total, area, line, history: [] };
   }
 
@@ -454,10 +476,15 @@ export function dashboardClient(pollMs: number): void {
 
   // ---------------------------------------------------------------- summary and state
   function renderSummary(s: StatusJSON, now: number): void {
-    setText(byId("s-network"), s.network ?? "—");
-    setText(byId("s-network-sub"), s.network ? (s.subnetLen ? "/" + s.subnetLen + " per host" : "") + (s.ipv6Network ? " · " + s.ipv6Network : "") : "waiting for the network config");
-    setText(byId("s-subnet"), s.lease?.subnet ?? "—");
-    setText(byId("s-public"), s.publicIP ? "public IP " + s.publicIP : "no lease yet");
+    // Dual stack shows both families (IPv4 first); an IPv6-only network shows its IPv6 one.
+    const v6sub = s.ipv6Network ? s.ipv6Network + (s.ipv6SubnetLen ? " (/" + s.ipv6SubnetLen + " per host)" : "") : "";
+    setText(byId("s-network"), s.network ?? s.ipv6Network ?? "—");
+    setText(byId("s-network-sub"), s.network ? (s.subnetLen ? "/" + s.subnetLen + " per host" : "") + (v6sub ? " · " + v6sub : "")
+      : s.ipv6Network ? (s.ipv6SubnetLen ? "/" + s.ipv6SubnetLen + " per host" : "") : "waiting for the network config");
+    setText(byId("s-subnet"), s.lease?.subnet ?? s.lease?.ipv6Subnet ?? "—");
+    const pub = [s.lease?.subnet && s.lease.ipv6Subnet ? s.lease.ipv6Subnet : "",
+      s.publicIP && s.publicIP !== "0.0.0.0" ? "public IP " + s.publicIP : "", s.publicIPv6 ? "public IPv6 " + s.publicIPv6 : ""].filter(Boolean);
+    setText(byId("s-public"), s.lease ? pub.join(" · ") : "no lease yet");
     setText(byId("s-hosts"), String(s.peers.length + (s.lease ? 1 : 0)));
     setText(byId("s-backend"), s.backend ?? "—");
     const e = s.lease ? expiry(s.lease, true, now) : { text: "—", title: "", cls: "" };
@@ -466,13 +493,25 @@ export function dashboardClient(pollMs: number): void {
     setText(byId("s-lease-sub"), s.lease?.reservation ? "never expires" : e.title ? "until " + e.title : "no lease yet");
     setText(byId("s-etcd"), s.etcd.ok ? "connected" : "unreachable");
     byId("s-etcd").className = "big " + (s.etcd.ok ? "ok" : "bad");
-    document.title = (s.etcd.ok ? "" : "⚠ ") + "weft · " + (s.lease?.subnet ?? "starting") + (s.publicIP ? " on " + s.publicIP : "");
+    setText(byId("s-etcd-sub"), watchText(s.etcd.watch));
+    const onIP = s.publicIP && s.publicIP !== "0.0.0.0" ? s.publicIP : s.publicIPv6;
+    document.title = (s.etcd.ok ? "" : "⚠ ") + "weft · " + (s.lease?.subnet ?? s.lease?.ipv6Subnet ?? "starting") + (onIP ? " on " + onIP : "");
+  }
+
+  /** The lease watch in a few words: where it is and when etcd last spoke, or since when it is lost. */
+  function watchText(w: WatchJSON | null | undefined): string {
+    if (!w) return "lease store";
+    if (!w.healthy) return w.error ? "watch lost since " + clock(Date.parse(w.since)) : "watch starting";
+    const age = w.lastResponseAgeSeconds;
+    return "watching" + (w.endpoint ? " " + w.endpoint : "") + (age === null ? "" : " · heard " + Math.round(age) + " s ago");
   }
 
   function renderState(s: StatusJSON): void {
+    const w = s.etcd.watch;
     if (s.etcd.ok) clearBanner("etcd");
     else banner("etcd", "error", "etcd is unreachable.",
-      "Leases cannot be renewed or watched until it is back, so the hosts below may be out of date; routes stay as last programmed.",
+      "Leases cannot be renewed or watched until it is back, so the hosts below may be out of date; routes stay as last programmed." +
+      (w && !w.healthy && w.error ? " The lease watch is lost since " + clock(Date.parse(w.since)) + "." : ""),
       s.etcd.error ?? "");
     if (s.ready || s.lease) clearBanner("starting");
     else banner("starting", "info", "The agent is starting.", "It is waiting for the network config in etcd and a subnet lease.");

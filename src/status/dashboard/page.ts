@@ -58,12 +58,12 @@ export function dashboardPage(pollMs = 1000): DashboardPage {
   <div id="banners"></div>
   <noscript><div class="banner warn" role="alert"><strong>JavaScript is off.</strong><span>This page renders <a href="status">/status</a> with a small script; the raw JSON is there.</span></div></noscript>
   <section id="summary" class="cards" aria-label="Summary">
-    <div class="card"><h2>Network</h2><p id="s-network" class="big mono">—</p><p id="s-network-sub" class="muted"></p></div>
-    <div class="card"><h2>This host</h2><p id="s-subnet" class="big mono">—</p><p id="s-public" class="muted"></p></div>
+    <div class="card"><h2>Network</h2><p id="s-network" class="big mono cidr">—</p><p id="s-network-sub" class="muted"></p></div>
+    <div class="card"><h2>This host</h2><p id="s-subnet" class="big mono cidr">—</p><p id="s-public" class="muted"></p></div>
     <div class="card"><h2>Hosts</h2><p id="s-hosts" class="big">—</p><p class="muted">holding a lease</p></div>
     <div class="card"><h2>Backend</h2><p id="s-backend" class="big">—</p><p class="muted">data path type</p></div>
     <div class="card"><h2>Lease</h2><p id="s-lease" class="big">—</p><p id="s-lease-sub" class="muted"></p></div>
-    <div class="card"><h2>etcd</h2><p id="s-etcd" class="big">—</p><p class="muted">lease store</p></div>
+    <div class="card"><h2>etcd</h2><p id="s-etcd" class="big">—</p><p id="s-etcd-sub" class="muted">lease store</p></div>
   </section>
   <section id="mesh-section" aria-labelledby="mesh-h" hidden>
     <h2 id="mesh-h">Mesh <span id="mesh-count" class="muted"></span></h2>

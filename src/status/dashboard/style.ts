@@ -66,7 +66,7 @@ h3 { font-size: 0.95rem; margin: 1.2rem 0 0.5rem; }
 .banner.warn { background: var(--warn-soft); border-color: var(--warn); }
 .banner.info { background: var(--info-soft); border-color: var(--accent); }
 
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 0.8rem; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap: 0.8rem; }
 #summary { margin-top: 1rem; }
 .card {
   background: var(--surface); border: 1px solid var(--border); border-radius: 10px; padding: 0.85rem 1rem;
@@ -104,6 +104,10 @@ tr.self .self-badge { display: inline-block; }
 .sub:empty { display: none; }
 td.data { color: var(--muted); max-width: 22rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 td.expiry { white-space: nowrap; }
+/* An address or CIDR is one word: never "10.244.0.0/1" on one line and "6" on the next. */
+.cidr { white-space: nowrap; overflow-wrap: normal; word-break: keep-all; }
+.big.cidr { font-size: clamp(1.05rem, 2.4vw, 1.6rem); }
+.counter .note { font-size: 0.78rem; margin-top: 0.3rem; }
 .expiry.reserved { color: var(--accent); font-weight: 600; }
 .expiry.soon { color: var(--warn); font-weight: 600; }
 .expiry.expired { color: var(--bad); font-weight: 600; }
@@ -131,6 +135,11 @@ body.stale main > section { opacity: 0.55; transition: opacity 0.3s; }
 footer { max-width: 1200px; margin: 0 auto; padding: 0 clamp(1rem, 3vw, 2rem) 2rem; color: var(--muted); font-size: 0.82rem; }
 a { color: var(--accent); }
 :focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
+/* Hosts table: below 960 px the backend data column goes, so the table never scrolls sideways. */
+@media (max-width: 960px) {
+  th, td { padding: 0.55rem 0.7rem; }
+  #hosts .data { display: none; }
+}
 @media (max-width: 640px) {
   th, td { padding: 0.5rem 0.6rem; }
   thead th { white-space: normal; }
