@@ -18,6 +18,8 @@ export const PROBE_HEADER = 16;
 export const SMALL_PROBE_BYTES = 32;
 /** IPv4 (20) + UDP (8): what an MTU probe's payload leaves of the overlay MTU. */
 export const IPV4_UDP_HEADERS = 28;
+/** IPv6 (40) + UDP (8). */
+export const IPV6_UDP_HEADERS = 48;
 
 export const REQUEST = 1;
 export const REPLY = 2;

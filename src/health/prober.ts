@@ -5,7 +5,7 @@
  * `/metrics` and, only on a change, the log, with the likely cause (cause.ts).
  *
  * Flow:
- *   1. one UDP socket on 0.0.0.0:<port>: answers well-formed requests from the cluster network or
+ *   1. one UDP socket on 0.0.0.0:<port> (and [::]:<port> with an IPv6 lease): answers well-formed requests from the cluster network or
  *      a known peer's public IP with the same bytes (no amplification), takes our replies;
  *   2. every tick: expire unanswered probes (losses), send the probes due; a full-size probe
  *      (overlay MTU, DF: Linux' default IP_PMTUDISC_WANT sets DF on every UDP datagram that fits
@@ -23,11 +23,11 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { type Lease, leaseKey } from "../lease/lease.ts";
 import type { Logger } from "../log.ts";
-import { type IPv4Net, containsV4, formatIPv4, formatIPv4Net, tryParseIPv4 } from "../net/ip.ts";
+import { type IPv4Net, type IPv6Net, containsV4, containsV6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, tryParseIPv4, tryParseIPv6 } from "../net/ip.ts";
 import type { Metrics, Sample } from "../status/metrics.ts";
 import { type DownEvidence, likelyCause, mtuCause } from "./cause.ts";
 import { type Change, medianRtt, newPeerState, onAnswer, onLoss, type PeerState } from "./peer_state.ts";
-import { decodeProbe, encodeProbe, IPV4_UDP_HEADERS, replyTo, REPLY, REQUEST, SMALL_PROBE_BYTES } from "./probe_packet.ts";
+import { decodeProbe, encodeProbe, IPV4_UDP_HEADERS, IPV6_UDP_HEADERS, replyTo, REPLY, REQUEST, SMALL_PROBE_BYTES } from "./probe_packet.ts";
 import { ProbeScheduler } from "./scheduler.ts";
 import { type Matrix, MATRIX_MAX_HOSTS, type Summary, buildMatrix, cellOf, decodeSummary, encodeSummary } from "./summary.ts";
 import { parseSubnetKey } from "../lease/lease.ts";
@@ -54,12 +54,12 @@ export interface HealthPublisher {
 
 /** What the prober reads of the agent, at each tick. */
 export interface HealthSource {
-  readonly lease?: { subnet?: IPv4Net };
+  readonly lease?: { subnet?: IPv4Net; ipv6Subnet?: IPv6Net };
   readonly peers: ReadonlyMap<string, Lease>;
   /** Peer leases the admission gate refused (by lease key): never probed. */
   readonly refusedLeases?: ReadonlyMap<string, unknown>;
   readonly backendType?: string;
-  readonly config?: { network?: IPv4Net };
+  readonly config?: { network?: IPv4Net; ipv6Network?: IPv6Net };
   readonly network?: { mtu: number; devices?: readonly string[] };
 }
 
@@ -76,6 +76,7 @@ export interface PeerHealthJSON {
 }
 
 interface Peer {
+  family: 4 | 6;
   label: string;
   addr: string;
   publicIP: string;
@@ -96,6 +97,11 @@ interface Outstanding {
 /** The address a peer's probes go to (see the module comment). */
 export function overlayAddress(subnet: IPv4Net, backend: string | undefined): string {
   return formatIPv4((subnet.ip + (backend === "host-gw" ? 1 : 0)) >>> 0);
+}
+
+/** The same for the IPv6 subnet of a dual-stack or IPv6-only lease (`<v6 net>/128` on flannel-v6.N). */
+export function overlayAddress6(subnet: IPv6Net, backend: string | undefined): string {
+  return formatIPv6(subnet.ip + (backend === "host-gw" ? 1n : 0n));
 }
 
 /** "10.244.3.0/24" → its address as a number, for sorting. */
@@ -128,6 +134,8 @@ export class HealthProber {
     readonly log: Logger,
     readonly socket: Socket,
     readonly publisher?: HealthPublisher,
+    /** The IPv6 twin of `socket` on [::]:<port>, when this host's lease has an IPv6 subnet. */
+    readonly socket6?: Socket,
   ) {
     this.intervalMs = opts.intervalMs ?? 10_000;
     this.maxPerSecond = opts.maxPerSecond ?? 50;
@@ -139,20 +147,30 @@ export class HealthProber {
   static async start(opts: HealthOptions, source: HealthSource, log: Logger, metrics: Metrics, publisher?: HealthPublisher): Promise<HealthProber | undefined> {
     // alloc leases a subnet and programs nothing: there is no overlay to probe.
     if (opts.port <= 0 || source.backendType === "alloc") return undefined;
-    const socket = createSocket({ type: "udp4" });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once("error", reject);
-        socket.bind(opts.port, "0.0.0.0", () => { socket.off("error", reject); resolve(); });
-      });
-    } catch (e) {
-      socket.close();
-      log.warn(`overlay health probes off: cannot bind UDP 0.0.0.0:${opts.port} (--health-port): ${(e as Error).message}`);
-      return undefined;
+    const bind = async (type: "udp4" | "udp6"): Promise<Socket | undefined> => {
+      const socket = createSocket({ type, ...(type === "udp6" ? { ipv6Only: true } : {}) });
+      const where = type === "udp4" ? `0.0.0.0:${opts.port}` : `[::]:${opts.port}`;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once("error", reject);
+          socket.bind(opts.port, type === "udp4" ? "0.0.0.0" : "::", () => { socket.off("error", reject); resolve(); });
+        });
+        return socket;
+      } catch (e) {
+        socket.close();
+        log.warn(`overlay health probes${type === "udp6" ? " over IPv6" : ""} off: cannot bind UDP ${where} (--health-port): ${(e as Error).message}`);
+        return undefined;
+      }
+    };
+    const socket = source.lease?.subnet || !source.lease?.ipv6Subnet ? await bind("udp4") : undefined;
+    const socket6 = source.lease?.ipv6Subnet ? await bind("udp6") : undefined;
+    if (!socket && !socket6) return undefined;
+    // An IPv6-only host still needs `socket` for its type; it never sends on it.
+    const p = new HealthProber(opts, source, log, socket ?? socket6!, publisher, socket6);
+    for (const s of new Set([socket, socket6])) {
+      s?.on("message", (msg, rinfo) => p.#onMessage(msg, rinfo, s));
+      s?.on("error", (e) => log.warn(`overlay health socket: ${e.message}`));
     }
-    const p = new HealthProber(opts, source, log, socket, publisher);
-    socket.on("message", (msg, rinfo) => p.#onMessage(msg, rinfo));
-    socket.on("error", (e) => log.warn(`overlay health socket: ${e.message}`));
     p.#register(metrics);
     p.#timer = setInterval(() => p.#tick(), p.#tickMs);
     if (publisher?.publishHealth && publisher.clusterHealth) p.#publishTimer = setTimeout(() => void p.#publish(), p.#publishMs);
@@ -164,25 +182,31 @@ export class HealthProber {
     clearInterval(this.#timer);
     clearTimeout(this.#publishTimer);
     this.#publishTimer = undefined;
-    await new Promise<void>((r) => { try { this.socket.close(() => r()); } catch { r(); } });
+    for (const s of new Set([this.socket, this.socket6])) await new Promise<void>((r) => { try { s?.close(() => r()); } catch { r(); } });
   }
 
-  /** Sources we answer: the cluster network (overlay addresses) and peers' public IPs. */
-  #allowed(ip: number): boolean {
+  /** Sources we answer: the cluster network(s) (overlay addresses) and peers' public IPs. */
+  #allowed(address: string): boolean {
+    const ip = tryParseIPv4(address);
+    const ip6 = ip === undefined ? tryParseIPv6(address) : undefined;
+    if (ip === undefined && ip6 === undefined) return false;
     const net = this.source.config?.network;
-    if (net && containsV4(net, ip)) return true;
+    const net6 = this.source.config?.ipv6Network;
+    if (ip !== undefined && net && containsV4(net, ip)) return true;
+    if (ip6 !== undefined && net6 && containsV6Net(net6, { ip: ip6, len: 128 })) return true;
     const refused = this.source.refusedLeases;
-    for (const l of this.source.peers.values()) if (l.attrs.publicIP === ip && !refused?.has(leaseKey(l))) return true;
+    for (const l of this.source.peers.values()) {
+      if ((ip !== undefined ? l.attrs.publicIP === ip : l.attrs.publicIPv6 === ip6) && !refused?.has(leaseKey(l))) return true;
+    }
     return false;
   }
 
-  #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+  #onMessage(msg: Buffer, rinfo: RemoteInfo, socket: Socket): void {
     const p = decodeProbe(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
     if (!p) return;
     if (p.type === REQUEST) {
-      const ip = tryParseIPv4(rinfo.address);
-      if (ip === undefined || !this.#allowed(ip)) return;
-      this.socket.send(replyTo(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength)), rinfo.port, rinfo.address);
+      if (!this.#allowed(rinfo.address)) return;
+      socket.send(replyTo(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength)), rinfo.port, rinfo.address);
       this.repliesSent++;
       return;
     }
@@ -202,15 +226,18 @@ export class HealthProber {
     const backend = this.source.backendType;
     const seen = new Set<string>();
     const refused = this.source.refusedLeases;
-    for (const l of this.source.peers.values()) {
-      if (!l.subnet) continue; // IPv6-only lease: IPv4 probes only for now
-      if (refused?.has(leaseKey(l))) continue;
-      const addr = overlayAddress(l.subnet, backend);
+    const own = this.source.lease;
+    const add = (family: 4 | 6, addr: string, label: string, publicIP: string) => {
       seen.add(addr);
-      const publicIP = formatIPv4(l.attrs.publicIP);
       const known = this.#peers.get(addr);
       if (known) known.publicIP = publicIP;
-      else this.#peers.set(addr, { label: formatIPv4Net(l.subnet), addr, publicIP, state: newPeerState(now) });
+      else this.#peers.set(addr, { family, label, addr, publicIP, state: newPeerState(now) });
+    };
+    for (const l of this.source.peers.values()) {
+      if (refused?.has(leaseKey(l))) continue;
+      const publicIP = l.attrs.publicIP ? formatIPv4(l.attrs.publicIP) : formatIPv6(l.attrs.publicIPv6 ?? 0n);
+      if (l.subnet && own?.subnet) add(4, overlayAddress(l.subnet, backend), formatIPv4Net(l.subnet), publicIP);
+      if (l.ipv6Subnet && own?.ipv6Subnet && this.socket6) add(6, overlayAddress6(l.ipv6Subnet, backend), formatIPv6Net(l.ipv6Subnet), publicIP);
     }
     for (const a of this.#peers.keys()) if (!seen.has(a)) this.#peers.delete(a);
     this.#sched.setPeers(seen, now);
@@ -218,7 +245,7 @@ export class HealthProber {
 
   #tick(): void {
     const now = Date.now();
-    if (!this.source.lease?.subnet) return;
+    if (!this.source.lease?.subnet && !this.source.lease?.ipv6Subnet) return;
     if (now - this.#lastSync >= 1000) {
       this.#lastSync = now;
       this.#syncPeers(now);
@@ -237,12 +264,12 @@ export class HealthProber {
       const peer = this.#peers.get(d.peer);
       if (!peer) continue;
       const seq = (this.#seq = (this.#seq + 1) >>> 0);
-      const size = d.mtu ? mtu - IPV4_UDP_HEADERS : SMALL_PROBE_BYTES;
+      const size = d.mtu ? mtu - (peer.family === 6 ? IPV6_UDP_HEADERS : IPV4_UDP_HEADERS) : SMALL_PROBE_BYTES;
       this.#outstanding.set(seq, { peer: d.peer, sentAt: now, mtu: d.mtu });
       peer.state.sent++;
       this.sent++;
       // Errors (EMSGSIZE with a lower learned PMTU, ENETUNREACH …) surface as a loss at timeout.
-      this.socket.send(encodeProbe({ type: REQUEST, mtu: d.mtu, seq, token: this.#token, size }), this.opts.port, peer.addr, () => {});
+      (peer.family === 6 ? this.socket6! : this.socket).send(encodeProbe({ type: REQUEST, mtu: d.mtu, seq, token: this.#token, size }), this.opts.port, peer.addr, () => {});
     }
   }
 
@@ -273,8 +300,8 @@ export class HealthProber {
     try {
       ev.route = await this.#routeCheck(peer).catch(() => undefined);
       const { checkUnderlay } = await import("./underlay_check.ts");
-      ev.underlay = await checkUnderlay(peer.publicIP, this.opts.port, Math.min(2000, this.intervalMs)).catch(() => undefined);
-      if (ev.underlay === "refused" && ev.route?.ok !== false) {
+      if (tryParseIPv4(peer.publicIP) !== undefined) ev.underlay = await checkUnderlay(peer.publicIP, this.opts.port, Math.min(2000, this.intervalMs)).catch(() => undefined);
+      if (ev.underlay === "refused" && ev.route?.ok !== false && peer.family === 4) {
         const { pingOverlay } = await import("./icmp_echo.ts");
         ev.overlayIcmp = await pingOverlay(peer.addr, Math.min(2000, this.intervalMs)).catch(() => undefined);
       }
@@ -314,6 +341,11 @@ export class HealthProber {
     return Math.min(20_000, Math.max(1000, this.intervalMs * 2));
   }
 
+  /** The IPv4 peers: the matrix is drawn over IPv4 (IPv6 results stay in /status and /metrics). */
+  #v4Peers(): Peer[] {
+    return [...this.#peers.values()].filter((p) => p.family === 4);
+  }
+
   /** Our label: the own lease's subnet. */
   get #ownLabel(): string | undefined {
     const s = this.source.lease?.subnet;
@@ -324,9 +356,9 @@ export class HealthProber {
   async #publish(): Promise<void> {
     const own = this.#ownLabel;
     try {
-      if (own && this.#peers.size + 1 <= MATRIX_MAX_HOSTS) {
+      if (own && this.#v4Peers().length + 1 <= MATRIX_MAX_HOSTS) {
         const peers: Summary["peers"] = {};
-        for (const p of this.#peers.values()) peers[p.label] = cellOf(p.state);
+        for (const p of this.#v4Peers()) peers[p.label] = cellOf(p.state);
         await this.publisher!.publishHealth!(encodeSummary({ at: Math.floor(Date.now() / 1000), peers }), Math.ceil((this.#publishMs * 3) / 1000));
         const all = await this.publisher!.clusterHealth!();
         const next = new Map<string, Summary>();
@@ -352,21 +384,25 @@ export class HealthProber {
   /** The whole-cluster matrix from the published summaries (ours live), or null above MATRIX_MAX_HOSTS or without any. */
   matrix(): Matrix | null {
     const own = this.#ownLabel;
-    if (!own || this.#summaries.size === 0 || this.#peers.size + 1 > MATRIX_MAX_HOSTS) return null;
-    const hosts = [own, ...[...this.#peers.values()].map((p) => p.label)].sort((a, b) => parseIPv4Label(a) - parseIPv4Label(b));
+    if (!own || this.#summaries.size === 0 || this.#v4Peers().length + 1 > MATRIX_MAX_HOSTS) return null;
+    const hosts = [own, ...this.#v4Peers().map((p) => p.label)].sort((a, b) => parseIPv4Label(a) - parseIPv4Label(b));
     const summaries = new Map(this.#summaries);
     const peers: Summary["peers"] = {};
-    for (const p of this.#peers.values()) peers[p.label] = cellOf(p.state);
+    for (const p of this.#v4Peers()) peers[p.label] = cellOf(p.state);
     const now = Math.floor(Date.now() / 1000);
     summaries.set(own, { at: now, peers });
     return buildMatrix(hosts, summaries, now, Math.ceil((this.#publishMs * 3) / 1000));
   }
 
-  /** `/status` of one peer lease, or null when it is not probed (IPv6-only, or not yet). */
-  peerJSON(l: Lease): PeerHealthJSON | null {
-    if (!l.subnet) return null;
-    const p = this.#peers.get(overlayAddress(l.subnet, this.source.backendType));
-    if (!p) return null;
+  /** `/status` of one peer lease: its IPv4 results, with the IPv6 ones under `ipv6` (an IPv6-only lease: those alone); null when not probed. */
+  peerJSON(l: Lease): (PeerHealthJSON & { ipv6?: PeerHealthJSON | null }) | null {
+    const v4 = l.subnet ? this.#peers.get(overlayAddress(l.subnet, this.source.backendType)) : undefined;
+    const v6 = l.ipv6Subnet ? this.#peers.get(overlayAddress6(l.ipv6Subnet, this.source.backendType)) : undefined;
+    if (!v4) return v6 ? this.#json(v6) : null;
+    return { ...this.#json(v4), ...(this.socket6 && l.ipv6Subnet ? { ipv6: v6 ? this.#json(v6) : null } : {}) };
+  }
+
+  #json(p: Peer): PeerHealthJSON {
     const s = p.state;
     const r = (ms: number | undefined) => (ms === undefined ? null : Math.round(ms * 1000) / 1000);
     return {

@@ -40,3 +40,21 @@ for (const [backend, runtime] of [["host-gw", "binary"], ["udp", "binary"], ["vx
     }
   }, 90_000);
 }
+
+for (const backend of ["vxlan", "host-gw"] as const) {
+  test(`${backend} dual stack: each peer probed over IPv4 and over IPv6 (flannel-v6.N / the v6 gateway), full-size included`, async () => {
+    const c = await Cluster.create({ hosts: 2, backend, ipv6Network: "fd10::/48", agentEnv: { WEFT_HEALTH_INTERVAL_MS: "400" }, agentArgs: ["--iptables-forward-rules=false"] });
+    clusters.push(c);
+    for (const [a, b] of [[0, 1], [1, 0]] as const) {
+      await waitFor(async () => {
+        const h = await peerHealth(c, a, b);
+        return h?.state === "up" && h.mtuOk === true && h.ipv6?.state === "up" && h.ipv6.mtuOk === true;
+      }, 20_000, `${backend}: h${a + 1} sees h${b + 1} up over both families`, 100)
+        .catch(async (e) => { throw new Error(`${(e as Error).message}: ${JSON.stringify(await peerHealth(c, a, b))}\n${c.hosts[a]!.log.slice(-2000)}`); });
+    }
+    const st = await c.status(c.hosts[0]!);
+    const peer = st.peers.find((p: any) => p.subnet === c.hosts[1]!.subnet);
+    const v6net = peer.ipv6Subnet.split("/")[0] as string;
+    expect(peer.health.ipv6.overlayAddr).toBe(backend === "host-gw" ? v6net.replace(/::$/, "::1") : v6net);
+  }, 90_000);
+}

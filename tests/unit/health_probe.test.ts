@@ -4,7 +4,7 @@ import { likelyCause } from "../../src/health/cause.ts";
 import { encodeEchoRequest, inetChecksum, parseEchoReply } from "../../src/health/icmp_echo.ts";
 import { LOSSES_DOWN, medianRtt, newPeerState, onAnswer, onLoss } from "../../src/health/peer_state.ts";
 import { decodeProbe, encodeProbe, REPLY, REQUEST, replyTo } from "../../src/health/probe_packet.ts";
-import { overlayAddress } from "../../src/health/prober.ts";
+import { overlayAddress, overlayAddress6 } from "../../src/health/prober.ts";
 import { ProbeScheduler } from "../../src/health/scheduler.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -84,6 +84,9 @@ test("overlayAddress(): the lease's network address, host-gw's containers' gatew
   expect(overlayAddress(subnet, "vxlan")).toBe("10.244.3.0");
   expect(overlayAddress(subnet, "udp")).toBe("10.244.3.0");
   expect(overlayAddress(subnet, "host-gw")).toBe("10.244.3.1");
+  const subnet6 = { ip: 0xfd10_0000_0000_0003n << 64n, len: 64 };
+  expect(overlayAddress6(subnet6, "vxlan")).toBe("fd10:0:0:3::");
+  expect(overlayAddress6(subnet6, "host-gw")).toBe("fd10:0:0:3::1");
 });
 
 test("likelyCause() names the route, the blocked overlay port, a stopped agent and a gone host", () => {
