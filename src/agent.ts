@@ -25,6 +25,7 @@ import type { OwnLease, SubnetManager } from "./subnet/types.ts";
 import type { TrafficManager } from "./traffic/index.ts";
 import { sdNotify } from "./sd_notify.ts";
 import { sleep } from "./lease/manager.ts";
+import { type HealthOptions, HealthProber } from "./health/prober.ts";
 
 export interface AgentOptions {
   /** Where the leases come from (etcd or Kubernetes). The agent closes it on the way out. */
@@ -47,6 +48,8 @@ export interface AgentOptions {
   healthzPort: number;
   /** Backends' periodic kernel check, ms (default 10 s; tests shorten it). */
   checkIntervalMs?: number;
+  /** Overlay health probes (src/health/prober.ts); off when absent or port 0. */
+  health?: HealthOptions;
   /** Extra routes on the status app (the dashboard). */
   extendApp?: (app: ReturnType<typeof createStatusApp>, view: AgentView) => void;
 }
@@ -64,6 +67,7 @@ export class Agent implements AgentView {
   network?: Network;
   traffic?: TrafficManager;
   server?: RunningServer;
+  health?: HealthProber;
   #gate?: PeerGate;
   #exitCode: ExitCode = 0;
   readonly #stop = new AbortController();
@@ -189,6 +193,7 @@ export class Agent implements AgentView {
       log.info(`Lease ${lease.key} held (${lease.expiration === null ? "no expiry" : `until ${new Date(lease.expiration).toISOString()}`}); subnet file ${this.opts.subnetFile} written`);
 
       const gate = (this.#gate = new PeerGate({ config, own: admissionSelf(lease, host), log, metrics: this.metrics }));
+      if (this.opts.health) this.health = await HealthProber.start(this.opts.health, this, log, this.metrics, manager);
       await Promise.all([
         manager.run({ snapshot: (peers) => network.reconcile(gate.snapshot(peers)), events: (events) => network.apply(gate.apply(events)) }, signal),
         this.traffic?.run(),
@@ -279,6 +284,7 @@ export class Agent implements AgentView {
   async #shutdown(): Promise<void> {
     this.#stop.abort();
     this.ready = false;
+    await this.health?.close();
     await this.network?.close().catch((e) => this.opts.log.warn(`closing the backend: ${e}`));
     await this.server?.close().catch(() => {});
     await this.opts.manager.close().catch(() => {});

@@ -53,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
   const f = parsed.values;
   if (f.h || f.help) {
     process.stdout.write(usage(basename(process.argv[1] ?? "weft"), AGENT_FLAGS));
-    process.stdout.write(`\nAdmin commands:\n${ADMIN_USAGE}`);
+    process.stdout.write(`\nAdmin commands:\n${ADMIN_USAGE}${(await import("./cli/doctor.ts")).DOCTOR_USAGE}`);
     return 0;
   }
   if (f.version) {
@@ -87,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     }
     try {
+      if (cmd === "doctor") return await (await import("./cli/doctor.ts")).runDoctor(registry, f, parsed.positionals.slice(1), (t) => process.stdout.write(t));
       return await runAdmin(registry, parsed.positionals, {
         out: (t) => process.stdout.write(t),
         err: (t) => process.stderr.write(t),
@@ -164,6 +165,11 @@ async function main(argv: string[]): Promise<number> {
     healthzIP: f["healthz-ip"],
     healthzPort: f["healthz-port"],
     checkIntervalMs: Number(process.env.WEFT_ROUTE_CHECK_MS ?? 0) || undefined,
+    health: {
+      port: f["health-port"],
+      intervalMs: Number(process.env.WEFT_HEALTH_INTERVAL_MS ?? 0) || undefined,
+      maxPerSecond: Number(process.env.WEFT_HEALTH_MAX_RATE ?? 0) || undefined,
+    },
   });
   agent.signal.addEventListener("abort", () => registryStop.abort(), { once: true });
   let signals = 0;

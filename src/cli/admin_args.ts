@@ -8,7 +8,7 @@
 import type { FlagSpec } from "./go_flags.ts";
 
 /** The subcommands; what follows `docker-opts` is its own command line. */
-export const ADMIN_COMMANDS = new Set(["config", "leases", "docker-opts"]);
+export const ADMIN_COMMANDS = new Set(["config", "leases", "docker-opts", "doctor"]);
 
 /**
  * Moves the agent flags written after an admin subcommand in front of it, each with its value

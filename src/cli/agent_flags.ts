@@ -26,6 +26,7 @@ export const AGENT_FLAGS = {
   "ip-blackhole-route": { kind: "bool", default: false, help: "add blackhole routes (at the highest metric) for this host's subnet and the cluster network, so traffic for pod addresses nobody serves is dropped, not sent out by the default route" },
   "healthz-ip": { kind: "string", default: "127.0.0.1", help: "the IP address for healthz server to listen (weft's default is loopback; flanneld's is 0.0.0.0)" },
   "healthz-port": { kind: "int", default: 0, min: 0, max: 65535, help: "the port for healthz server to listen (0 to disable)" },
+  "health-port": { kind: "int", default: 8473, min: 0, max: 65535, help: "UDP port of weft's overlay health probes, which every weft agent answers (0 to disable; weft's own flag)" },
   "kube-subnet-mgr": { kind: "bool", default: false, help: "contact the Kubernetes API for subnet assignment instead of etcd (the Node's spec.podCIDR, advertised in its annotations)" },
   "kube-api-url": { kind: "string", default: "", help: "Kubernetes API server URL (kube mode; overrides the kubeconfig's server). Does not need to be specified if weft is running in a pod." },
   "kubeconfig-file": { kind: "string", default: "", help: "kubeconfig file location (kube mode; YAML or JSON, its current context). Does not need to be specified if weft is running in a pod." },

@@ -97,6 +97,7 @@ export class EtcdRegistry implements Registry {
   readonly #client: Etcd3;
   readonly #configKey: string;
   readonly #subnetPrefix: string;
+  readonly #healthPrefix: string;
   readonly #context: Omit<EtcdCallContext, "permission" | "key" | "prefix">;
   readonly #closed = new AbortController();
   /** The member serving the newest watch stream (`host:port`), once it answered. */
@@ -140,6 +141,7 @@ export class EtcdRegistry implements Registry {
     const prefix = opts.prefix.replace(/\/+$/, "");
     this.#configKey = `${prefix}/config`;
     this.#subnetPrefix = `${prefix}/subnets/`;
+    this.#healthPrefix = `${prefix}/health/`;
     this.#context = { endpoints: opts.endpoints, username: opts.username, timeoutMs: timeout, tls: tls ? files : undefined };
     if (opts.signal?.aborted) this.#closed.abort();
     opts.signal?.addEventListener("abort", () => this.#closed.abort(), { once: true });
@@ -241,6 +243,20 @@ export class EtcdRegistry implements Registry {
   async close(): Promise<void> {
     this.#closed.abort();
     this.#client.close();
+  }
+
+  async putHealth(key: string, value: string, ttlSeconds: number, previousLease?: string): Promise<{ lease: string }> {
+    const full = this.#healthPrefix + key;
+    const lease = await this.#grant(ttlSeconds, full);
+    await this.#call("write", full, () => this.#client.kv.put({ key: enc.encode(full), value: enc.encode(value), lease } as never));
+    if (previousLease) await this.#revoke(previousLease, full).catch(() => {});
+    return { lease };
+  }
+
+  async listHealth(): Promise<Map<string, string>> {
+    const res = await this.#call("read", this.#healthPrefix, () =>
+      this.#client.kv.range({ key: enc.encode(this.#healthPrefix), range_end: prefixEnd(this.#healthPrefix) } as never), true);
+    return new Map(res.kvs.map((kv) => [dec.decode(kv.key).slice(this.#healthPrefix.length), dec.decode(kv.value)]));
   }
 
   /**

@@ -85,6 +85,19 @@ export class MemoryRegistry implements Registry {
     }
   }
 
+  /** Health summaries with their expiry (ms); kept apart from the subnets, as etcd keeps them under another prefix. */
+  #health = new Map<string, { value: string; expiresAt: number }>();
+
+  async putHealth(key: string, value: string, ttlSeconds: number): Promise<{ lease: string }> {
+    this.#health.set(key, { value, expiresAt: Date.now() + ttlSeconds * 1000 });
+    return { lease: String(this.#nextLease++) };
+  }
+
+  async listHealth(): Promise<Map<string, string>> {
+    const now = Date.now();
+    return new Map([...this.#health].filter(([, h]) => h.expiresAt > now).map(([k, h]) => [k, h.value]));
+  }
+
   async close(): Promise<void> {
     for (const l of this.#leases.values()) clearTimeout(l.timer);
     this.#leases.clear();

@@ -71,4 +71,12 @@ export interface Registry {
    */
   watchSubnets(fromRevision: bigint, signal: AbortSignal): AsyncIterable<WatchBatch>;
   close(): Promise<void>;
+  /**
+   * Optional (overlay health, src/health/summary.ts): puts this host's health summary at
+   * `<prefix>/health/<key>` under a fresh lease of `ttlSeconds`, revoking `previousLease`. Never
+   * under `subnets/`, which flanneld reads. Returns the new lease.
+   */
+  putHealth?(key: string, value: string, ttlSeconds: number, previousLease?: string): Promise<{ lease: string }>;
+  /** Optional: every host's health summary under `<prefix>/health/`, by key. */
+  listHealth?(): Promise<Map<string, string>>;
 }

@@ -36,6 +36,8 @@ export interface AgentView {
   readonly metrics: Metrics;
   /** Seconds left on a peer's etcd lease (cached by the agent), or undefined when unknown. */
   peerExpiration?(lease: Lease): number | null | undefined;
+  /** Overlay health probes (src/health/prober.ts), when on. */
+  readonly health?: { peerJSON(l: Lease): unknown; summary(): Record<string, unknown> };
   /** The data path as the backend describes it. */
   dataPath?(): Promise<Record<string, unknown>>;
 }
@@ -108,7 +110,7 @@ export function createStatusApp(view: AgentView): Hono {
     const peers = [...view.peers.values()]
       .filter((l) => !refused.has(leaseKey(l)))
       .sort((a, b) => (a.subnet?.ip ?? 0) - (b.subnet?.ip ?? 0) || Number((a.ipv6Subnet?.ip ?? 0n) > (b.ipv6Subnet?.ip ?? 0n)) - Number((a.ipv6Subnet?.ip ?? 0n) < (b.ipv6Subnet?.ip ?? 0n)))
-      .map((l) => leaseJSON(l, view.peerExpiration?.(l), view.backendType));
+      .map((l) => ({ ...leaseJSON(l, view.peerExpiration?.(l), view.backendType), health: view.health?.peerJSON(l) ?? null }));
     return c.json({
       ready: view.ready,
       lease: lease ? { ...leaseJSON(lease, lease.expiration, view.backendType), reservation: lease.expiration === null } : null,
@@ -123,6 +125,7 @@ export function createStatusApp(view: AgentView): Hono {
       source: view.sourceKind ?? "etcd",
       peersSynced: view.peersSynced ?? true,
       peers,
+      health: view.health?.summary() ?? null,
       refusedLeases: findingsJSON(refused, view.backendType),
       flaggedLeases: findingsJSON(view.flaggedLeases ?? new Map(), view.backendType),
       dataPath: view.dataPath ? await view.dataPath().catch((e) => ({ error: String(e) })) : null,

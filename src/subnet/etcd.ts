@@ -250,4 +250,16 @@ export class EtcdSubnetManager implements SubnetManager {
     this.#lost = new LeaseLostError(why);
     this.#lostSignal.abort();
   }
+
+  #healthLease?: string;
+
+  async publishHealth(summary: string, ttlSeconds: number): Promise<void> {
+    const { registry } = this.opts;
+    if (!this.lease || !registry.putHealth) return;
+    this.#healthLease = (await registry.putHealth(this.lease.key, summary, ttlSeconds, this.#healthLease)).lease;
+  }
+
+  async clusterHealth(): Promise<Map<string, string>> {
+    return (await this.opts.registry.listHealth?.()) ?? new Map();
+  }
 }

@@ -76,6 +76,14 @@ export interface SubnetManager {
   /** Expiry of a peer's lease (epoch ms), null for none, undefined while unknown. */
   peerExpiration(lease: Lease): number | null | undefined;
   close(): Promise<void>;
+  /**
+   * Optional (overlay health): publishes this host's compact health summary where the other
+   * agents read it (etcd: `<prefix>/health/<our key>`, expiring after `ttlSeconds`). Kube mode
+   * leaves it out: a Node annotation updated every few seconds would wake every Node watcher.
+   */
+  publishHealth?(summary: string, ttlSeconds: number): Promise<void>;
+  /** Optional: every host's published summary, by lease key. */
+  clusterHealth?(): Promise<Map<string, string>>;
 }
 
 /** The lease cannot be had, and retrying will not change that (network full, permission, podCIDR). */

@@ -21,6 +21,18 @@ interface LeaseJSON {
   /** ISO time, "never" (a reservation), or null while unknown. */
   expiration: string | null;
   reservation?: boolean;
+  /** Overlay probe results (src/health/prober.ts), null when not probed. */
+  health?: PeerHealthJSON | null;
+}
+
+/** One peer's probe results as `/status` reports them. */
+interface PeerHealthJSON {
+  state: "unknown" | "up" | "down";
+  since: string;
+  overlayAddr: string;
+  rttMs: { last: number | null; p50: number | null };
+  mtuOk: boolean | null;
+  cause: string | null;
 }
 
 /** The lease watch as `/status` reports it (times ISO). */
@@ -47,6 +59,8 @@ interface StatusJSON {
   /** "etcd" or "kube": where the leases come from (the etcd card and banner name it). */
   source?: string;
   peers: LeaseJSON[];
+  /** The prober's totals and, in small etcd-mode clusters, the whole-cluster matrix. */
+  health?: { matrix?: { hosts: string[]; rows: string[] } | null } | null;
   dataPath: Record<string, unknown> | null;
 }
 
@@ -240,6 +254,76 @@ export function dashboardClient(pollMs: number): void {
     byId("hosts-empty").hidden = hosts.length > 0;
     setText(byId("hosts-count"), hosts.length === 1 ? "1 host" : hosts.length + " hosts");
     firstRender = false;
+  }
+
+  // ---------------------------------------------------------------- mesh
+  const tiles = new Map<string, HTMLLIElement>();
+  /** Rank: unreachable, MTU black hole, not yet answered, reachable; then by RTT. */
+  function meshRank(h: PeerHealthJSON): number {
+    return h.state === "down" ? 0 : h.mtuOk === false ? 1 : h.state === "unknown" ? 2 : 3;
+  }
+
+  function renderMesh(s: StatusJSON, now: number): void {
+    const probed = s.peers.filter((l) => l.health).map((l) => ({ l, h: l.health! }));
+    byId("mesh-section").hidden = probed.length === 0;
+    probed.sort((a, b) => meshRank(a.h) - meshRank(b.h) || (a.h.rttMs.p50 ?? Infinity) - (b.h.rttMs.p50 ?? Infinity) || subnetOrder(a.l.subnet) - subnetOrder(b.l.subnet));
+    const list = byId("mesh");
+    const seen = new Set<string>();
+    probed.forEach(({ l, h }, i) => {
+      seen.add(l.key);
+      let li = tiles.get(l.key);
+      if (!li) {
+        li = el("li");
+        li.append(el("span", "peer"), el("span", "state"), el("span", "cause"));
+        tiles.set(l.key, li);
+      }
+      const mtuBad = h.state === "up" && h.mtuOk === false;
+      li.className = mtuBad ? "mtu" : h.state;
+      li.dataset.key = l.key;
+      const rtt = h.rttMs.p50 === null ? "" : " · " + (h.rttMs.p50 < 10 ? h.rttMs.p50.toFixed(2) : Math.round(h.rttMs.p50)) + " ms";
+      const state = h.state === "down" ? "unreachable for " + relative(Date.parse(h.since) - now).replace(" ago", "")
+        : h.state === "unknown" ? "no answer yet" : mtuBad ? "MTU black hole" + rtt : "reachable" + rtt;
+      setText(li.children[0]!, l.subnet ?? l.key);
+      setText(li.children[1]!, state);
+      setText(li.children[2]!, h.state === "down" ? (h.cause ?? "diagnosing…") : mtuBad ? "full-size packets lost" : l.publicIP);
+      setTitle(li, l.publicIP + " via " + h.overlayAddr + (h.cause ? " — " + h.cause : ""));
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
+    });
+    for (const [key, li] of tiles) if (!seen.has(key)) { li.remove(); tiles.delete(key); }
+    const down = probed.filter((p) => p.h.state === "down").length;
+    setText(byId("mesh-count"), probed.length + " peers" + (down ? " · " + down + " unreachable" : ""));
+  }
+
+  /** The whole-cluster matrix: rows probe, columns are probed; rebuilt only when it changed. */
+  let matrixShown = "";
+  function renderMatrix(s: StatusJSON): void {
+    const m = s.health?.matrix;
+    byId("matrix-section").hidden = !m || m.hosts.length < 2;
+    if (!m || m.hosts.length < 2) return;
+    const key = JSON.stringify(m) + (s.lease?.subnet ?? "");
+    if (key === matrixShown) return;
+    matrixShown = key;
+    const table = byId("matrix") as HTMLTableElement;
+    const head = el("tr");
+    head.append(el("td"));
+    for (const h of m.hosts) head.append(Object.assign(el("th", "", h), { scope: "col" }));
+    table.tHead!.replaceChildren(head);
+    const CELL: Record<string, [string, string, string]> = {
+      u: ["u", "✓", "reachable"], d: ["d", "✗", "unreachable"], m: ["m", "M", "MTU black hole"], "?": ["q", "?", "no answer yet"],
+      ".": ["n", "·", "no recent summary"], "-": ["n", "", "itself"],
+    };
+    const rowsOut = m.hosts.map((from, i) => {
+      const tr = el("tr", from === s.lease?.subnet ? "self" : "");
+      tr.append(Object.assign(el("th", "", from), { scope: "row" }));
+      Array.from(m.rows[i] ?? "").forEach((c, j) => {
+        const [cls, text, word] = CELL[c] ?? CELL["."]!;
+        const td = el("td", cls, text);
+        td.title = from + " → " + m.hosts[j] + ": " + word;
+        tr.append(td);
+      });
+      return tr;
+    });
+    table.tBodies[0]!.replaceChildren(...rowsOut);
   }
 
   // ---------------------------------------------------------------- data path
@@ -467,6 +551,8 @@ export function dashboardClient(pollMs: number): void {
       renderSummary(s, now);
       renderState(s);
       renderHosts(s, now);
+      renderMesh(s, now);
+      renderMatrix(s);
       renderDataPath(s, started);
       lastOk = now;
       if (failingSince) quietUntil = now + 5000;

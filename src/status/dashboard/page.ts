@@ -65,6 +65,16 @@ export function dashboardPage(pollMs = 1000): DashboardPage {
     <div class="card"><h2>Lease</h2><p id="s-lease" class="big">—</p><p id="s-lease-sub" class="muted"></p></div>
     <div class="card"><h2 id="s-etcd-title">etcd</h2><p id="s-etcd" class="big">—</p><p id="s-etcd-sub" class="muted">lease store</p></div>
   </section>
+  <section id="mesh-section" aria-labelledby="mesh-h" hidden>
+    <h2 id="mesh-h">Mesh <span id="mesh-count" class="muted"></span></h2>
+    <p class="muted mesh-note">Each peer as this host's probes see it through the overlay: unreachable first, then by round-trip time.</p>
+    <ul id="mesh" class="mesh"></ul>
+  </section>
+  <section id="matrix-section" aria-labelledby="matrix-h" hidden>
+    <h2 id="matrix-h">Whole cluster</h2>
+    <p class="muted mesh-note">Row: the host that probes; column: the host probed. From the summaries every agent publishes (clusters of up to 50 hosts).</p>
+    <div class="table-wrap"><table id="matrix" class="matrix"><thead></thead><tbody></tbody></table></div>
+  </section>
   <section aria-labelledby="hosts-h">
     <h2 id="hosts-h">Hosts <span id="hosts-count" class="muted"></span></h2>
     <div class="table-wrap">

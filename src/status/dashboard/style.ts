@@ -148,4 +148,28 @@ a { color: var(--accent); }
 @media (prefers-reduced-motion: reduce) {
   * { transition: none !important; }
 }
+
+.mesh { list-style: none; margin: 0; padding: 0; display: grid; gap: 0.5rem; grid-template-columns: repeat(auto-fill, minmax(11.5rem, 1fr)); align-items: start; }
+.mesh-note { margin: -0.4rem 0 0.6rem; font-size: 0.88rem; }
+.mesh li {
+  background: var(--surface); border: 1px solid var(--border); border-left: 5px solid var(--muted); border-radius: 8px;
+  padding: 0.45rem 0.7rem; box-shadow: var(--shadow); min-width: 0;
+}
+.mesh li.up { border-left-color: var(--ok); }
+.mesh li.down { border-left-color: var(--bad); background: var(--bad-soft); }
+.mesh li.mtu { border-left-color: var(--warn); background: var(--warn-soft); }
+.mesh .peer { font-family: var(--mono); font-weight: 600; display: block; }
+.mesh .state { font-size: 0.85rem; display: block; }
+.mesh li.down .state { color: var(--bad); font-weight: 600; }
+.mesh li.mtu .state { color: var(--warn); font-weight: 600; }
+.mesh .cause { font-size: 0.8rem; color: var(--muted); display: block; overflow-wrap: anywhere; }
+.matrix { width: auto; }
+.matrix th, .matrix td { padding: 0.25rem 0.45rem; text-align: center; font-family: var(--mono); font-size: 0.8rem; }
+.matrix thead th { writing-mode: vertical-rl; transform: rotate(180deg); text-transform: none; letter-spacing: 0; }
+.matrix tbody th { text-align: right; text-transform: none; }
+.matrix tr.self th { color: var(--accent); }
+.matrix td.u { color: var(--ok); }
+.matrix td.d { color: var(--bad); background: var(--bad-soft); font-weight: 700; }
+.matrix td.m { color: var(--warn); background: var(--warn-soft); font-weight: 700; }
+.matrix td.q, .matrix td.n { color: var(--muted); }
 `;
