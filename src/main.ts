@@ -74,6 +74,29 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command or argument ${JSON.stringify(cmd)}\n${ADMIN_USAGE}`);
       return 1;
     }
+    if (cmd === "doctor" && f["kube-subnet-mgr"]) {
+      // Kube mode: the config file and the Nodes, read with the agent's own client and flags.
+      const { runDoctor } = await import("./cli/doctor.ts");
+      const { kubeDoctorStore } = await import("./doctor/store.ts");
+      const { KubeClient } = await import("./kube/client.ts");
+      const { resolveKubeClientConfig } = await import("./kube/kubeconfig.ts");
+      try {
+        const client = new KubeClient(resolveKubeClientConfig({ apiUrl: f["kube-api-url"], kubeconfigFile: f["kubeconfig-file"], env: process.env }));
+        const env = process.env;
+        const store = kubeDoctorStore({
+          client, netConfigPath: f["net-config-path"], annotationPrefix: f["kube-annotation-prefix"], nodeName: env.NODE_NAME || undefined,
+          pod: env.POD_NAME && env.POD_NAMESPACE ? { namespace: env.POD_NAMESPACE, name: env.POD_NAME } : undefined,
+        });
+        try {
+          return await runDoctor(store, f, parsed.positionals.slice(1), (t) => process.stdout.write(t));
+        } finally {
+          client.close();
+        }
+      } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n`);
+        return 1;
+      }
+    }
     if (f["kube-subnet-mgr"]) {
       process.stderr.write(`weft ${cmd} serves etcd mode only; in kube mode (--kube-subnet-mgr) the leases are the Nodes' ` +
         `spec.podCIDR and ${f["kube-annotation-prefix"]} annotations ('kubectl get nodes -o yaml'), the config is ${f["net-config-path"]}\n`);
@@ -87,7 +110,10 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     }
     try {
-      if (cmd === "doctor") return await (await import("./cli/doctor.ts")).runDoctor(registry, f, parsed.positionals.slice(1), (t) => process.stdout.write(t));
+      if (cmd === "doctor") {
+        const { etcdDoctorStore } = await import("./doctor/store.ts");
+        return await (await import("./cli/doctor.ts")).runDoctor(etcdDoctorStore(registry), f, parsed.positionals.slice(1), (t) => process.stdout.write(t));
+      }
       return await runAdmin(registry, parsed.positionals, {
         out: (t) => process.stdout.write(t),
         err: (t) => process.stderr.write(t),

@@ -5,20 +5,20 @@
  * error, 0 otherwise.
  */
 import type { AgentFlags } from "./agent_flags.ts";
-import type { Registry } from "../registry/types.ts";
+import type { DoctorStore } from "../doctor/store.ts";
 import { formatFindings, runChecks } from "../doctor/checks.ts";
 import { gather } from "../doctor/gather.ts";
 import { UsageError } from "./go_flags.ts";
 
 export const DOCTOR_USAGE = "  weft doctor [--json]                  check this host's overlay and its view of the cluster; exit 1 on a problem\n";
 
-export async function runDoctor(registry: Registry, f: AgentFlags, args: readonly string[], out: (t: string) => void): Promise<number> {
+export async function runDoctor(store: DoctorStore, f: AgentFlags, args: readonly string[], out: (t: string) => void): Promise<number> {
   const json = args.includes("--json");
   const unknown = args.filter((a) => a !== "--json");
   if (unknown.length) throw new UsageError(`weft doctor: unknown argument ${JSON.stringify(unknown[0])} (usage: weft doctor [--json])`);
   const host = f["healthz-ip"] === "0.0.0.0" || f["healthz-ip"] === "" ? "127.0.0.1" : f["healthz-ip"];
   const input = await gather({
-    registry,
+    store,
     iface: { iface: f.iface, ifaceRegex: f["iface-regex"], ifaceCanReach: f["iface-can-reach"], publicIP: f["public-ip"], publicIPv6: f["public-ipv6"] },
     subnetFile: f["subnet-file"],
     ipMasq: f["ip-masq"],

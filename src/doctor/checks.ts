@@ -3,6 +3,7 @@
  * (`DoctorInput`, gather.ts) in, findings out, each with its evidence and the fix. Nothing here
  * reads the machine, so every check is tested with tables (tests/unit/doctor_checks.test.ts).
  */
+import type { OwnNode } from "./store.ts";
 import type { NetworkConfig } from "../config/network.ts";
 import { type Lease, leaseKey } from "../lease/lease.ts";
 import { type IPv4Net, formatIPv4, formatIPv4Net, parseIPv4Net } from "../net/ip.ts";
@@ -41,6 +42,10 @@ export interface PeerProbe {
 
 export interface DoctorInput {
   flags: { ipMasq: boolean; forwardRules: boolean; subnetFile: string; status: string };
+  /** Where leases come from (default etcd). */
+  source?: "etcd" | "kube";
+  /** Kube mode: this host's Node and why its podCIDR is unusable, if so. */
+  ownNode?: OwnNode;
   config?: NetworkConfig;
   /** Why the config could not be read (etcd down, missing, invalid). */
   configError?: string;
@@ -83,7 +88,9 @@ export function ownLease(input: DoctorInput): Lease | undefined {
 
 export function checkConfig(i: DoctorInput): Finding {
   if (!i.config) {
-    return { id: "config", severity: "error", title: "the network config cannot be read", evidence: [i.configError ?? "no config"], fix: "store one with `weft config set net-conf.json` (and check --etcd-endpoints, --etcd-prefix and TLS flags)" };
+    return { id: "config", severity: "error", title: "the network config cannot be read", evidence: [i.configError ?? "no config"], fix: i.source === "kube"
+      ? "mount the kube-flannel-cfg ConfigMap (key net-conf.json) at --net-config-path, and check the JSON"
+      : "store one with `weft config set net-conf.json` (and check --etcd-endpoints, --etcd-prefix and TLS flags)" };
   }
   const c = i.config;
   return ok("config", `network config: ${c.network ? formatIPv4Net(c.network) : "IPv6 only"}, /${c.subnetLen} leases, backend ${c.backendType}`);
@@ -242,9 +249,22 @@ export function checkChecksumOffload(i: DoctorInput): Finding | undefined {
 }
 
 /** Every check, in the order people read them. */
+/** Kube mode: the Node must have a podCIDR, or the agent waits forever (flannel #728, #1344). */
+function checkPodCIDR(i: DoctorInput): Finding | undefined {
+  const n = i.ownNode;
+  if (!n) return undefined;
+  if (n.problem) {
+    return {
+      id: "pod-cidr", severity: "error", title: `this host's Node ${n.name} has no usable podCIDR`, evidence: [n.problem],
+      fix: "run kube-controller-manager with --allocate-node-cidrs=true and --cluster-cidr matching the Network of net-conf.json (or set the Node's spec.podCIDR)",
+    };
+  }
+  return ok("pod-cidr", `Node ${n.name} has podCIDR ${n.podCIDRs.join(", ")}`);
+}
+
 export function runChecks(i: DoctorInput): Finding[] {
   return [
-    checkConfig(i), checkLease(i), checkSubnetEnv(i), checkDuplicatePublicIPs(i), ...checkDataPath(i),
+    checkConfig(i), checkPodCIDR(i), checkLease(i), checkSubnetEnv(i), checkDuplicatePublicIPs(i), ...checkDataPath(i),
     checkForward(i), checkMasquerade(i), ...checkMtu(i), ...checkProbes(i), checkChecksumOffload(i),
   ].filter((f): f is Finding => f !== undefined);
 }

@@ -17,15 +17,15 @@ import { vxlanDeviceName } from "../backend/vxlan/device.ts";
 import { vxlanPeerEntries } from "../backend/vxlan/lease_data.ts";
 import { type NetworkConfig, parseNetworkConfig } from "../config/network.ts";
 import { type Lease, leaseBackendType } from "../lease/lease.ts";
-import { recordsToLeases } from "../lease/manager.ts";
 import { type IfaceOptions, readHostNetwork, selectInterface } from "../net/iface.ts";
 import { formatIPv4, formatIPv4Net } from "../net/ip.ts";
-import type { Registry } from "../registry/types.ts";
 import { readSubnetEnv } from "../subnet_env.ts";
 import type { DeviceInfo, DoctorInput, PeerProbe } from "./checks.ts";
+import type { DoctorStore } from "./store.ts";
 
 export interface GatherOptions {
-  registry: Registry;
+  /** Where the config and leases are (etcd or Kubernetes, as the agent's flags say). */
+  store: DoctorStore;
   iface: Omit<IfaceOptions, "enableIPv4" | "enableIPv6">;
   subnetFile: string;
   ipMasq: boolean;
@@ -46,19 +46,28 @@ export async function gather(o: GatherOptions): Promise<DoctorInput> {
     flags: { ipMasq: o.ipMasq, forwardRules: o.forwardRules, subnetFile: o.subnetFile, status: o.statusURL || "(--healthz-port 0)" },
     overlayName: "", firewall: {}, kernel: release(),
   };
-  // The store: config and leases.
+  // The store: config and leases (and in kube mode this host's Node).
+  const where = o.store.kind === "kube" ? "the Kubernetes API" : "etcd";
+  input.source = o.store.kind;
   try {
-    const text = await withTimeout(o.registry.getConfig(), 5000, "etcd");
-    if (text === undefined) input.configError = "no network config is stored (<prefix>/config is absent)";
-    else input.config = parseNetworkConfig(text);
+    const text = await withTimeout(o.store.config(), 5000, where);
+    if (text === undefined) {
+      input.configError = o.store.kind === "kube" ? "no network config file (--net-config-path; the ConfigMap key net-conf.json)" : "no network config is stored (<prefix>/config is absent)";
+    } else input.config = parseNetworkConfig(text);
   } catch (e) {
     input.configError = (e as Error).message;
   }
   try {
-    const { records } = await withTimeout(o.registry.listSubnets(), 5000, "etcd");
-    input.leases = recordsToLeases(records, () => {});
+    input.leases = await withTimeout(o.store.leases(), 5000, where);
   } catch (e) {
     input.leasesError = (e as Error).message;
+  }
+  if (o.store.ownNode) {
+    try {
+      input.ownNode = await withTimeout(o.store.ownNode(), 5000, where);
+    } catch (e) {
+      input.ownNode = { name: "(unknown)", podCIDRs: [], problem: `cannot read this host's Node: ${(e as Error).message}` };
+    }
   }
   const config = input.config;
   // This host: interface, subnet.env.

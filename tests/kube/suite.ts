@@ -23,6 +23,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import type { KubeObject } from "../support/kube/store.ts";
+import { weftCommand } from "../support/agent.ts";
 import {
   Cluster, type Container, type Host, type Runtime, exec, ip, ipMonitor, startEchoServer, startNetlinkWatch, startPinger,
   waitFor, wallMs,
@@ -239,9 +240,23 @@ export function kubeSuite(backend: "vxlan" | "host-gw", runtime: Runtime, contro
       await waitFor(() => h.log.includes(`node "${h.name}" has no IPv4 podCIDR assigned yet`), 10_000, "the waiting line");
       expect(h.log).toContain("--allocate-node-cidrs");
       expect(h.running).toBe(true);
+      // weft doctor, with the agent's own flags, names the cause; the API server runs in this
+      // process, so the doctor is spawned without blocking it.
+      const doctor = async () => {
+        const p = Bun.spawn(["ip", "netns", "exec", h.ns, ...weftCommand("binary", ["doctor", "--json", "--kube-subnet-mgr", `--kubeconfig-file=${h.kubeconfig}`, `--net-config-path=${c.netConfPath}`, `--subnet-file=${h.subnetFile}`])],
+          { env: { ...process.env, NODE_NAME: h.name }, stdout: "pipe", stderr: "pipe" });
+        const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+        const podCidr = (JSON.parse(out) as { findings: { id: string; severity: string; title: string; evidence: string[]; fix?: string }[] }).findings.find((f) => f.id === "pod-cidr");
+        return { code, podCidr };
+      };
+      const before = await doctor();
+      expect(before.code).toBe(1);
+      expect(before.podCidr).toMatchObject({ severity: "error", title: `this host's Node ${h.name} has no usable podCIDR` });
+      expect(before.podCidr!.fix).toContain("--allocate-node-cidrs");
       c.api.assignPodCidrs(h.name);
       await starting;
       expect(h.subnet).toBe(podCIDR(c.api.getNode(h.name)));
+      expect((await doctor()).podCidr).toMatchObject({ severity: "ok", title: `Node ${h.name} has podCIDR ${h.subnet}` });
       await waitFor(() => routedEverywhere(h.subnet, c.hosts.filter((x) => x !== h)), 5000, "its routes on every peer");
       await c.stopAgent(h);
       c.api.deleteNode(h.name);

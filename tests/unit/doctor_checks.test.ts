@@ -72,3 +72,13 @@ test("formatFindings() prints evidence and fix under each problem, and counts th
   expect(text).toContain("ERROR 1 PublicIP advertised by more than one lease\n        · 192.168.0.2: 10.244.2.0-24, 10.244.3.0-24\n        fix: each host needs its own address");
   expect(text).toEndWith("\n1 problem found\n");
 });
+
+test("kube mode: a Node without a podCIDR is an error naming the fix; with one, ok; the config fix names the ConfigMap", () => {
+  const missing = runChecks({ ...healthy(), source: "kube", ownNode: { name: "n1", podCIDRs: [], problem: 'node "n1" has no spec.podCIDR' } });
+  expect(missing.find((f) => f.id === "pod-cidr")).toMatchObject({ severity: "error", title: "this host's Node n1 has no usable podCIDR", fix: expect.stringContaining("--allocate-node-cidrs") });
+  const fine = runChecks({ ...healthy(), source: "kube", ownNode: { name: "n1", podCIDRs: ["10.244.1.0/24"] } });
+  expect(sev(fine.find((f) => f.id === "pod-cidr"))).toEqual(["pod-cidr:ok"]);
+  expect(runChecks(healthy()).some((f) => f.id === "pod-cidr")).toBe(false); // etcd mode: no such check
+  const noConfig = runChecks({ ...healthy(), source: "kube", config: undefined, configError: "no network config file" });
+  expect(noConfig.find((f) => f.id === "config")?.fix).toContain("kube-flannel-cfg");
+});
