@@ -182,7 +182,17 @@ export class HealthProber {
     clearInterval(this.#timer);
     clearTimeout(this.#publishTimer);
     this.#publishTimer = undefined;
-    for (const s of new Set([this.socket, this.socket6])) await new Promise<void>((r) => { try { s?.close(() => r()); } catch { r(); } });
+    // Bounded: under Bun a dgram socket's close callback does not always fire (seen with the udp
+    // backend's agent), and a shutdown must never wait on it.
+    await Promise.all([...new Set([this.socket, this.socket6])].map((s) => new Promise<void>((r) => {
+      const t = setTimeout(r, 200);
+      try {
+        s?.close(() => { clearTimeout(t); r(); });
+      } catch {
+        clearTimeout(t);
+        r();
+      }
+    })));
   }
 
   /** Sources we answer: the cluster network(s) (overlay addresses) and peers' public IPs. */

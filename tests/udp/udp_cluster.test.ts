@@ -229,7 +229,9 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
   test("shutdown removes flannel0 and frees the port; restart comes back with the same lease", async () => {
     const [h1, , h3] = c.hosts as [Host, Host, Host];
     const subnet = h3.subnet;
-    expect(await c.stopAgent(h3)).toBe(0);
+    const code = await c.stopAgent(h3);
+    if (code !== 0) console.log(`--- h3 log ---\n${h3.log.slice(-3000)}`);
+    expect(code).toBe(0);
     expect(ipJson(h3.ns, "link", "show").some((l: any) => l.ifname === "flannel0")).toBe(false);
     expect(exec(h3.ns, ["ss", "-Huln", "sport", "= :8285"]).stdout.trim()).toBe("");
     await c.startAgent(h3, "bun");
