@@ -11,6 +11,7 @@ import { recordToLease } from "../lease/manager.ts";
 import { formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net, parseIPv4, parseIPv4Net, parseIPv6Net, tryParseIPv4 } from "../net/ip.ts";
 import type { Registry } from "../registry/types.ts";
 import { UsageError } from "./go_flags.ts";
+import { fileErrorReason } from "../file_error.ts";
 
 export interface Io {
   out: (text: string) => void;
@@ -33,9 +34,7 @@ function readConfigFile(path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
-    throw new UsageError(`cannot read the network config file ${path}: ${why} (give a JSON file, or - for standard input)`);
+    throw new UsageError(`cannot read the network config file ${path}: ${fileErrorReason(e)} (give a JSON file, or - for standard input)`);
   }
 }
 

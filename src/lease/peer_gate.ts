@@ -20,7 +20,13 @@ export class PeerGate {
 
   constructor(readonly opts: PeerGateOptions) {
     this.#admission = new PeerAdmission(opts);
-    this.#count();
+    const byReason = (counts: () => Iterable<[string, number]>) => () => [...counts()].map(([reason, n]) => [{ reason }, n] as const);
+    opts.metrics.register("weft_peer_leases_refused", {
+      type: "gauge", help: "Peer leases refused now (not programmed), by reason.", samples: byReason(() => this.#admission.counts()),
+    });
+    opts.metrics.register("weft_peer_leases_flagged", {
+      type: "gauge", help: "Peer leases programmed but flagged now (e.g. a duplicate PublicIP), by reason.", samples: byReason(() => this.#admission.flagCounts()),
+    });
   }
 
   /** The refused peer leases by key, with the reason (for `/status`). */
@@ -64,11 +70,5 @@ export class PeerGate {
         `it displaces none of that peer's kernel entries, but its traffic goes to that host (the udp backend holds it back)`);
     }
     for (const { was } of change.admitted) log.info(`admitting peer lease ${was.key}, refused before (${was.reason}): that no longer applies`);
-    this.#count();
-  }
-
-  #count(): void {
-    for (const [reason, n] of this.#admission.counts()) this.opts.metrics.peerLeasesRefused.set(reason, n);
-    for (const [reason, n] of this.#admission.flagCounts()) this.opts.metrics.peerLeasesFlagged.set(reason, n);
   }
 }

@@ -24,6 +24,7 @@ import { type EtcdCallContext, EtcdAbortedError, type TlsFiles, translateEtcdErr
 import { EtcdTlsCredentials } from "./etcd_tls.ts";
 import { EventQueue } from "./event_queue.ts";
 import { CompactedError, type Registry, type SubnetRecord, type WatchBatch } from "./types.ts";
+import { fileErrorReason } from "../file_error.ts";
 
 export interface EtcdRegistryOptions {
   endpoints: string[];
@@ -342,9 +343,7 @@ function tlsCredentials(files: TlsFiles): EtcdTlsCredentials {
     try {
       return readFileSync(path);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
-      throw new Error(`${flag}: cannot read ${path}: ${why}`);
+      throw new Error(`${flag}: cannot read ${path}: ${fileErrorReason(e)}`);
     }
   };
   const ca = read("--etcd-cafile", files.caFile);

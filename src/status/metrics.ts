@@ -34,10 +34,6 @@ export class Metrics {
   errors = new Map<string, number>();
   /** Families that parts of the agent register: name -> (type, help, samples). */
   readonly families = new Map<string, Family>();
-  /** Peer leases refused now, by reason (set by the peer admission; every reason listed, 0 included). */
-  readonly peerLeasesRefused = new Map<string, number>();
-  /** Peer leases programmed but flagged now (a duplicate PublicIP), by reason. */
-  readonly peerLeasesFlagged = new Map<string, number>();
   readonly startedAt = Date.now();
 
   error(kind: string): void {
@@ -74,9 +70,6 @@ export class Metrics {
     one("weft_lease_renewal_errors_total", "counter", "Failed lease renewal attempts.", this.leaseRenewalErrors);
     family("weft_errors_total", "counter", "Errors by kind.", [...this.errors].map(([kind, n]) => [{ kind }, n] as const));
     one("weft_start_time_seconds", "gauge", "Start time of the agent.", Math.floor(this.startedAt / 1000));
-    const byReason = (m: Map<string, number>) => [...m].map(([reason, n]) => [{ reason }, n] as const);
-    if (this.peerLeasesRefused.size > 0) family("weft_peer_leases_refused", "gauge", "Peer leases refused now (not programmed), by reason.", byReason(this.peerLeasesRefused));
-    if (this.peerLeasesFlagged.size > 0) family("weft_peer_leases_flagged", "gauge", "Peer leases programmed but flagged now (e.g. a duplicate PublicIP), by reason.", byReason(this.peerLeasesFlagged));
     for (const [name, f] of this.families) {
       let samples: readonly Sample[];
       try {

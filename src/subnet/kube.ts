@@ -34,6 +34,7 @@ import {
 import {
   type AcquireRequest, LeaseAcquireError, type OwnLease, type PeerSink, type SourceHealth, type SubnetManager,
 } from "./types.ts";
+import { fileErrorReason } from "../file_error.ts";
 
 export interface KubeSubnetManagerOptions {
   client: KubeClient;
@@ -199,9 +200,7 @@ export class KubeSubnetManager implements SubnetManager {
         return config;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === undefined) throw e; // invalid config: exit 1
-        const code = (e as NodeJS.ErrnoException).code;
-        const why = code === "ENOENT" ? "no such file (is the kube-flannel-cfg ConfigMap mounted there?)"
-          : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
+        const why = fileErrorReason(e) + ((e as NodeJS.ErrnoException).code === "ENOENT" ? " (is the kube-flannel-cfg ConfigMap mounted there?)" : "");
         const msg = `cannot read the network config ${netConfigPath} (--net-config-path; the ConfigMap key net-conf.json): ${why}; waiting for it`;
         if (msg !== said) log.warn((said = msg));
         await sleep(this.#retryMs, signal);
