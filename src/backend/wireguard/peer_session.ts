@@ -38,7 +38,8 @@
  *   - handshakes: `initiationSent(now, due.retry)` after sending an initiation; `handshakeTraffic(now)`
  *     for each authenticated initiation or response received; `sessionDerived(kp, now)` when the
  *     response was consumed (initiator) or created and sent (responder); wipe what it returns.
- *   - timers: `poll(now)` at `nextDeadline()` (and whenever convenient); act on every field.
+ *   - timers: `poll(now)` at `nextDeadline()` (and whenever convenient); act on every field;
+ *     poll returns one shared frozen object when nothing is due, so the idle check allocates nothing.
  */
 import {
   KEEPALIVE_TIMEOUT_MS, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME_MS, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME_MS,
@@ -126,7 +127,7 @@ export interface PeerDue {
   giveUp: boolean;
   /** The zero timer fired: besides wiping `expired` (every keypair), forget any half-done handshake and drop staged packets (wireguard-go's ZeroAndFlushAll). */
   zeroAll: boolean;
-  /** Keypairs removed from the peer: wipe their core sessions and free their indices. */
+  /** Keypairs removed from the peer: wipe their core sessions and free their indices. Read only: when empty it is a shared frozen array. */
   expired: Keypair[];
 }
 
@@ -447,7 +448,11 @@ export class PeerSession {
     return { initiate, retry, keepalive, giveUp, zeroAll, expired };
   }
 
-  /** When poll next has something to report (ms; Infinity if nothing is armed; at or before now if something is due already). */
+  /**
+   * When poll next has something to report: ms; Infinity if nothing is armed; at or before now if
+   * something is due already (-Infinity for the persistent keepalive due at start, so clamp the
+   * delay: `Math.max(0, nextDeadline() - now)`, and arm no timer for Infinity).
+   */
   nextDeadline(): number {
     let t = Math.min(this.#retransmitAt, this.#keepaliveAt, this.#newHandshakeAt, this.#zeroAt, this.#persistentAt,
       this.#initiateDueAt, this.#confirmDueAt);
