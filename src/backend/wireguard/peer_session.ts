@@ -8,7 +8,7 @@
  * rule is tested against a fake clock. The hot calls (`sendSlot`, `sent`, `received` when no
  * rotation happens) allocate nothing.
  *
- * Keypairs (whitepaper §5.4.6/§6.3, wireguard-go's Keypairs and BeginSymmetricSession): up to
+ * Keypairs (whitepaper §5.4 and §6.3, wireguard-go's Keypairs and BeginSymmetricSession): up to
  * three per peer. `current` seals everything sent; `previous` still opens what the peer sealed
  * before it saw the newer one; `next` is a responder's keypair that waits for the initiator's
  * first transport message, which proves the initiator holds it (key confirmation); only then
