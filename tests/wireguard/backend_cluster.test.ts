@@ -5,7 +5,7 @@
  * flannel-wg, its address, route and MTU, the lease's BackendData, then traffic in a full mesh.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type Cluster, Cluster as ClusterClass, ipJson, ip, ping, waitFor } from "../support/netns.ts";
+import { type Cluster, Cluster as ClusterClass, exec, ipJson, ip, ping, waitFor } from "../support/netns.ts";
 
 const isRoot = process.getuid?.() === 0;
 const NETWORK = "10.52.0.0/16";
@@ -53,4 +53,94 @@ describe.skipIf(!isRoot)("wireguard backend on three weft hosts", () => {
       expect(d.transport.open.ok).toBeGreaterThan(0);
     }
   }, 60_000);
+});
+
+/** `ping -c 3` from `from` to `to`; the replies received. */
+function ping3(ns: string, to: string): number {
+  const r = exec(ns, ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", to]);
+  const m = /(\d+) received/.exec(r.stdout);
+  return m ? Number(m[1]) : 0;
+}
+
+for (const mode of ["separate", "auto"] as const) {
+  describe.skipIf(!isRoot)(`wireguard backend, dual stack, Mode ${mode}`, () => {
+    let d: Cluster;
+    const devices = mode === "separate" ? ["flannel-wg", "flannel-wg-v6"] : ["flannel-wg"];
+
+    beforeAll(async () => {
+      d = await ClusterClass.create({
+        hosts: 1, backend: "wireguard", network: "10.53.0.0/16", ipv6Network: "fd53::/56", runtime: "bun", backendOptions: { Mode: mode },
+      });
+      await d.addHost({ runtime: "binary" });
+      for (const h of d.hosts) {
+        await waitFor(async () => {
+          const s = (await d.status(h)).dataPath;
+          return s.devices?.length === devices.length && s.devices.every((x: any) => x.peers?.length === 1);
+        }, 20_000, `${h.name} to program its peer on ${devices.join(" and ")}`);
+      }
+    }, 90_000);
+
+    afterAll(async () => {
+      await d?.destroy();
+    }, 30_000);
+
+    test(`devices ${devices.join(", ")}; IPv4 and IPv6 between containers both ways`, async () => {
+      const [h1, h2] = d.hosts as [Cluster["hosts"][number], Cluster["hosts"][number]];
+      for (const dev of devices) expect(ipJson(h1.ns, "link", "show", dev)[0]).toMatchObject({ mtu: 1420 });
+      const v6dev = devices.at(-1)!;
+      expect(ip(h1.ns, "-6", "route", "show", "fd53::/56")).toContain(`dev ${v6dev}`);
+      const leases = JSON.parse(d.weft(["leases", "list", "--json"]));
+      expect(JSON.stringify(leases)).toContain('"BackendV6Data"');
+      const [a, b] = [h1.containers[0]!, h2.containers[0]!];
+      expect(ping3(a.ns, b.ip)).toBeGreaterThanOrEqual(2);
+      expect(ping3(b.ns, a.ip)).toBeGreaterThanOrEqual(2);
+      expect(ping3(a.ns, b.ip6!)).toBeGreaterThanOrEqual(2);
+      expect(ping3(b.ns, a.ip6!)).toBeGreaterThanOrEqual(2);
+      const peer = (await d.status(h1)).dataPath.devices.at(-1).peers[0];
+      // separate: flannel-wg-v6 reaches the peer over the IPv6 underlay on ListenPortV6; auto: IPv4 (flannel's choice).
+      expect(peer.endpoint).toBe(mode === "separate" ? `[${h2.ip6}]:51821` : `${h2.ip}:51820`);
+    }, 60_000);
+  });
+}
+
+describe.skipIf(!isRoot)("wireguard backend: what anyone sends to the port", () => {
+  test("garbage, truncated and forged handshake and transport messages are counted and change nothing", async () => {
+    const d = await ClusterClass.create({ hosts: 2, backend: "wireguard", network: "10.54.0.0/16", runtime: "bun" });
+    try {
+      const [h1, h2] = d.hosts as [Cluster["hosts"][number], Cluster["hosts"][number]];
+      await waitFor(async () => (await d.status(h1)).dataPath.devices[0].peers.length === 1, 20_000, "h1 to program its peer");
+      const [a, b] = [h1.containers[0]!, h2.containers[0]!];
+      expect(ping3(a.ns, b.ip)).toBeGreaterThanOrEqual(2);
+      // From the peer's own address (h2) and port, so even the roaming logic sees them: random bytes of
+      // every length 0..200 and 1400, each message type with a wrong length, a forged initiation of the
+      // right length, transport messages naming a real and a made-up receiver index with a bad tag.
+      const script = `
+        const dgram = require("node:dgram");
+        const s = dgram.createSocket("udp4");
+        s.bind(51820, "${h2.ip}", async () => {
+          const send = (b) => new Promise((r) => s.send(b, 51820, "${h1.ip}", r));
+          const rnd = (n) => { const b = Buffer.alloc(n); for (let i = 0; i < n; i++) b[i] = Math.random() * 256; return b; };
+          for (let n = 0; n <= 200; n++) await send(rnd(n));
+          await send(rnd(1400));
+          for (const t of [1, 2, 3, 4]) for (const n of [4, 31, 147, 149, 91, 93, 63, 65]) { const b = rnd(n); if (n >= 4) b.writeUInt32LE(t, 0); await send(b); }
+          const init = rnd(148); init.writeUInt32LE(1, 0); await send(init);
+          for (let i = 0; i < 64; i++) { const t = rnd(48 + i); t.writeUInt32LE(4, 0); t.writeUInt32LE(i, 4); await send(t); }
+          s.close();
+        });`;
+      await d.stopAgent(h2); // its socket must be free to be borrowed
+      const r = exec(h2.ns, ["node", "-e", script]);
+      expect(r.code).toBe(0);
+      await d.startAgent(h2);
+      expect(ping3(a.ns, b.ip)).toBeGreaterThanOrEqual(2);
+      const s = (await waitFor(async () => {
+        const x = (await d.status(h1)).dataPath.devices[0];
+        return x.handshakes.rejected.size > 0 ? x : null;
+      }, 5000, "h1's counters")).handshakes;
+      expect(s.rejected.size + s.rejected.mac1).toBeGreaterThan(150);
+      expect(exec(h1.ns, ["true"]).code).toBe(0);
+      expect((await d.status(h1)).dataPath.devices[0].peers[0].session).toBe(true);
+    } finally {
+      await d.destroy();
+    }
+  }, 90_000);
 });

@@ -463,7 +463,7 @@ class WireguardNetwork implements Network {
       mode: this.cfg.mode,
       mtu: this.mtu,
       devices: [this.v4, this.v6].filter((d): d is WgDevice => d !== null).map((d) => ({
-        device: d.spec.name, listenPort: d.spec.port, ...(d.status ?? {}),
+        device: d.spec.name, listenPort: d.spec.port, peers: [], ...(d.status ?? {}),
       })),
       refused: Object.fromEntries(this.#refused),
     };

@@ -33,7 +33,7 @@ import {
 } from "../../../ffi/linux.ts";
 import type { Sys } from "../../../ffi/sys.ts";
 import { MMSG_WORDS, NAME_WORDS, UdpBatch, W_CONTROLLEN, W_FLAGS, W_LEN } from "../../../ffi/udp.ts";
-import { parseIP } from "../../net/ip.ts";
+import { formatIPv6, parseIP } from "../../net/ip.ts";
 import { UdpSender } from "../udp/udp_sender.ts";
 import { foldCoreCounters, hostIndex } from "../udp/worker_stats.ts";
 import { MESSAGE_TRANSPORT, Noise, type RejectReason } from "./noise.ts";
@@ -337,6 +337,8 @@ export class WgLoop {
       }
       p.cfg = cfg;
     }
+    this.#statusAt = -Infinity; // the main thread hears of the new peers before it sleeps
+    this.#dirty = true;
   }
 
   #arg6(hex: string): void {
@@ -357,6 +359,11 @@ export class WgLoop {
     this.#peers[cfg.id] = p;
     this.#byKey.set(cfg.publicKey, p);
     this.#route(cfg);
+    // Handshake at once rather than at the first packet: after this agent restarts, a peer still
+    // sending on the session it had with us (which we no longer know) gets a new one now, not
+    // when its own timers give up on the old one (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT later).
+    p.session.wantHandshake(performance.now());
+    this.#nextTimers = 0;
   }
 
   #removePeer(p: Peer): void {
@@ -406,11 +413,7 @@ export class WgLoop {
   }
 
   #endpointText(p: Peer): string {
-    if (p.ep6) {
-      const parts: string[] = [];
-      for (let i = 0; i < 16; i += 2) parts.push(((p.ep6[i]! << 8) | p.ep6[i + 1]!).toString(16));
-      return `[${parts.join(":")}]:${p.port}`;
-    }
+    if (p.ep6) return `[${formatIPv6(p.ep6.reduce((v, b) => (v << 8n) | BigInt(b), 0n))}]:${p.port}`;
     return `${p.ep4 >>> 24}.${(p.ep4 >>> 16) & 255}.${(p.ep4 >>> 8) & 255}.${p.ep4 & 255}:${p.port}`;
   }
 
@@ -699,7 +702,15 @@ export class WgLoop {
     const from = new Uint8Array(src.length + 2);
     from.set(src);
     from.set(portBytes, src.length);
-    const res = this.#noise.receive(this.#bytes.slice(off, off + size), from, wall, underLoad);
+    let res: ReturnType<Noise["receive"]>;
+    try {
+      res = this.#noise.receive(this.#bytes.slice(off, off + size), from, wall, underLoad);
+    } catch {
+      // Nothing a sender writes may stop the loop: noise.ts refuses bad messages with a reason,
+      // and a throw would be a defect there; count it as undecryptable and go on.
+      this.#noise.rejected.decrypt++;
+      return;
+    }
     switch (res.kind) {
       case "cookie-reply":
         this.#sendTo(res.message, family, from);
