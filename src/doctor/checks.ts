@@ -58,7 +58,7 @@ export interface DoctorInput {
   ifaceError?: string;
   subnetEnv?: SubnetEnv;
   subnetEnvError?: string;
-  /** The backend's device (flannel.N, flannel0), absent when it does not exist. */
+  /** The backend's device (flannel.N, flannel0, flannel-wg), absent when it does not exist. */
   overlay?: DeviceInfo;
   /** Name of the device the backend should have ("" for host-gw: none). */
   overlayName: string;
@@ -204,7 +204,7 @@ export function checkMasquerade(i: DoctorInput): Finding | undefined {
 export function checkMtu(i: DoctorInput): Finding[] {
   const out: Finding[] = [];
   const backend = i.config?.backendType;
-  const overhead = backend === "vxlan" ? 50 : backend === "udp" ? 28 : 0;
+  const overhead = backend === "vxlan" ? 50 : backend === "udp" ? 28 : backend === "wireguard" ? 80 : 0;
   const overlayMtu = i.overlay?.mtu ?? (backend === "host-gw" ? i.iface?.mtu : undefined);
   if (i.overlayName && !i.overlay) {
     out.push({ id: "overlay-device", severity: "error", title: `the overlay device ${i.overlayName} does not exist`, evidence: [`no link ${i.overlayName}`], fix: "start the agent (it creates the device); if it fails, its log says why" });

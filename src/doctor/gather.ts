@@ -94,7 +94,7 @@ export async function gather(o: GatherOptions): Promise<DoctorInput> {
     };
     const backend = config?.backendType ?? "";
     const vx = backend === "vxlan" ? parseVxlanConfig(config!.backend) : undefined;
-    input.overlayName = vx ? vxlanDeviceName(vx.vni) : backend === "udp" ? "flannel0" : "";
+    input.overlayName = vx ? vxlanDeviceName(vx.vni) : backend === "udp" ? "flannel0" : backend === "wireguard" ? "flannel-wg" : "";
     input.overlay = input.overlayName ? device(input.overlayName) : undefined;
     input.bridge = device("cni0");
     input.dataPath = dataPath(nl, config, input, vx?.directRouting ?? false);

@@ -47,6 +47,9 @@ test("each fault is named by its own check, with evidence and a fix", () => {
     ["duplicate PublicIP", (i) => { i.leases!.push(lease("10.244.3.0/24", "192.168.0.2")); }, checkDuplicatePublicIPs, ["duplicate-public-ip:error"], /weft leases release/],
     ["cni0 MTU above the overlay's", (i) => { i.bridge!.mtu = 1500; }, checkMtu, ["mtu-bridge:error"], /FLANNEL_MTU/],
     ["overlay MTU above the underlay's room", (i) => { i.iface!.mtu = 1400; }, checkMtu, ["mtu-underlay:error"], /at most 1350/],
+    ["flannel-wg MTU leaves no room for WireGuard's 80 bytes", (i) => {
+      i.config = { ...i.config!, backendType: "wireguard" }; i.overlayName = "flannel-wg"; i.overlay = { name: "flannel-wg", mtu: 1450, addrs: [] };
+    }, checkMtu, ["mtu-underlay:error"], /at most 1420/],
     ["subnet.env stale", (i) => { i.subnetEnv!.mtu = 1500; }, checkSubnetEnv, ["subnet-env:error"], /restart the agent/],
     ["no lease for FLANNEL_SUBNET", (i) => { i.leases = i.leases!.slice(1); }, checkLease, ["lease:error"], /takes it back/],
     ["lease advertises another PublicIP", (i) => { i.publicIP = "192.168.0.9"; }, checkLease, ["lease:error"], /--iface\/--public-ip/],
