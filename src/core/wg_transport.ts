@@ -150,3 +150,45 @@ export class WgTransport {
     return { seal: pick(L.WG_C_SEAL), open: pick(L.WG_C_OPEN) };
   }
 }
+
+/**
+ * The handshake's AEAD (src/backend/wireguard/aead.ts's contract) on the core's ChaCha20-Poly1305,
+ * so the handshake and the transport share one implementation, the one proven against the
+ * vectors and the OpenSSL oracle. Its messages are small (at most 48 bytes of plaintext and a
+ * 32-byte hash as AAD); they pass through `scratch`, 640 bytes in the packet arenas that nothing
+ * else uses while a handshake message is handled (the packet loop gives the end of IN_OUT).
+ */
+export function coreAead(core: Core, scratch: number = L.IN_OUT + L.IN_OUT_SIZE - 640): {
+  seal(key: Uint8Array, counter: bigint, plaintext: Uint8Array, aad: Uint8Array): Uint8Array;
+  open(key: Uint8Array, counter: bigint, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null;
+} {
+  const wg = core.wg;
+  if (!wg) throw new TypeError(`weft core of kind "${core.kind}" has no WireGuard transport; load the Wasm core`);
+  const bytes = core.bytes, view = core.view;
+  const aadAt = scratch, dataAt = scratch + 128, outAt = scratch + 384;
+  const prepare = (key: Uint8Array, counter: bigint, aad: Uint8Array, data: Uint8Array) => {
+    if (key.length !== 32 || aad.length > 128 || data.length > 240) {
+      throw new RangeError(`handshake AEAD: key ${key.length} B (32), AAD ${aad.length} B (at most 128), data ${data.length} B (at most 240)`);
+    }
+    bytes.set(key, L.ARG);
+    view.setUint32(L.ARG + 32, 0, true);
+    view.setBigUint64(L.ARG + 36, counter, true);
+    bytes.set(aad, aadAt);
+    bytes.set(data, dataAt);
+  };
+  return {
+    seal(key, counter, plaintext, aad) {
+      prepare(key, counter, aad, plaintext);
+      wg.aeadSealAt(aadAt, aad.length, dataAt, plaintext.length, outAt);
+      bytes.fill(0, L.ARG, L.ARG + 32);
+      return bytes.slice(outAt, outAt + plaintext.length + 16);
+    },
+    open(key, counter, sealed, aad) {
+      if (sealed.length < 16) return null;
+      prepare(key, counter, aad, sealed);
+      const v = wg.aeadOpenAt(aadAt, aad.length, dataAt, sealed.length - 16, outAt);
+      bytes.fill(0, L.ARG, L.ARG + 32);
+      return v === L.WV_OK ? bytes.slice(outAt, outAt + sealed.length - 16) : null;
+    },
+  };
+}

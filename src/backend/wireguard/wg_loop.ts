@@ -26,7 +26,7 @@
  */
 import * as L from "../../core/layout.ts";
 import type { Core } from "../../core/types.ts";
-import { WgTransport, wgLocalIndex } from "../../core/wg_transport.ts";
+import { WgTransport, coreAead, wgLocalIndex } from "../../core/wg_transport.ts";
 import {
   AF_INET, AF_INET6, EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, pollRevents, setPollfd,
   sockaddrIn, sockaddrIn6, structBuffer,
@@ -178,6 +178,8 @@ export class WgLoop {
   #published = 0;
   #statusAt = 0;
   #dirty = false;
+  /** Something changed since the last status report (sent at most every STATUS_MS). */
+  #unreported = false;
   #recvN = 1;
   #handshakeWindow = 0;
   #handshakesInWindow = 0;
@@ -202,6 +204,7 @@ export class WgLoop {
     for (let s = L.WG_SESSION_CAP - 1; s >= 0; s--) this.#free[this.#freeTop++] = s;
     this.#noise = new Noise({
       privateKey: new Uint8Array(Buffer.from(options.privateKey, "base64")),
+      aead: coreAead(core), // the transport's ChaCha20-Poly1305 for the handshake's sealed fields too
       // The index the next handshake announces names the slot on top of the free stack; the
       // handshake's caller claims it (#claim) before another index is asked for.
       index: () => wgLocalIndex(this.#free[this.#freeTop - 1]!, (Math.random() * 0x100000000) >>> 0),
@@ -239,8 +242,10 @@ export class WgLoop {
     let busy = false;
     for (;;) {
       const now = performance.now();
-      if (!busy && this.#dirty) this.publish(now);
-      const timeout = busy ? 0 : Math.max(0, Math.min(POLL_MS, Math.ceil(this.#nextTimers - now)));
+      if (!busy && (this.#dirty || this.#unreported)) this.publish(now);
+      // Sleep until the next timer, or until the status report that is still owed falls due.
+      const due = this.#unreported ? this.#statusAt + STATUS_MS : Infinity;
+      const timeout = busy ? 0 : Math.max(0, Math.min(POLL_MS, Math.ceil(Math.min(this.#nextTimers, due) - now)));
       const n = this.turn(timeout);
       if (n < 0) return;
       busy = n > 0;
@@ -277,12 +282,14 @@ export class WgLoop {
     foldCoreCounters(this.#core.regions.counters, this.#lastCounters, this.#row);
     this.#row[C.gsoOn] = this.#sender.gso ? 1 : 0;
     this.#published = now;
+    if (this.#dirty) this.#unreported = true;
     this.#dirty = false;
-    if (now - this.#statusAt >= STATUS_MS) this.reportStatus(now);
+    if (this.#unreported && now - this.#statusAt >= STATUS_MS) this.reportStatus(now);
   }
 
   reportStatus(now = performance.now()): void {
     this.#statusAt = now;
+    this.#unreported = false;
     const row = this.#row;
     this.#report({
       peers: this.#peers.filter((p): p is Peer => p !== undefined).map((p) => ({
