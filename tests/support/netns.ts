@@ -367,7 +367,7 @@ export function rssKiB(pid: number): number {
 
 // ------------------------------------------------------------------ the cluster
 
-export type BackendName = "vxlan" | "host-gw" | "alloc" | "udp" | "extension";
+export type BackendName = "vxlan" | "host-gw" | "alloc" | "udp" | "extension" | "wireguard";
 
 export interface ClusterOptions {
   /** Hosts to create and start (default 3). */
@@ -408,6 +408,11 @@ export interface ClusterOptions {
    * file and NODE_NAME.
    */
   kube?: boolean;
+  /**
+   * A word put in every name this cluster makes (namespaces `wf-<pid>-<rand>-<label>-h1`, its temp
+   * dir), so a helper's runs are told apart from others' on a shared machine.
+   */
+  label?: string;
 }
 
 /** A container namespace on a host. */
@@ -436,6 +441,11 @@ export class Host {
 
   get subnetFile(): string {
     return join(this.dir, "subnet.env");
+  }
+
+  /** Backend wireguard: this host's private key file (WIREGUARD_KEY_FILE), kept across restarts. */
+  get wgKeyFile(): string {
+    return join(this.dir, "wgkey");
   }
 
   /** Kube mode: the agent's kubeconfig and its service account token file. */
@@ -536,7 +546,7 @@ export class Cluster {
     registerCleanup();
     cleanupStale();
     const opts = { backend: "vxlan" as const, network: "10.244.0.0/16", runtime: "binary" as const, containersPerHost: 1, ...options };
-    const id = uniqueName();
+    const id = opts.label ? uniqueName(opts.label) : uniqueName();
     const dir = mkdtempSync(join(tmpdir(), `${id}-`));
     live.dirs.add(dir);
     const underlay = addNetns(`${id}-u`);
@@ -707,7 +717,11 @@ export class Cluster {
     ];
     const started = Date.now();
     const p = trackProc(spawn("ip", ["netns", "exec", h.ns, ...(this.opts.agentWrap ?? []), ...weftCommand(runtime, args)], {
-      stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.opts.agentEnv, ...(this.opts.kube ? { NODE_NAME: h.name } : {}) },
+      stdio: ["ignore", "pipe", "pipe"], env: {
+        ...process.env, ...this.opts.agentEnv, ...(this.opts.kube ? { NODE_NAME: h.name } : {}),
+        // One key per host: a shared WIREGUARD_KEY_FILE (or flanneld's default path) would give every host the same key.
+        ...(this.opts.backend === "wireguard" ? { WIREGUARD_KEY_FILE: h.wgKeyFile } : {}),
+      },
     }));
     h.agent = p;
     const append = (d: Buffer) => { h.log = (h.log + d).slice(-65536); };
