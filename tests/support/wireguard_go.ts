@@ -304,6 +304,8 @@ export interface FlannelWgHostOptions {
   prefix?: string;
   /** Follow the leases with an etcd watch, as flanneld does (default true). */
   watch?: boolean;
+  /** wireguard-go's LOG_LEVEL (default verbose). */
+  logLevel?: WireguardGoOptions["logLevel"];
 }
 
 /** A lease as read back from etcd. */
@@ -433,6 +435,7 @@ export async function flannelWgHost(c: Cluster, o: FlannelWgHostOptions = {}): P
     privateKey: o.privateKey,
     psk: o.psk === null ? undefined : o.psk ?? (backend.PSK as string | undefined),
     keepalive: o.keepalive ?? (backend.PersistentKeepaliveInterval as number | undefined) ?? 0,
+    logLevel: o.logLevel,
   });
   try {
     // AcquireLease: a free subnet (random, as flanneld), created only if the key is absent, TTL 24 h.
