@@ -3,7 +3,7 @@
  * TUN addresses used as the source of ICMP errors (flanneld: the lease's TUN address), and our
  * own lease subnets, the only sources egress forwards (send-side anti-spoofing).
  */
-import { ARG, COUNTERS, OPT_VNET_HDR } from "./layout";
+import { ARG, COUNTERS, OPT_PEER_ID_IN, OPT_VNET_HDR } from "./layout";
 
 /** IPv6 TUN address (16 bytes, network order), kept apart from the host-written ARG area. */
 export const TUN6: usize = <usize>ARG + 0x400;
@@ -11,14 +11,22 @@ export const TUN6: usize = <usize>ARG + 0x400;
 export const OWN6: usize = <usize>ARG + 0x420;
 
 export let vnetHdr = false;
+/** Ingress descriptors carry a peer id, not a source address (OPT_PEER_ID_IN). */
+export let peerIdIn = false;
 export let tunAddr4: u32 = 0;
 /** Our lease subnets; length 0: no check for that family (the default). */
 export let own4: u32 = 0;
 export let own4Len: u32 = 0;
 export let own6Len: u32 = 0;
 
-/** Sets option flags (OPT_VNET_HDR: TUN reads and writes carry a virtio_net_hdr). */
-export function setOptions(flags: u32): void { vnetHdr = (flags & OPT_VNET_HDR) != 0; }
+/**
+ * Sets option flags (OPT_VNET_HDR: TUN reads and writes carry a virtio_net_hdr; OPT_PEER_ID_IN:
+ * ingress descriptors name the peer).
+ */
+export function setOptions(flags: u32): void {
+  vnetHdr = (flags & OPT_VNET_HDR) != 0;
+  peerIdIn = (flags & OPT_PEER_ID_IN) != 0;
+}
 
 /** Sets the IPv4 source of ICMP errors written to the TUN. */
 export function setTunAddr4(addr: u32): void { tunAddr4 = addr; }

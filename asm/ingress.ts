@@ -6,7 +6,8 @@
  *  1. check the descriptor: inside IN_IN with VNET_HDR_LEN bytes of headroom before `off`;
  *     stop the call if its datagrams would not fit the per-call record table;
  *  2. find the peer by the datagram's source address: the descriptor's IPv4, or when that is
- *     0.0.0.0 the IPv6 one at IN_SRC6 + 16 * index (unknown -> drop);
+ *     0.0.0.0 the IPv6 one at IN_SRC6 + 16 * index (unknown -> drop); with OPT_PEER_ID_IN the
+ *     descriptor's word 2 is the peer id itself (the wireguard backend's opened messages);
  *  3. per datagram: check the IP header; the inner source must lie in that peer's subnet
  *     (anti-spoofing, which flanneld lacks); TTL / hop limit <= 1 -> drop, else decrement;
  *  4. record it (gro.ts), merging TCP segments of one flow when writing with virtio_net_hdr.
@@ -16,12 +17,12 @@
  */
 import {
   IN_IN, IN_IN_SIZE, IN_IN_DESC, IN_IN_CAP, IN_DESC_SIZE, IN_SRC6, VNET_HDR_LEN, GRO_PKT_CAP, C_IN,
-  V_OK, V_UNKNOWN_SOURCE, V_SPOOFED, V_BAD_DESCRIPTOR,
+  V_OK, V_UNKNOWN_SOURCE, V_SPOOFED, V_BAD_DESCRIPTOR, PEER_CAP,
 } from "./layout";
-import { vnetHdr, bump } from "./config";
+import { vnetHdr, peerIdIn, bump } from "./config";
 import { checkIP, forwardStep, be32 } from "./ip";
 import { mask4 } from "./route";
-import { peerAt, peerByAddress, peerByAddress6, peerHasSource6 } from "./peers";
+import { PEER_VALID, peerAt, peerByAddress, peerByAddress6, peerHasSource6 } from "./peers";
 import { groReset, groAdd, groEmit, groPacketCount, groTunCount } from "./gro";
 
 /**
@@ -44,7 +45,7 @@ export function ingress(start: u32, count: u32): u32 {
       const datagrams: u32 = seg == 0 || len <= seg ? 1 : (len + seg - 1) / seg;
       if (groPacketCount() + datagrams > <u32>GRO_PKT_CAP) break;
       const from = load<u32>(d, 8);
-      const peer = from != 0 ? peerByAddress(bswap<u32>(from)) : peerByAddress6(<usize>IN_SRC6 + <usize>(start + done) * 16);
+      const peer = peerIdIn ? peerById(from) : from != 0 ? peerByAddress(bswap<u32>(from)) : peerByAddress6(<usize>IN_SRC6 + <usize>(start + done) * 16);
       for (let k: u32 = 0; k < datagrams; k++) {
         const p = <usize>off + <usize>(k * seg);
         const n = datagrams == 1 ? len : min(seg, len - k * seg);
@@ -58,6 +59,11 @@ export function ingress(start: u32, count: u32): u32 {
   }
   groEmit(vnetHdr);
   return done;
+}
+
+/** Peer `id` when it is a valid entry (OPT_PEER_ID_IN), else -1. */
+function peerById(id: u32): i32 {
+  return id < <u32>PEER_CAP && (load<u32>(peerAt(id)) & PEER_VALID) != 0 ? <i32>id : -1;
 }
 
 /** TUN descriptors produced by the last ingress() call. */

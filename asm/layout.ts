@@ -122,6 +122,12 @@ export const ERR_EXISTS = -5;
 
 /** setOptions() flags. */
 export const OPT_VNET_HDR = 1;
+/**
+ * Ingress descriptors name their peer (word 2 = peer id) instead of the sender's address: the
+ * wireguard backend knows the peer from the session that opened the message (cryptokey routing),
+ * wherever the datagram came from (a roaming peer).
+ */
+export const OPT_PEER_ID_IN = 2;
 
 /** Per-packet verdicts (the u16 written back into each input descriptor; counter indices). */
 export const V_OK = 0;

@@ -8,7 +8,7 @@ import {
   AF_INET, AF_INET6, findCmsgInt, IOVEC_SIZE, MMSGHDR_SIZE, MSG_TRUNC, MSG_WAITFORONE, O_NONBLOCK,
   SO_RCVBUF, SO_RCVBUFFORCE, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF, SO_SNDBUFFORCE, SOCK_CLOEXEC,
   SOCK_DGRAM, sockaddrIn, sockaddrIn6, SOCKADDR_IN_SIZE, SOCKADDR_IN6_SIZE, SOL_SOCKET, SOL_UDP,
-  structBuffer, UDP_GRO, UDP_SEGMENT, cmsgLen, EPERM, F_GETFL, F_SETFL,
+  structBuffer, UDP_GRO, UDP_SEGMENT, cmsgLen, EPERM, F_GETFL, F_SETFL, IPPROTO_IPV6, IPV6_V6ONLY,
 } from "./linux.ts";
 import { check, type Sys } from "./sys.ts";
 
@@ -21,6 +21,8 @@ export interface UdpSocketOptions {
   reuse?: boolean;
   /** O_NONBLOCK: calls return -EAGAIN instead of blocking. */
   nonBlocking?: boolean;
+  /** IPV6_V6ONLY on an IPv6 socket: it leaves IPv4 to a socket of its own on the same port. */
+  v6only?: boolean;
 }
 
 function intValue(n: number): Uint8Array {
@@ -43,6 +45,9 @@ export function openUdpSocket(sys: Sys, options: UdpSocketOptions): number {
     if (options.reuse) {
       check(sys.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, intValue(1)), `SO_REUSEADDR on UDP ${where}`);
       check(sys.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, intValue(1)), `SO_REUSEPORT on UDP ${where}`);
+    }
+    if (options.v6only && addr.family === 6) {
+      check(sys.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, intValue(1)), `IPV6_V6ONLY on UDP ${where}`);
     }
     if (options.nonBlocking) {
       const fl = check(sys.fcntl(fd, F_GETFL, 0), `F_GETFL on UDP ${where}`);

@@ -50,12 +50,14 @@ if (!args.has("--no-exe")) {
   const result = await Bun.build({
     // The udp backend's packet loop runs in a Worker: its module is a second entry point, found
     // inside the executable at /$bunfs/root/backend/udp/worker.ts (see workerUrl()).
-    entrypoints: [join(root, "src", "main.ts"), join(root, "src", "backend", "udp", "worker.ts")],
+    // The wireguard backend's worker likewise, at /$bunfs/root/backend/wireguard/worker.ts.
+    entrypoints: [join(root, "src", "main.ts"), join(root, "src", "backend", "udp", "worker.ts"), join(root, "src", "backend", "wireguard", "worker.ts")],
     compile: { outfile: join(root, "dist", "weft") },
     minify: false,
     sourcemap: "inline",
     plugins: [inlineEtcdProtos],
-    define: { "process.env.WEFT_BUILD_TIME": JSON.stringify(new Date().toISOString()) },
+    // The release build ignores the tests' shortened WireGuard timers (a test build is the sources).
+    define: { "process.env.WEFT_BUILD_TIME": JSON.stringify(new Date().toISOString()), "process.env.WEFT_TEST_WG_TIMERS": "undefined" },
   } as Parameters<typeof Bun.build>[0]);
   if (!result.success) {
     for (const log of result.logs) console.error(log);

@@ -11,10 +11,11 @@ const BACKENDS = new Map<string, () => Promise<Backend>>([
   ["vxlan", async () => (await import("./vxlan/index.ts")).vxlanBackend],
   ["host-gw", async () => (await import("./hostgw/index.ts")).hostgwBackend],
   ["extension", async () => (await import("./extension/index.ts")).extensionBackend],
+  ["wireguard", async () => (await import("./wireguard/index.ts")).wireguardBackend],
 ]);
 
 /** Types flanneld has that weft does not implement (this machine cannot test them). */
-const NOT_SUPPORTED = new Set(["ipip", "wireguard", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"]);
+const NOT_SUPPORTED = new Set(["ipip", "ipsec", "gce", "aws-vpc", "ali-vpc", "tencent-vpc"]);
 
 export async function getBackend(type: string): Promise<Backend> {
   const load = BACKENDS.get(type);
@@ -32,6 +33,7 @@ const CONFIG_READERS = new Map<string, () => Promise<(backend: Record<string, un
   ["udp", async () => (await import("./udp/udp_options.ts")).udpConfigReader],
   ["vxlan", async () => (await import("./vxlan/config.ts")).parseVxlanConfig],
   ["extension", async () => (await import("./extension/config.ts")).parseExtensionConfig],
+  ["wireguard", async () => (await import("./wireguard/config.ts")).parseWireguardConfig],
 ]);
 
 /**

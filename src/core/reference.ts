@@ -50,6 +50,8 @@ export function createReferenceCore(): Core {
   const counters = regions.counters;
 
   let vnet = false;
+  /** OPT_PEER_ID_IN: ingress descriptors name the peer. */
+  let peerIdIn = false;
   let tunAddr4 = 0;
   const tun6 = new Uint8Array(16);
   // Our lease subnets for egress anti-spoofing; length 0: any source.
@@ -434,7 +436,8 @@ export function createReferenceCore(): Core {
         const datagrams = seg === 0 || len <= seg ? 1 : Math.ceil(len / seg);
         if (pkts + datagrams > cap) break;
         const from = dv.getUint32(d + 8);
-        const peer = (from !== 0 ? byPublic.get(from) : byPublic6.get(addrToBigint(u8, L.IN_SRC6 + (start + done) * 16))) ?? -1;
+        const peer = peerIdIn ? (peerValid(dv.getUint32(d + 8, true)) ? dv.getUint32(d + 8, true) : -1)
+          : (from !== 0 ? byPublic.get(from) : byPublic6.get(addrToBigint(u8, L.IN_SRC6 + (start + done) * 16))) ?? -1;
         for (let k = 0; k < datagrams; k++) {
           const n = datagrams === 1 ? len : Math.min(seg, len - k * seg);
           const v = ingressOne(off + k * seg, n, peer, k > 0);
@@ -620,7 +623,7 @@ export function createReferenceCore(): Core {
     view: dv,
     regions,
     layoutVersion: () => L.LAYOUT_VERSION,
-    setOptions: (flags) => { vnet = (flags & L.OPT_VNET_HDR) !== 0; },
+    setOptions: (flags) => { vnet = (flags & L.OPT_VNET_HDR) !== 0; peerIdIn = (flags & L.OPT_PEER_ID_IN) !== 0; },
     setTunAddr4: (addr) => { tunAddr4 = addr >>> 0; },
     setTunAddr6: () => { tun6.set(u8.subarray(L.ARG, L.ARG + 16)); },
     setOwnSubnet4(subnet, len) {

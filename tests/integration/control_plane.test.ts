@@ -380,7 +380,8 @@ describe("command line", () => {
   test("config set refuses what the agent or its backend would refuse, naming the key and value", async () => {
     const { admin } = await network(null);
     for (const [config, says] of [
-      [`{"Network":"10.6.0.0/16","Backend":{"Type":"wireguard"}}`, `backend type "wireguard"`],
+      [`{"Network":"10.6.0.0/16","Backend":{"Type":"ipip"}}`, `backend type "ipip"`],
+      [`{"Network":"10.6.0.0/16","Backend":{"Type":"wireguard","Mode":"Auto"}}`, `Backend.Mode "Auto" must be one of "separate", "auto", "ipv4", "ipv6"`],
       [`{"Network":"10.6.0.0/16","Backend":{"Type":"vxlan","VNI":"x"}}`, `Backend.VNI "x" must be a whole number`],
       [`{"Network":"10.6.0.0/16","Backend":{"Type":"udp","Port":99999}}`, "Backend.Port 99999 must be an integer port 1..65535"],
     ] as const) {

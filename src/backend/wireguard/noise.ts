@@ -106,6 +106,11 @@ export interface NoiseOptions {
   random?: (n: number) => Uint8Array;
   /** The AEAD for the handshake's sealed fields (default: the TypeScript ChaCha20-Poly1305). */
   aead?: Aead;
+  /**
+   * A fresh candidate for our receiver index (default: 32 random bits). The backend's packet
+   * core finds a session by the index's low bits, so it hands out indices that name a free slot.
+   */
+  index?: () => number;
 }
 
 interface Pending {
@@ -139,6 +144,7 @@ export class Noise {
   private readonly privateKey: Uint8Array;
   private readonly random: (n: number) => Uint8Array;
   private readonly aead: Aead;
+  private readonly index: () => number;
   private readonly checker: CookieChecker;
   private readonly peers = new Map<string, PeerState>();
   /** Every index we handed out and not yet released → its peer. */
@@ -149,6 +155,10 @@ export class Noise {
     this.publicKey = publicKeyOf(this.privateKey);
     this.random = opts.random ?? ((n) => new Uint8Array(randomBytes(n)));
     this.aead = opts.aead ?? chacha20Poly1305;
+    this.index = opts.index ?? (() => {
+      const b = this.random(4);
+      return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+    });
     this.checker = new CookieChecker(this.publicKey, this.random);
   }
 
@@ -331,8 +341,7 @@ export class Noise {
 
   private newIndex(st: PeerState): number {
     for (;;) {
-      const b = this.random(4);
-      const i = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+      const i = this.index() >>> 0;
       if (!this.indices.has(i)) {
         this.indices.set(i, st);
         return i;
