@@ -341,10 +341,18 @@ describe.skipIf(!isRoot || !hasWireguardGo || !hasDist)("weft's wireguard backen
       const e1 = inEchos(target.ns);
       expect(pingFrom(fl.host.ns, spoofed, target.ip)).toBe(0);
       expect(inEchos(target.ns) - e1).toBe(0);
-      const after = await waitFor(async () => {
+      const counted = async () => {
         const dp = await backendStatus(c, h1);
         return spoofDrops(dp) >= spoofDrops(before) + 3 ? dp : null;
-      }, 5000, "h1 to count 3 packets with a source outside the peer's allowed IPs");
+      };
+      const after = await waitFor(counted, 5000, "h1 to count 3 packets with a source outside the peer's allowed IPs").catch(async () => {
+        // Tell "not counted" from "counted but not shown": more traffic makes the worker report.
+        pingFrom(fl.host.ns, own, target.ip, 1);
+        const late = await waitFor(counted, 3000, "").catch(() => null);
+        throw new Error(late
+          ? `the 3 spoofed packets were counted but /status showed them only after more traffic came (a stale status: the worker reported no change while idle); changes: ${JSON.stringify(delta(before, late))}`
+          : `h1 did not count the 3 spoofed packets; changes: ${JSON.stringify(delta(before, await backendStatus(c, h1)))}\n${logs()}`);
+      });
       console.log(`spoofed source: h1's counters moved: ${JSON.stringify(delta(before, after))}`);
     } finally {
       ip(fl.host.ns, "addr", "del", `${spoofed}/32`, "dev", "lo");
