@@ -13,7 +13,10 @@
  * containers come from the CNI plugin (`dist/weft` as `flannel`, Debian's bridge and host-local),
  * each with an address of every family the host's subnet.env has.
  *
- * Namespaces come from ns.ts (names `wf-<pid base36>-<rand>-<role>`); they, the cluster's
+ * Backend wireguard: each host's agent gets its own WIREGUARD_KEY_FILE (`<host dir>/wgkey`, kept
+ * across agent restarts); a flanneld-like wireguard-go host joins with tests/support/wireguard_go.ts.
+ *
+ * Namespaces come from ns.ts (names `wf-<pid base36>-<rand>[-<label>]-<role>`); they, the cluster's
  * processes and its temp dir are removed by `destroy()`, and else on SIGINT/SIGTERM and at exit;
  * `cleanupStale()` removes what crashed runs left behind, only when their owner process is gone.
  *

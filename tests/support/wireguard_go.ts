@@ -304,6 +304,8 @@ export interface FlannelWgHostOptions {
   prefix?: string;
   /** Follow the leases with an etcd watch, as flanneld does (default true). */
   watch?: boolean;
+  /** wireguard-go's LOG_LEVEL (default verbose). */
+  logLevel?: WireguardGoOptions["logLevel"];
 }
 
 /** A lease as read back from etcd. */
@@ -325,7 +327,9 @@ export class FlannelWgHost {
   constructor(
     readonly cluster: Cluster,
     readonly host: Host,
-    readonly wg: WireguardGo,
+    /** The running wireguard-go (a new one after `restart()`). */
+    public wg: WireguardGo,
+    private readonly wgOptions: WireguardGoOptions,
     readonly subnet: string,
     readonly network: string,
     readonly prefix: string,
@@ -394,6 +398,19 @@ export class FlannelWgHost {
     this.watcher = w;
   }
 
+  /**
+   * Restarts wireguard-go with the same key, as flanneld restarting (its device is made anew, so
+   * its sessions are gone): stop, start, configure, every peer added again.
+   */
+  async restart(): Promise<void> {
+    await this.syncing.catch(() => {});
+    await this.wg.stop();
+    this.wg = await WireguardGo.start({ ...this.wgOptions, privateKey: this.wg.privateKey });
+    this.wg.configure(this.subnet.split("/")[0]!, this.network);
+    this.added.clear();
+    await this.syncPeers();
+  }
+
   /** Stops the watch and wireguard-go (the namespaces go with the cluster). */
   async stop(): Promise<void> {
     await this.watcher?.cancel().catch(() => {});
@@ -427,13 +444,15 @@ export async function flannelWgHost(c: Cluster, o: FlannelWgHostOptions = {}): P
   const subnetLen = c.opts.subnetLen ?? 24;
   const h = c.addHostNamespace();
   c.hosts.splice(c.hosts.indexOf(h), 1); // not a weft agent
-  const wg = await WireguardGo.start({
+  const wgOptions: WireguardGoOptions = {
     ns: h.ns, dir: join(h.dir, "wg"),
     listenPort: o.listenPort ?? (backend.ListenPort as number | undefined) ?? 51820,
     privateKey: o.privateKey,
     psk: o.psk === null ? undefined : o.psk ?? (backend.PSK as string | undefined),
     keepalive: o.keepalive ?? (backend.PersistentKeepaliveInterval as number | undefined) ?? 0,
-  });
+    logLevel: o.logLevel,
+  };
+  const wg = await WireguardGo.start(wgOptions);
   try {
     // AcquireLease: a free subnet (random, as flanneld), created only if the key is absent, TTL 24 h.
     const etcd = c.etcd.client();
@@ -450,7 +469,7 @@ export async function flannelWgHost(c: Cluster, o: FlannelWgHostOptions = {}): P
     wg.configure(addr, network);
     const gw = `${formatIPv4((parseIPv4Net(subnet).ip + 1) >>> 0)}/${subnetLen}`;
     writeSubnetEnv(h.subnetFile, { network, subnet: gw, mtu: wg.mtu, ipMasq: false });
-    const fl = new FlannelWgHost(c, h, wg, subnet, network, prefix, key);
+    const fl = new FlannelWgHost(c, h, wg, wgOptions, subnet, network, prefix, key);
     await fl.syncPeers();
     if (o.watch !== false) await fl.watch();
     c.addContainers(h, o.containers ?? 1);
