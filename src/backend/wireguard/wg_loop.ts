@@ -71,6 +71,8 @@ export interface WgLoopStatus {
   /** Packets no peer's allowed IPs explain, by core verdict. */
   ingressDrops: Record<string, number>;
   roamed: number;
+  /** Handshakes started because a peer sent on a session we do not know (it outlived our restart). */
+  staleSessions: number;
 }
 
 const READY = POLLIN | POLLERR | POLLHUP;
@@ -184,7 +186,7 @@ export class WgLoop {
   #handshakeWindow = 0;
   #handshakesInWindow = 0;
   readonly #stats = {
-    initiationsSent: 0, responsesSent: 0, sessions: 0, cookieRepliesSent: 0, keepalivesSent: 0, stagedDropped: 0, roamed: 0,
+    initiationsSent: 0, responsesSent: 0, sessions: 0, cookieRepliesSent: 0, keepalivesSent: 0, stagedDropped: 0, roamed: 0, staleSessions: 0,
   };
 
   constructor(sys: Sys, core: Core, options: WgLoopOptions, state: WgStateReader, row: Float64Array, report: (s: WgLoopStatus) => void, timers: WgTimerSettings) {
@@ -306,6 +308,7 @@ export class WgLoop {
       stagedDropped: this.#stats.stagedDropped,
       ingressDrops: Object.fromEntries(INGRESS_DROPS.map(([name, v]) => [name, row[L.C_IN + v]!])),
       roamed: this.#stats.roamed,
+      staleSessions: this.#stats.staleSessions,
     });
   }
 
@@ -366,11 +369,6 @@ export class WgLoop {
     this.#peers[cfg.id] = p;
     this.#byKey.set(cfg.publicKey, p);
     this.#route(cfg);
-    // Handshake at once rather than at the first packet: after this agent restarts, a peer still
-    // sending on the session it had with us (which we no longer know) gets a new one now, not
-    // when its own timers give up on the old one (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT later).
-    p.session.wantHandshake(performance.now());
-    this.#nextTimers = 0;
   }
 
   #removePeer(p: Peer): void {
@@ -633,7 +631,11 @@ export class WgLoop {
     const now = performance.now();
     wg.open(0, j);
     for (let q = 0; q < j; q++) {
-      if (wg.openVerdict(q) !== L.WV_OK) continue;
+      const verdict = wg.openVerdict(q);
+      if (verdict !== L.WV_OK) {
+        if (verdict === L.WV_UNKNOWN_RECEIVER) this.#staleSession(b, this.#openMsg[q]!, family, now);
+        continue;
+      }
       const slot = wg.openSession(q);
       const id = this.#slotPeer[slot]!;
       const p = id >= 0 ? peers[id] : undefined;
@@ -671,6 +673,30 @@ export class WgLoop {
       if (tun > 0) this.#writeTun(L.IN_TUN_DESC, tun);
       if (k === 0) break;
       start += k;
+    }
+  }
+
+  /**
+   * A transport message for a session we do not know, from a peer's endpoint: that peer still
+   * sends on keys from before this agent restarted (or before we wiped them). WireGuard would let
+   * its timers notice (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, 15 s of lost traffic); we start a
+   * handshake now instead, when we have no session of our own with it. PeerSession's rate limit
+   * (one initiation per REKEY_TIMEOUT) bounds what a forged source can make us send.
+   */
+  #staleSession(b: UdpBatch, i: number, family: 4 | 6, now: number): void {
+    const w = b.words, a = b.nameWords + i * NAME_WORDS;
+    const v = w[a + 1]!;
+    const ip = ((v << 24) | ((v << 8) & 0xff0000) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
+    const port = ((w[a]! >>> 24) | ((w[a]! >>> 8) & 0xff00)) & 0xffff;
+    const src6 = family === 6 ? new Uint8Array(w.buffer, w.byteOffset + (a + 2) * 4, 16) : null;
+    for (const p of this.#peers) {
+      if (!p || p.port !== port) continue;
+      if (src6 ? p.ep6 === null || !src6.every((x, k) => x === p.ep6![k]) : p.ep6 !== null || p.ep4 !== ip) continue;
+      if (p.session.sendSlot(now) >= 0 || p.pendingIndex >= 0) return;
+      p.session.wantHandshake(now);
+      this.#nextTimers = 0;
+      this.#stats.staleSessions++;
+      return;
     }
   }
 
