@@ -63,12 +63,12 @@ export function chacha20Block(key: usize, nonce: usize, counter: u32, out: usize
  * the bare key stream without a zeroed buffer (small memory.fill calls are costly in engines).
  */
 function block1(key: usize, nonce: usize, counter: u32, src: usize, dst: usize, mask: u64): void {
-  const k0 = load<u32>(key), k1 = load<u32>(key, 4), k2 = load<u32>(key, 8), k3 = load<u32>(key, 12);
-  const k4 = load<u32>(key, 16), k5 = load<u32>(key, 20), k6 = load<u32>(key, 24), k7 = load<u32>(key, 28);
-  const n0 = load<u32>(nonce), n1 = load<u32>(nonce, 4), n2 = load<u32>(nonce, 8);
+  // The key and nonce are read again after the rounds rather than kept: 16 state words are all
+  // the registers there are, and 12 more live values would be spilled inside the rounds.
   let x0 = C0, x1 = C1, x2 = C2, x3 = C3;
-  let x4 = k0, x5 = k1, x6 = k2, x7 = k3, x8 = k4, x9 = k5, x10 = k6, x11 = k7;
-  let x12 = counter, x13 = n0, x14 = n1, x15 = n2;
+  let x4 = load<u32>(key), x5 = load<u32>(key, 4), x6 = load<u32>(key, 8), x7 = load<u32>(key, 12);
+  let x8 = load<u32>(key, 16), x9 = load<u32>(key, 20), x10 = load<u32>(key, 24), x11 = load<u32>(key, 28);
+  let x12 = counter, x13 = load<u32>(nonce), x14 = load<u32>(nonce, 4), x15 = load<u32>(nonce, 8);
   for (let i = 0; i < 10; i++) {
     // Columns.
     x0 += x4; x12 = rotl<u32>(x12 ^ x0, 16); x8 += x12; x4 = rotl<u32>(x4 ^ x8, 12);
@@ -95,12 +95,12 @@ function block1(key: usize, nonce: usize, counter: u32, src: usize, dst: usize, 
   const m6 = load<u64>(src, 48) & mask, m7 = load<u64>(src, 56) & mask;
   store<u64>(dst, m0 ^ pack(x0 + C0, x1 + C1));
   store<u64>(dst, m1 ^ pack(x2 + C2, x3 + C3), 8);
-  store<u64>(dst, m2 ^ pack(x4 + k0, x5 + k1), 16);
-  store<u64>(dst, m3 ^ pack(x6 + k2, x7 + k3), 24);
-  store<u64>(dst, m4 ^ pack(x8 + k4, x9 + k5), 32);
-  store<u64>(dst, m5 ^ pack(x10 + k6, x11 + k7), 40);
-  store<u64>(dst, m6 ^ pack(x12 + counter, x13 + n0), 48);
-  store<u64>(dst, m7 ^ pack(x14 + n1, x15 + n2), 56);
+  store<u64>(dst, m2 ^ pack(x4 + load<u32>(key), x5 + load<u32>(key, 4)), 16);
+  store<u64>(dst, m3 ^ pack(x6 + load<u32>(key, 8), x7 + load<u32>(key, 12)), 24);
+  store<u64>(dst, m4 ^ pack(x8 + load<u32>(key, 16), x9 + load<u32>(key, 20)), 32);
+  store<u64>(dst, m5 ^ pack(x10 + load<u32>(key, 24), x11 + load<u32>(key, 28)), 40);
+  store<u64>(dst, m6 ^ pack(x12 + counter, x13 + load<u32>(nonce)), 48);
+  store<u64>(dst, m7 ^ pack(x14 + load<u32>(nonce, 4), x15 + load<u32>(nonce, 8)), 56);
 }
 
 // @ts-ignore: decorator
