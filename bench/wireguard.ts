@@ -25,7 +25,10 @@
  * The core's AEAD throughput against node:crypto's chacha20-poly1305 (64 B, 1400 B, 64 KiB, same
  * process) is bench/wg_crypto.ts; `--crypto` runs it at the end.
  *
- *   bun bench/wireguard.ts [--seconds 3] [--rounds 2] [--runtime binary|bun|deno] [--crypto]
+ *   bun bench/wireguard.ts [--seconds 3] [--rounds 2] [--runtime binary|bun|deno] [--crypto] [--env K=V,…]
+ *
+ * `--env` passes switches to weft's agents: WEFT_WG_NO_VNET=1, WEFT_WG_NO_GSO=1, WEFT_WG_NO_GRO=1
+ * turn one offload off each, to measure what it contributes.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -46,6 +49,12 @@ if (!(SECONDS > 0)) throw new RangeError(`--seconds ${JSON.stringify(opt("--seco
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new RangeError(`--rounds ${JSON.stringify(opt("--rounds", "2"))}: must be a whole number, 1 or more`);
 if (!["binary", "bun", "deno"].includes(RUNTIME)) throw new RangeError(`--runtime ${JSON.stringify(RUNTIME)}: must be binary, bun or deno`);
 const TICK = 100; // CLK_TCK
+/** `--env K=V,K2=V2`: environment for weft's agents (e.g. WEFT_WG_NO_GSO=1 to measure an offload's share). */
+const AGENT_ENV: Record<string, string> = Object.fromEntries(opt("--env", "").split(",").filter(Boolean).map((kv) => {
+  const i = kv.indexOf("=");
+  if (i <= 0) throw new RangeError(`--env ${JSON.stringify(kv)}: must be NAME=VALUE[,NAME=VALUE…]`);
+  return [kv.slice(0, i), kv.slice(i + 1)];
+}));
 
 /** One measured iperf3 run. */
 interface Run {
@@ -161,7 +170,7 @@ async function main(): Promise<void> {
     const weft: Path = { name: "weft wireguard", id: "weft", pids: () => [], one: [], four: [] };
     paths.push(weft);
     try {
-      const c = await Cluster.create({ label: "wgp", hosts: 2, backend: "wireguard", network: "10.83.0.0/16", runtime: RUNTIME, backendOptions: { PSK: psk } });
+      const c = await Cluster.create({ label: "wgp", hosts: 2, backend: "wireguard", network: "10.83.0.0/16", runtime: RUNTIME, backendOptions: { PSK: psk }, agentEnv: AGENT_ENV });
       clusters.push(c);
       const [h1, h2] = c.hosts as [Host, Host];
       iperfServer(h2.containers[0]!.ns);

@@ -96,17 +96,22 @@ class WgDevice {
   static async open(ctx: BackendContext, sys: Sys, nl: NetlinkSocket, spec: DeviceSpec, mtu: number, privateKey: string, wasm: Uint8Array): Promise<WgDevice> {
     const fds: number[] = [];
     try {
-      let tun: number, vnetHdr = true;
-      try {
-        tun = openTun(sys, { name: spec.name, vnetHdr: true, nonBlocking: true }).fd;
-      } catch (e) {
-        if (!(e instanceof SysError && e.errno === EINVAL)) throw e;
-        vnetHdr = false;
-        tun = openTun(sys, { name: spec.name, nonBlocking: true }).fd;
+      // WEFT_WG_NO_VNET, WEFT_WG_NO_GSO, WEFT_WG_NO_GRO=1 each turn one offload off (as the udp
+      // backend's WEFT_UDP_NO_*), for benchmarks and for kernels that mishandle one.
+      const off = (name: string) => process.env[`WEFT_WG_NO_${name}`] === "1";
+      let tun = -1, vnetHdr = !off("VNET");
+      if (vnetHdr) {
+        try {
+          tun = openTun(sys, { name: spec.name, vnetHdr: true, nonBlocking: true }).fd;
+        } catch (e) {
+          if (!(e instanceof SysError && e.errno === EINVAL)) throw e;
+          vnetHdr = false;
+        }
       }
+      if (tun < 0) tun = openTun(sys, { name: spec.name, nonBlocking: true }).fd;
       fds.push(tun);
       if (vnetHdr) enableTunOffloads(sys, tun);
-      let gso = true, gro = true;
+      let gso = !off("GSO"), gro = !off("GRO");
       const socket = (ip: string) => {
         const fd = openUdpSocket(sys, { ip, port: spec.port, v6only: true });
         fds.push(fd);

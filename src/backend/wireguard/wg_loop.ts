@@ -101,6 +101,16 @@ export function sealedLength(len: number, mtu: number): number {
   return L.WG_HEADER_LEN + len + (padded - last) + L.WG_TAG_LEN;
 }
 
+/** Whether the IPv6 address `ep6` equals the 4 words at w[at..] (both in memory order: no allocation). */
+function same6(ep6: Uint8Array | null, w: Uint32Array, at: number): boolean {
+  if (ep6 === null) return false;
+  for (let k = 0; k < 4; k++) {
+    const v = w[at + k]!, o = 4 * k;
+    if (ep6[o] !== (v & 255) || ep6[o + 1] !== ((v >>> 8) & 255) || ep6[o + 2] !== ((v >>> 16) & 255) || ep6[o + 3] !== v >>> 24) return false;
+  }
+  return true;
+}
+
 interface Peer {
   cfg: WgPeerConfig;
   key: Uint8Array;
@@ -688,10 +698,9 @@ export class WgLoop {
     const v = w[a + 1]!;
     const ip = ((v << 24) | ((v << 8) & 0xff0000) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
     const port = ((w[a]! >>> 24) | ((w[a]! >>> 8) & 0xff00)) & 0xffff;
-    const src6 = family === 6 ? new Uint8Array(w.buffer, w.byteOffset + (a + 2) * 4, 16) : null;
     for (const p of this.#peers) {
       if (!p || p.port !== port) continue;
-      if (src6 ? p.ep6 === null || !src6.every((x, k) => x === p.ep6![k]) : p.ep6 !== null || p.ep4 !== ip) continue;
+      if (family === 6 ? !same6(p.ep6, w, a + 2) : p.ep6 !== null || p.ep4 !== ip) continue;
       if (p.session.sendSlot(now) >= 0 || p.pendingIndex >= 0) return;
       p.session.wantHandshake(now);
       this.#nextTimers = 0;
@@ -711,10 +720,9 @@ export class WgLoop {
       p.ep4 = ip;
       p.ep6 = null;
     } else {
-      const src = new Uint8Array(w.buffer, w.byteOffset + (a + 2) * 4, 16);
-      if (p.ep6 !== null && port === p.port && src.every((x, k) => x === p.ep6![k])) return;
+      if (port === p.port && same6(p.ep6, w, a + 2)) return;
       p.ep4 = 0;
-      p.ep6 = Uint8Array.from(src);
+      p.ep6 = Uint8Array.from(new Uint8Array(w.buffer, w.byteOffset + (a + 2) * 4, 16));
     }
     p.port = port;
     this.#stats.roamed++;
