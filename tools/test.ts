@@ -28,6 +28,8 @@ const SECONDS: Record<string, number> = {
   "tests/core/fuzz.test.ts": 14, "tests/kube/cluster_hostgw.test.ts": 14, "tests/udp/udp_dual_stack.test.ts": 14,
   "tests/faults/etcd_unreachable.test.ts": 12, "tests/dashboard/mesh.test.ts": 12, "tests/core/ipv6.test.ts": 10,
   "tests/multihost/extension.test.ts": 10, "tests/backend/vxlan_kernel.test.ts": 9, "tests/udp/udp_sender.test.ts": 9,
+  "tests/wireguard/backend_interop.test.ts": 40, "tests/wireguard/backend_cluster.test.ts": 30,
+  "tests/wireguard/wireguard_go_support.test.ts": 25, "tests/wireguard/handshake_interop.test.ts": 10,
 };
 
 function testFiles(dir: string): string[] {
