@@ -144,3 +144,34 @@ describe.skipIf(!isRoot)("wireguard backend: what anyone sends to the port", () 
     }
   }, 90_000);
 });
+
+describe.skipIf(!isRoot)("wireguard backend: roaming", () => {
+  test("a peer whose datagrams start coming from another address is answered there, also after its old address is gone (whitepaper §2.1)", async () => {
+    const d = await ClusterClass.create({ hosts: 2, backend: "wireguard", network: "10.55.0.0/16", runtime: "bun" });
+    try {
+      const [h1, h2] = d.hosts as [Cluster["hosts"][number], Cluster["hosts"][number]];
+      const [a, b] = [h1.containers[0]!, h2.containers[0]!];
+      expect(ping3(b.ns, a.ip)).toBeGreaterThanOrEqual(2);
+      const endpoint = async () => (await d.status(h1)).dataPath.devices[0].peers[0].endpoint;
+      expect(await endpoint()).toBe(`${h2.ip}:51820`);
+      // h2 gets a second underlay address and sends to h1 from it (a NAT rebinding, a moved VM).
+      const moved = h2.ip.replace(/\.(\d+)$/, (_, x) => `.${Number(x) + 100}`);
+      // (promote_secondaries: removing the first address below must keep the second one.)
+      expect(exec(h2.ns, ["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"]).code).toBe(0);
+      ip(h2.ns, "addr", "add", `${moved}/24`, "dev", "eth0");
+      ip(h2.ns, "route", "replace", `${h1.ip}/32`, "dev", "eth0", "src", moved);
+      expect(ping3(b.ns, a.ip)).toBeGreaterThanOrEqual(2);
+      await waitFor(async () => (await endpoint()) === `${moved}:51820`, 5000, "h1 to follow h2 to its new address");
+      // h1's own traffic now goes there too: with the old address gone, h1 -> h2 still works.
+      ip(h2.ns, "addr", "del", `${h2.ip}/24`, "dev", "eth0");
+      try {
+        expect(ping3(a.ns, b.ip)).toBeGreaterThanOrEqual(2);
+      } finally {
+        ip(h2.ns, "addr", "add", `${h2.ip}/24`, "dev", "eth0");
+      }
+      expect((await d.status(h1)).dataPath.devices[0].roamed).toBeGreaterThanOrEqual(1);
+    } finally {
+      await d.destroy();
+    }
+  }, 90_000);
+});
