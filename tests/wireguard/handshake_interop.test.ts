@@ -45,7 +45,7 @@ describe.skipIf(!isRoot || !hasWireguardGo)("handshake with wireguard-go", () =>
   }
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "wf-wg-"));
+    dir = mkdtempSync(join(tmpdir(), `${uniqueName("wg")}-`));
     onCleanup(stopWireguardGo);
     addNetns(nsGo);
     addNetns(nsWeft);

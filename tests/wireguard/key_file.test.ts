@@ -10,8 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_KEY_FILE, keyFilePath, loadOrCreateKey } from "../../src/backend/wireguard/key_file.ts";
 import { formatKey } from "../../src/backend/wireguard/wg_key.ts";
+import { uniqueName } from "../support/ns.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "wf-wgkey-"));
+const dir = mkdtempSync(join(tmpdir(), `${uniqueName("wgkey")}-`));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("the WireGuard key file", () => {

@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { uniqueName } from "../support/ns.ts";
 
 const root = join(import.meta.dir, "../..");
 const deno = join(root, "node_modules/.bin/deno");
@@ -38,7 +39,7 @@ const program = `
   console.log(hex(done.session.sendKey), hex(done.session.receiveKey), hex(resp.session.receiveKey));`;
 
 function inBun(): string {
-  const dir = mkdtempSync(join(tmpdir(), "wf-wgrt-"));
+  const dir = mkdtempSync(join(tmpdir(), `${uniqueName("wgrt")}-`));
   try {
     writeFileSync(join(dir, "p.ts"), program);
     return spawnSync(process.execPath, [join(dir, "p.ts")], { encoding: "utf8" }).stdout;
@@ -61,7 +62,7 @@ describe("the handshake in every runtime", () => {
   });
 
   test.skipIf(!existsSync(deno))("Deno prints the same", () => {
-    const dir = mkdtempSync(join(tmpdir(), "wf-wgrt-"));
+    const dir = mkdtempSync(join(tmpdir(), `${uniqueName("wgrt")}-`));
     try {
       writeFileSync(join(dir, "p.ts"), program);
       const r = spawnSync(deno, ["run", "--quiet", "--allow-read", "--allow-env", join(dir, "p.ts")], { encoding: "utf8" });
@@ -73,7 +74,7 @@ describe("the handshake in every runtime", () => {
   });
 
   test("a compiled binary (bun build --compile, as dist/weft) prints the same", () => {
-    const dir = mkdtempSync(join(tmpdir(), "wf-wgrt-"));
+    const dir = mkdtempSync(join(tmpdir(), `${uniqueName("wgrt")}-`));
     try {
       writeFileSync(join(dir, "p.ts"), program);
       const b = spawnSync(process.execPath, ["build", "--compile", join(dir, "p.ts"), "--outfile", join(dir, "p")], { encoding: "utf8" });

@@ -111,6 +111,11 @@ function same6(ep6: Uint8Array | null, w: Uint32Array, at: number): boolean {
   return true;
 }
 
+/** A peer endpoint's key in #byEndpoint. */
+function endpointKey(ip4: number, ip6: Uint8Array | null, port: number): string {
+  return ip6 ? `${Buffer.from(ip6.buffer, ip6.byteOffset, 16).toString("hex")} ${port}` : `${ip4} ${port}`;
+}
+
 interface Peer {
   cfg: WgPeerConfig;
   key: Uint8Array;
@@ -170,6 +175,8 @@ export class WgLoop {
   /** Peers by core id and by base64 key. */
   readonly #peers: (Peer | undefined)[] = [];
   readonly #byKey = new Map<string, Peer>();
+  /** Peers by current endpoint ("ip port"), for messages on sessions we do not know (#staleSession). */
+  readonly #byEndpoint = new Map<string, Peer>();
   #psk: string | null = null;
   #keepaliveMs = 0;
   /** The cluster/own settings last applied, as JSON, to apply only changes. */
@@ -183,7 +190,7 @@ export class WgLoop {
   readonly #sealPeer = new Int32Array(L.WG_SEAL_CAP);
   readonly #openMsg = new Int32Array(L.WG_OPEN_CAP);
   /** Peers that sent in the current batch (their timers learn it once per batch). */
-  readonly #touched = new Int32Array(L.WG_SEAL_CAP);
+  readonly #touched = new Int32Array(L.EG_UDP_CAP);
   readonly #touchMark = new Uint32Array(L.PEER_CAP);
   #touchGen = 1;
   #nextTimers = 0;
@@ -387,6 +394,7 @@ export class WgLoop {
     for (let s = 0; s < L.WG_SESSION_CAP; s++) if (this.#slotPeer[s] === p.cfg.id) this.#freeSlot(s);
     this.#unroute(p.cfg);
     this.#noise.removePeer(p.key);
+    this.#unindex(p);
     this.#peers[p.cfg.id] = undefined;
     if (this.#byKey.get(p.cfg.publicKey) === p) this.#byKey.delete(p.cfg.publicKey);
   }
@@ -415,6 +423,7 @@ export class WgLoop {
 
   #setEndpoint(p: Peer, ip: string, port: number): void {
     const a = parseIP(ip, `peer ${p.cfg.lease} endpoint`);
+    this.#unindex(p);
     p.port = port;
     if (a.family === 4) {
       p.ep4 = a.ip >>> 0;
@@ -425,6 +434,12 @@ export class WgLoop {
       let v = a.ip;
       for (let i = 15; i >= 0; i--) { p.ep6[i] = Number(v & 0xffn); v >>= 8n; }
     }
+    this.#byEndpoint.set(endpointKey(p.ep4, p.ep6, p.port), p);
+  }
+
+  #unindex(p: Peer): void {
+    const k = endpointKey(p.ep4, p.ep6, p.port);
+    if (this.#byEndpoint.get(k) === p) this.#byEndpoint.delete(k);
   }
 
   #endpointText(p: Peer): string {
@@ -695,18 +710,15 @@ export class WgLoop {
    */
   #staleSession(b: UdpBatch, i: number, family: 4 | 6, now: number): void {
     const w = b.words, a = b.nameWords + i * NAME_WORDS;
-    const v = w[a + 1]!;
-    const ip = ((v << 24) | ((v << 8) & 0xff0000) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
     const port = ((w[a]! >>> 24) | ((w[a]! >>> 8) & 0xff00)) & 0xffff;
-    for (const p of this.#peers) {
-      if (!p || p.port !== port) continue;
-      if (family === 6 ? !same6(p.ep6, w, a + 2) : p.ep6 !== null || p.ep4 !== ip) continue;
-      if (p.session.sendSlot(now) >= 0 || p.pendingIndex >= 0) return;
-      p.session.wantHandshake(now);
-      this.#nextTimers = 0;
-      this.#stats.staleSessions++;
-      return;
-    }
+    const v = w[a + 1]!;
+    const ip = family === 4 ? ((v << 24) | ((v << 8) & 0xff0000) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0 : 0;
+    const ip6 = family === 6 ? new Uint8Array(w.buffer, w.byteOffset + (a + 2) * 4, 16) : null;
+    const p = this.#byEndpoint.get(endpointKey(ip, ip6, port));
+    if (!p || p.session.sendSlot(now) >= 0 || p.pendingIndex >= 0) return;
+    p.session.wantHandshake(now);
+    this.#nextTimers = 0;
+    this.#stats.staleSessions++;
   }
 
   /** The peer's endpoint follows an authenticated message from elsewhere (whitepaper §2.1). */
@@ -717,14 +729,17 @@ export class WgLoop {
       const v = w[a + 1]!;
       const ip = ((v << 24) | ((v << 8) & 0xff0000) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
       if (p.ep6 === null && ip === p.ep4 && port === p.port) return;
+      this.#unindex(p);
       p.ep4 = ip;
       p.ep6 = null;
     } else {
       if (port === p.port && same6(p.ep6, w, a + 2)) return;
+      this.#unindex(p);
       p.ep4 = 0;
       p.ep6 = Uint8Array.from(new Uint8Array(w.buffer, w.byteOffset + (a + 2) * 4, 16));
     }
     p.port = port;
+    this.#byEndpoint.set(endpointKey(p.ep4, p.ep6, p.port), p);
     this.#stats.roamed++;
   }
 
@@ -733,6 +748,9 @@ export class WgLoop {
   /** Handles a handshake message (or anything that is not transport) from message i of `b`. */
   #handshake(off: number, size: number, b: UdpBatch, i: number, family: 4 | 6): void {
     const now = performance.now(), wall = Date.now();
+    // Every session slot in use (4096: about a thousand peers with three keypairs each): a
+    // handshake now would have no receiver index to announce. The peer retries in 5 s.
+    if (this.#freeTop === 0) return;
     if (now - this.#handshakeWindow >= 1000) { this.#handshakeWindow = now; this.#handshakesInWindow = 0; }
     const underLoad = ++this.#handshakesInWindow > UNDER_LOAD_PER_SECOND;
     const w = b.words, a = b.nameWords + i * NAME_WORDS;
