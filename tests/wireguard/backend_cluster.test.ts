@@ -175,3 +175,25 @@ describe.skipIf(!isRoot)("wireguard backend: roaming", () => {
     }
   }, 90_000);
 });
+
+describe.skipIf(!isRoot)("wireguard backend in kube mode", () => {
+  test("the Node annotations carry the key as flanneld writes them, and containers reach each other", async () => {
+    const P = "flannel.alpha.coreos.com/";
+    const d = await ClusterClass.create({ hosts: 2, backend: "wireguard", runtime: "binary", kube: true });
+    try {
+      for (const h of d.hosts) await waitFor(async () => (await d.status(h)).dataPath.devices?.[0]?.peers?.length === 1, 20_000, `${h.name} to program its peer`);
+      for (const h of d.hosts) {
+        const a = ((d.api.getNode(h.name) as any).metadata.annotations ?? {}) as Record<string, string>;
+        expect(a[`${P}backend-type`]).toBe("wireguard");
+        const data = JSON.parse(a[`${P}backend-data`]!);
+        expect(data).toEqual({ PublicKey: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/), Port: 51820 });
+        expect(a[`${P}public-ip`]).toBe(h.ip);
+      }
+      const [a, b] = [d.hosts[0]!.containers[0]!, d.hosts[1]!.containers[0]!];
+      expect(ping3(a.ns, b.ip)).toBeGreaterThanOrEqual(2);
+      expect(ping3(b.ns, a.ip)).toBeGreaterThanOrEqual(2);
+    } finally {
+      await d.destroy();
+    }
+  }, 90_000);
+});
