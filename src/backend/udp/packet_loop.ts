@@ -36,6 +36,7 @@ import type { Sys } from "../../../ffi/sys.ts";
 import { MMSG_WORDS, NAME_WORDS, UdpBatch, W_CONTROLLEN, W_FLAGS, W_LEN } from "../../../ffi/udp.ts";
 import type { ControlReader } from "./control_log.ts";
 import { type LoopTrace, traceStage } from "./loop_trace.ts";
+import { type EgressSlots, egressSlots, ingressSlots, readTun, writeTun } from "./core_slots.ts";
 import { UdpSender } from "./udp_sender.ts";
 import { foldCoreCounters, hostIndex } from "./worker_stats.ts";
 
@@ -76,8 +77,6 @@ const PUBLISH_MS = 50;
 const C = {
   rxPackets: hostIndex("rxPackets"), rxBytes: hostIndex("rxBytes"), rxMessages: hostIndex("rxMessages"),
   rxSyscalls: hostIndex("rxSyscalls"), rxTruncated: hostIndex("rxTruncated"), rxErrors: hostIndex("rxErrors"),
-  tunReads: hostIndex("tunReads"), tunReadBytes: hostIndex("tunReadBytes"), tunReadErrors: hostIndex("tunReadErrors"),
-  tunWrites: hostIndex("tunWrites"), tunWriteBytes: hostIndex("tunWriteBytes"), tunWriteErrors: hostIndex("tunWriteErrors"),
   polls: hostIndex("polls"), controlFailures: hostIndex("controlFailures"), gsoOn: hostIndex("gsoOn"),
 };
 
@@ -88,7 +87,6 @@ const T = {
   tunWrite: traceStage("tunWrite"), inTotal: traceStage("inTotal"), tail: traceStage("tail"),
 };
 
-const align = (n: number, a: number) => Math.ceil(n / a) * a;
 
 export class PacketLoop {
   readonly #sys: Sys;
@@ -108,8 +106,7 @@ export class PacketLoop {
   readonly #sender: UdpSender;
   readonly #lastCounters = new Uint32Array(L.COUNTER_COUNT);
   // Egress: TUN read slots in EG_IN.
-  readonly #egViews: Uint8Array[] = [];
-  readonly #egOffs: Uint32Array;
+  readonly #eg: EgressSlots;
   readonly readBatch: number;
   // Ingress: recvmmsg slots in IN_IN, VNET_HDR_LEN bytes after each slot start.
   readonly #batch: UdpBatch;
@@ -152,24 +149,11 @@ export class PacketLoop {
     core.setOptions(options.vnetHdr ? L.OPT_VNET_HDR : 0);
     this.#lastCounters.set(core.regions.counters); // count from here (a warm-up ran before)
 
-    // A TUN read is one packet: up to 64 KiB plus the header with offloads, else one MTU.
-    const egStride = options.vnetHdr ? align(L.VNET_HDR_LEN + 65535, 64) : align(Math.max(options.ifaceMtu, 1500), 64);
-    this.readBatch = Math.min(options.vnetHdr ? 64 : 256, Math.floor(L.EG_IN_SIZE / egStride), L.EG_IN_CAP);
-    this.#egOffs = new Uint32Array(this.readBatch);
-    for (let i = 0; i < this.readBatch; i++) {
-      const off = L.EG_IN + i * egStride;
-      this.#egOffs[i] = off;
-      this.#egViews.push(this.#bytes.subarray(off, off + egStride));
-    }
-
-    // A received message is one datagram of at most the underlay MTU, or a GRO train of 64 KiB.
-    this.#inStride = align(L.VNET_HDR_LEN + (options.gro ? 65535 : Math.max(options.ifaceMtu, 1500)), 64);
-    this.recvBatch = Math.min(options.gro ? 64 : 256, Math.floor(L.IN_IN_SIZE / this.#inStride), L.IN_IN_CAP);
-    const slots: Uint8Array[] = [];
-    for (let i = 0; i < this.recvBatch; i++) {
-      const base = L.IN_IN + i * this.#inStride;
-      slots.push(this.#bytes.subarray(base + L.VNET_HDR_LEN, base + this.#inStride));
-    }
+    this.#eg = egressSlots(this.#bytes, options.vnetHdr, options.ifaceMtu);
+    this.readBatch = this.#eg.batch;
+    const { slots, stride, batch } = ingressSlots(this.#bytes, options.gro, options.ifaceMtu);
+    this.#inStride = stride;
+    this.recvBatch = batch;
     this.#batch = new UdpBatch(sys, options.udpFd, slots);
     const fd6 = options.udp6Fd ?? -1;
     this.#batch6 = fd6 >= 0 ? new UdpBatch(sys, fd6, slots) : null;
@@ -347,22 +331,7 @@ export class PacketLoop {
 
   /** Reads packets into EG_IN slots from..to-1 until the TUN has no more; returns the slot after the last filled. */
   #readTun(from: number, to: number): number {
-    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#tunFd;
-    let n = from;
-    while (n < to) {
-      const r = sys.read(fd, this.#egViews[n]!);
-      if (r <= 0) {
-        if (r < 0 && r !== -EAGAIN && r !== -EINTR) row[C.tunReadErrors]!++;
-        break;
-      }
-      const dw = (L.EG_IN_DESC + n * L.IN_DESC_SIZE) >>> 2;
-      u32[dw] = this.#egOffs[n]!;
-      u32[dw + 1] = r;
-      row[C.tunReadBytes] = row[C.tunReadBytes]! + r;
-      n++;
-    }
-    row[C.tunReads] = row[C.tunReads]! + (n - from);
-    return n;
+    return readTun(this.#sys, this.#tunFd, this.#eg, this.#u32, this.#row, from, to);
   }
 
   /** egress() over EG_IN descriptors start..start+count-1: sends the datagrams, writes ICMP errors back. */
@@ -463,18 +432,7 @@ export class PacketLoop {
   /** Writes `count` TUN descriptors {off, len} found at `ring`. */
   #writeTun(ring: number, count: number): void {
     this.#tunWrites += count;
-    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#tunFd, bytes = this.#bytes;
-    for (let i = 0; i < count; i++) {
-      const dw = (ring + i * L.TUN_DESC_SIZE) >>> 2;
-      const off = u32[dw]!, len = u32[dw + 1]!;
-      const w = sys.write(fd, bytes, len, off);
-      if (w < 0) {
-        row[C.tunWriteErrors]!++;
-      } else {
-        row[C.tunWrites]!++;
-        row[C.tunWriteBytes] = row[C.tunWriteBytes]! + len;
-      }
-    }
+    writeTun(this.#sys, this.#tunFd, this.#bytes, this.#u32, this.#row, ring, count);
   }
 }
 

@@ -34,6 +34,7 @@ import {
 import type { Sys } from "../../../ffi/sys.ts";
 import { MMSG_WORDS, NAME_WORDS, UdpBatch, W_CONTROLLEN, W_FLAGS, W_LEN } from "../../../ffi/udp.ts";
 import { formatIPv6, parseIP } from "../../net/ip.ts";
+import { type EgressSlots, egressSlots, ingressSlots, readTun, writeTun } from "../udp/core_slots.ts";
 import { UdpSender } from "../udp/udp_sender.ts";
 import { foldCoreCounters, hostIndex } from "../udp/worker_stats.ts";
 import { MESSAGE_TRANSPORT, Noise, type RejectReason } from "./noise.ts";
@@ -134,8 +135,6 @@ interface Peer {
 const C = {
   rxPackets: hostIndex("rxPackets"), rxBytes: hostIndex("rxBytes"), rxMessages: hostIndex("rxMessages"),
   rxSyscalls: hostIndex("rxSyscalls"), rxTruncated: hostIndex("rxTruncated"), rxErrors: hostIndex("rxErrors"),
-  tunReads: hostIndex("tunReads"), tunReadBytes: hostIndex("tunReadBytes"), tunReadErrors: hostIndex("tunReadErrors"),
-  tunWrites: hostIndex("tunWrites"), tunWriteBytes: hostIndex("tunWriteBytes"), tunWriteErrors: hostIndex("tunWriteErrors"),
   polls: hostIndex("polls"), gsoOn: hostIndex("gsoOn"),
 };
 
@@ -164,9 +163,7 @@ export class WgLoop {
   readonly #pfUdp6: number;
   readonly #sender: UdpSender;
   readonly #lastCounters = new Uint32Array(L.COUNTER_COUNT);
-  readonly #egViews: Uint8Array[] = [];
-  readonly #egOffs: Uint32Array;
-  readonly readBatch: number;
+  readonly #eg: EgressSlots;
   readonly #batch: UdpBatch | null;
   readonly #batch6: UdpBatch | null;
   readonly #inStride: number;
@@ -229,21 +226,10 @@ export class WgLoop {
       index: () => wgLocalIndex(this.#free[this.#freeTop - 1]!, (Math.random() * 0x100000000) >>> 0),
     });
 
-    const egStride = options.vnetHdr ? align(L.VNET_HDR_LEN + 65535, 64) : align(Math.max(options.ifaceMtu, 1500), 64);
-    this.readBatch = Math.min(options.vnetHdr ? 64 : 256, Math.floor(L.EG_IN_SIZE / egStride), L.EG_IN_CAP);
-    this.#egOffs = new Uint32Array(this.readBatch);
-    for (let i = 0; i < this.readBatch; i++) {
-      const off = L.EG_IN + i * egStride;
-      this.#egOffs[i] = off;
-      this.#egViews.push(this.#bytes.subarray(off, off + egStride));
-    }
-    this.#inStride = align(L.VNET_HDR_LEN + (options.gro ? 65535 : Math.max(options.ifaceMtu, 1500)), 64);
-    this.recvBatch = Math.min(options.gro ? 64 : 256, Math.floor(L.IN_IN_SIZE / this.#inStride), L.IN_IN_CAP);
-    const slots: Uint8Array[] = [];
-    for (let i = 0; i < this.recvBatch; i++) {
-      const base = L.IN_IN + i * this.#inStride;
-      slots.push(this.#bytes.subarray(base + L.VNET_HDR_LEN, base + this.#inStride));
-    }
+    this.#eg = egressSlots(this.#bytes, options.vnetHdr, options.ifaceMtu);
+    const { slots, stride, batch } = ingressSlots(this.#bytes, options.gro, options.ifaceMtu);
+    this.#inStride = stride;
+    this.recvBatch = batch;
     this.#batch = options.udpFd >= 0 ? new UdpBatch(sys, options.udpFd, slots) : null;
     this.#batch6 = options.udp6Fd >= 0 ? new UdpBatch(sys, options.udp6Fd, slots) : null;
     this.#sender = new UdpSender(sys, options.udpFd, this.#bytes, options.gso, options.udp6Fd);
@@ -475,21 +461,7 @@ export class WgLoop {
   // ------------------------------------------------------------------ egress: TUN -> peers
 
   #egress(): number {
-    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd;
-    let n = 0;
-    while (n < this.readBatch) {
-      const r = sys.read(fd, this.#egViews[n]!);
-      if (r <= 0) {
-        if (r < 0 && r !== -EAGAIN && r !== -EINTR) row[C.tunReadErrors]!++;
-        break;
-      }
-      const dw = (L.EG_IN_DESC + n * L.IN_DESC_SIZE) >>> 2;
-      u32[dw] = this.#egOffs[n]!;
-      u32[dw + 1] = r;
-      row[C.tunReadBytes] = row[C.tunReadBytes]! + r;
-      n++;
-    }
-    row[C.tunReads] = row[C.tunReads]! + n;
+    const n = readTun(this.#sys, this.#o.tunFd, this.#eg, this.#u32, this.#row, 0, this.#eg.batch);
     const core = this.#core;
     for (let start = 0; start < n;) {
       const k = core.egress(start, n - start);
@@ -881,13 +853,6 @@ export class WgLoop {
 
   /** Writes `count` TUN descriptors {off, len} found at `ring`. */
   #writeTun(ring: number, count: number): void {
-    const sys = this.#sys, u32 = this.#u32, row = this.#row, fd = this.#o.tunFd, bytes = this.#bytes;
-    for (let i = 0; i < count; i++) {
-      const dw = (ring + i * L.TUN_DESC_SIZE) >>> 2;
-      const off = u32[dw]!, len = u32[dw + 1]!;
-      const w = sys.write(fd, bytes, len, off);
-      if (w < 0) row[C.tunWriteErrors]!++;
-      else { row[C.tunWrites]!++; row[C.tunWriteBytes] = row[C.tunWriteBytes]! + len; }
-    }
+    writeTun(this.#sys, this.#o.tunFd, this.#bytes, this.#u32, this.#row, ring, count);
   }
 }
