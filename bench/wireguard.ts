@@ -36,6 +36,7 @@ import { join } from "node:path";
 import { Cluster, type Host, exec, ip, ping, waitFor } from "../tests/support/netns.ts";
 import { type FlannelWgHost, flannelWgHost, wgGenKey } from "../tests/support/wireguard_go.ts";
 import { figure, fmt, median, printTable } from "./lib/figures.ts";
+import { setUpVxlan } from "./lib/vxlan_beside.ts";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -102,33 +103,6 @@ function iperf(p: Path, streams: number): Run {
   const iperfCores = (cpu.host_total + cpu.remote_total) / 100; // over the measured seconds
   const tunnelCores = tunnelSeconds / wall;
   return { gbit, tunnel: tunnelCores / gbit, total: (tunnelCores + iperfCores) / gbit };
-}
-
-/**
- * Kernel VXLAN beside the tunnel on the same hosts and containers, as bench/udp_path.ts sets it
- * up: `vxb` (VNI 42, port 4789, MTU 1450), 10.60.<i>.2 on each container. Returns their addresses.
- */
-function setUpVxlan(hosts: Host[]): string[] {
-  const macs = hosts.map((_, i) => `02:00:00:00:42:${(i + 1).toString(16).padStart(2, "0")}`);
-  hosts.forEach((h, i) => {
-    ip(h.ns, "link", "add", "vxb", "address", macs[i]!, "mtu", "1450", "type", "vxlan", "id", "42", "dstport", "4789", "local", h.ip, "dev", "eth0", "nolearning");
-    ip(h.ns, "addr", "add", `10.60.${i + 1}.0/32`, "dev", "vxb");
-    ip(h.ns, "link", "set", "vxb", "up");
-    ip(h.ns, "route", "add", `10.60.${i + 1}.0/24`, "dev", "cni0");
-    const ct = h.containers[0]!;
-    ip(ct.ns, "addr", "add", `10.60.${i + 1}.2/32`, "dev", "eth0");
-    const gw = h.env!.subnet!.split("/")[0]!;
-    ip(ct.ns, "route", "add", "10.60.0.0/16", "via", gw, "src", `10.60.${i + 1}.2`, "mtu", "1450");
-  });
-  hosts.forEach((h, i) => {
-    hosts.forEach((peer, j) => {
-      if (i === j) return;
-      ip(h.ns, "neigh", "add", `10.60.${j + 1}.0`, "lladdr", macs[j]!, "dev", "vxb", "nud", "permanent");
-      exec(h.ns, ["bridge", "fdb", "append", macs[j]!, "dev", "vxb", "dst", peer.ip]);
-      ip(h.ns, "route", "add", `10.60.${j + 1}.0/24`, "via", `10.60.${j + 1}.0`, "dev", "vxb", "onlink");
-    });
-  });
-  return hosts.map((_, i) => `10.60.${i + 1}.2`);
 }
 
 /** An iperf3 server in `ns` (killed with the namespace). */
