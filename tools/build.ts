@@ -56,8 +56,8 @@ if (!args.has("--no-exe")) {
     minify: false,
     sourcemap: "inline",
     plugins: [inlineEtcdProtos],
-    // The release build ignores the tests' shortened WireGuard timers (a test build is the sources).
-    define: { "process.env.WEFT_BUILD_TIME": JSON.stringify(new Date().toISOString()), "process.env.WEFT_TEST_WG_TIMERS": "undefined" },
+    // The release build ignores the tests' WireGuard switches (a test build is the sources).
+    define: { "process.env.WEFT_BUILD_TIME": JSON.stringify(new Date().toISOString()), "process.env.WEFT_TEST_WG_TIMERS": "undefined", "process.env.WEFT_TEST_WG_WORKER_CRASH_AFTER": "undefined" },
   } as Parameters<typeof Bun.build>[0]);
   if (!result.success) {
     for (const log of result.logs) console.error(log);

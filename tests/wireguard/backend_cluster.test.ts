@@ -197,3 +197,30 @@ describe.skipIf(!isRoot)("wireguard backend in kube mode", () => {
     }
   }, 90_000);
 });
+
+describe.skipIf(!isRoot)("wireguard backend: a packet worker that dies", () => {
+  test("is restarted (counted, logged), and traffic resumes on new sessions without an agent restart", async () => {
+    const d = await ClusterClass.create({ hosts: 2, backend: "wireguard", network: "10.56.0.0/16", runtime: "bun" });
+    try {
+      const [h1, h2] = d.hosts as [Cluster["hosts"][number], Cluster["hosts"][number]];
+      await d.stopAgent(h1);
+      d.opts.agentEnv = { WEFT_TEST_WG_WORKER_CRASH_AFTER: "20" };
+      try {
+        await d.startAgent(h1, "bun");
+      } finally {
+        d.opts.agentEnv = undefined;
+      }
+      const [a, b] = [h1.containers[0]!, h2.containers[0]!];
+      // 20 ping rounds go through; then h1's worker throws, is restarted a second later with no
+      // sessions, and h2 (still on the old keys) gets a fresh handshake at its next packet.
+      exec(a.ns, ["ping", "-n", "-c", "30", "-i", "0.05", "-W", "1", b.ip]);
+      await waitFor(async () => (await d.status(h1)).dataPath.devices[0].workerRestarts === 1, 10_000, "the worker to be restarted");
+      await waitFor(() => ping3(a.ns, b.ip) >= 2 && ping3(b.ns, a.ip) >= 2, 15_000, "traffic both ways after the restart");
+      expect(h1.log).toContain("the packet worker of flannel-wg failed; restarting");
+      const metrics = await (await d.fetch(h1, "/metrics")).text();
+      expect(metrics).toMatch(/weft_errors_total\{kind="wireguard_worker"\} 1/);
+    } finally {
+      await d.destroy();
+    }
+  }, 90_000);
+});

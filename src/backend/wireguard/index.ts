@@ -75,6 +75,8 @@ class WgDevice {
   readonly writer = new WgStateWriter();
   readonly stats = createStatsBuffer(1);
   status: WgLoopStatus | null = null;
+  /** Packet workers restarted after they failed. */
+  restarts = 0;
   #worker: Worker | null = null;
   #closed = false;
   #addresses: string[] = [];
@@ -88,7 +90,7 @@ class WgDevice {
     readonly tunFd: number,
     readonly udpFd: number,
     readonly udp6Fd: number,
-    readonly init: Omit<WgWorkerInit, "state" | "stats" | "wasm">,
+    public init: Omit<WgWorkerInit, "state" | "stats" | "wasm">,
     private readonly wasm: Uint8Array,
   ) {}
 
@@ -123,11 +125,17 @@ class WgDevice {
       const udp4 = spec.udp4 ? socket("0.0.0.0") : -1;
       const udp6 = spec.udp6 ? socket("::") : -1;
       linkSetMtu(nl, spec.name, mtu);
-      const test = process.env.WEFT_TEST_WG_TIMERS;
+      // Test builds only (the release build defines both away): shortened protocol timers, and a
+      // packet worker that throws after N packets, once, to show that it is restarted.
+      const timers = process.env.WEFT_TEST_WG_TIMERS;
+      const crash = Number(process.env.WEFT_TEST_WG_WORKER_CRASH_AFTER ?? 0);
       const dev = new WgDevice(spec, ctx, sys, nl, tun, udp4, udp6, {
         type: "init",
-        options: { device: spec.name, tunFd: tun, udpFd: udp4, udp6Fd: udp6, vnetHdr, gso, gro, ifaceMtu: ctx.extIface.mtu, mtu, privateKey },
-        ...(test ? { timers: test } : {}),
+        options: {
+          device: spec.name, tunFd: tun, udpFd: udp4, udp6Fd: udp6, vnetHdr, gso, gro, ifaceMtu: ctx.extIface.mtu, mtu, privateKey,
+          ...(crash > 0 ? { crashAfterPackets: crash } : {}),
+        },
+        ...(timers ? { timers } : {}),
       }, wasm);
       ctx.log.info(`wireguard backend: ${spec.name} mtu ${mtu}, UDP port ${spec.port}${udp4 >= 0 ? " (IPv4)" : ""}${udp6 >= 0 ? " (IPv6)" : ""}; ` +
         `vnet_hdr ${vnetHdr ? "on" : "off"}, UDP GSO ${gso ? "on" : "off"}, UDP GRO ${gro ? "on" : "off"}`);
@@ -172,6 +180,9 @@ class WgDevice {
     this.#worker = null;
     this.ctx.metrics.error("wireguard_worker");
     this.ctx.log.error(`wireguard backend: the packet worker of ${this.spec.name} failed; restarting in ${RESTART_MS / 1000} s: ${message}`);
+    this.restarts++;
+    const { crashAfterPackets: _, ...options } = this.init.options; // a test's crash happens once
+    this.init = { ...this.init, options };
     setTimeout(() => {
       if (this.#closed) return;
       this.#start().catch((e) => this.#died((e as Error).message));
@@ -468,7 +479,7 @@ class WireguardNetwork implements Network {
       mode: this.cfg.mode,
       mtu: this.mtu,
       devices: [this.v4, this.v6].filter((d): d is WgDevice => d !== null).map((d) => ({
-        device: d.spec.name, listenPort: d.spec.port, peers: [], ...(d.status ?? {}),
+        device: d.spec.name, listenPort: d.spec.port, workerRestarts: d.restarts, peers: [], ...(d.status ?? {}),
       })),
       refused: Object.fromEntries(this.#refused),
     };

@@ -57,6 +57,8 @@ export interface WgLoopOptions {
   mtu: number;
   /** Our private key, base64. */
   privateKey: string;
+  /** Tests only (WEFT_TEST_WG_WORKER_CRASH_AFTER): throw after handling this many packets. */
+  crashAfterPackets?: number;
 }
 
 /** What the worker reports to the main thread (about once a second when something changed). */
@@ -244,7 +246,8 @@ export class WgLoop {
 
   /** Runs turns until the main thread asks to stop. */
   run(): void {
-    let busy = false;
+    let busy = false, handled = 0;
+    const crashAfter = this.#o.crashAfterPackets ?? Infinity;
     for (;;) {
       const now = performance.now();
       if (!busy && (this.#dirty || this.#unreported)) this.publish(now);
@@ -254,6 +257,8 @@ export class WgLoop {
       const n = this.turn(timeout);
       if (n < 0) return;
       busy = n > 0;
+      handled += n;
+      if (handled > crashAfter) throw new Error(`wireguard packet loop: crashing after ${handled} packets, as asked (WEFT_TEST_WG_WORKER_CRASH_AFTER)`);
     }
   }
 
