@@ -7,7 +7,7 @@
  *   bun tools/build.ts [--no-wasm] [--no-exe]
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 
@@ -28,6 +28,8 @@ if (!args.has("--no-wasm") && existsSync(join(root, "asm", "asconfig.json"))) {
 }
 
 // 2. The executable.
+/** Tier-up thresholds multiplier baked into the executable (Bun's `compile.jitPolicy`). */
+const JIT_POLICY = 100;
 if (!args.has("--no-exe")) {
   const require = createRequire(join(root, "node_modules", "etcd3", "lib", "index.js"));
   const protobuf = require("protobufjs");
@@ -47,12 +49,25 @@ if (!args.has("--no-exe")) {
     },
   };
 
+  // Source maps of earlier builds' chunks (their names change with the contents): dist/ keeps this build's.
+  for (const f of readdirSync(join(root, "dist"))) if (f.endsWith(".js.map") || f === "weft.map") rmSync(join(root, "dist", f));
   const result = await Bun.build({
     // The udp backend's packet loop runs in a Worker: its module is a second entry point, found
     // inside the executable at /$bunfs/root/backend/udp/worker.ts (see workerUrl()).
     entrypoints: [join(root, "src", "main.ts"), join(root, "src", "backend", "udp", "worker.ts")],
-    compile: { outfile: join(root, "dist", "weft") },
-    minify: false,
+    // Memory (issue #14; bench/kube.ts --only rss measures each of these, README has the figures):
+    // - jitPolicy: JavaScriptCore's tier-up thresholds ×100 for the process's life. An idle agent
+    //   runs its startup and timer code in the interpreter instead of compiling it, which keeps
+    //   the JIT compilers' code pages and JIT'd code out of its RSS (−4 MiB). Hot code still
+    //   tiers up, just later: a 1000-Node burst, the udp packet loop under load.
+    // - splitting: the modules a run never imports (etcd3 and gRPC in kube mode, the admin
+    //   commands, the CNI plugin) become chunks that are not even parsed (−2 MiB).
+    // - minify: less source to parse and keep (−0.5 MiB); keepNames so classes and functions keep
+    //   the names errors and logs print.
+    compile: { outfile: join(root, "dist", "weft"), jitPolicy: JIT_POLICY },
+    splitting: true,
+    minify: true,
+    keepNames: true,
     sourcemap: "inline",
     plugins: [inlineEtcdProtos],
     define: { "process.env.WEFT_BUILD_TIME": JSON.stringify(new Date().toISOString()) },
