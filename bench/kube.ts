@@ -20,7 +20,12 @@
  * /proc/PID/status splits it: RssFile (pages of the executable and other mapped files, shared
  * through the page cache with every process mapping the same file) and RssAnon (this process's
  * heap, JIT code, stacks). `--only rss` measures just that (in the `--modes` given), `--exe PATH` runs
- * the agents from another executable than dist/weft (to compare builds).
+ * the agents from another executable than dist/weft (to compare builds). The floor under the
+ * figures (also with `--only floor`): two executables built as dist/weft is (`bun build
+ * --compile`, the same JIT policy as tools/build.ts), idle as long: `setInterval(() => {}, 1e9)`
+ * alone, and one that uses only the runtime features kube mode uses and none of weft's code
+ * (node:fs, an HTTPS fetch with a private CA listing Nodes and holding a watch open, a node:net
+ * listener, a node:dgram socket, bun:ffi, a child process).
  *
  * `--client-node DIR`: also measure a process that imports `@kubernetes/client-node` from DIR's
  * node_modules (not a dependency of weft) and lists + watches Nodes, against one doing the same
@@ -46,6 +51,8 @@ const only = opt("--only", "");
 const exe = opt("--exe", "");
 const modes = opt("--modes", "kube,etcd").split(",");
 const P = "flannel.alpha.coreos.com/";
+/** As tools/build.ts builds dist/weft (its JIT_POLICY). */
+const JIT_POLICY = 100;
 // The agents run `sh -c 'exec EXE "$@"'` in place of dist/weft: the same pid (sh execs), another build.
 const agentWrap = exe ? ["sh", "-c", `shift; exec ${JSON.stringify(exe)} "$@"`, "sh"] : undefined;
 
@@ -95,7 +102,7 @@ async function rssFigures(mode: "kube" | "etcd", during?: (c: Cluster) => Promis
 }
 
 // 1. kube mode: idle RSS with 3 peers, then (first cluster) patch → route latency on a peer.
-if (modes.includes("kube")) await rssFigures("kube", only === "rss" ? undefined : async (c) => {
+if (modes.includes("kube") && only !== "floor") await rssFigures("kube", only === "rss" ? undefined : async (c) => {
   const latencies = await patchToRoute(c, c.hosts[0]!);
   rows.push([`Node annotation patch -> route on a peer, median of ${latencies.length}`, `${fmt(median(latencies))} ms`]);
   rows.push([`Node annotation patch -> route on a peer, p99 of ${latencies.length}`, `${fmt(percentile(latencies, 99))} ms`]);
@@ -104,10 +111,13 @@ if (modes.includes("kube")) await rssFigures("kube", only === "rss" ? undefined 
 });
 
 // 2. etcd mode, same shape, same run.
-if (modes.includes("etcd")) await rssFigures("etcd");
+if (modes.includes("etcd") && only !== "floor") await rssFigures("etcd");
+
+// 2b. The floor under those figures: Bun itself, and Bun using what kube mode uses (no weft code).
+if (only === "rss" || only === "floor") await floors();
 
 // 3. kube mode with 1000 Nodes (host-gw: one kernel route each).
-if (only !== "rss") {
+if (only === "") {
   const big = await Cluster.create({ hosts: 1, backend: "host-gw", network: "10.0.0.0/8", subnetLen: 24, runtime, containersPerHost: 0, kube: true, agentWrap });
   try {
     const h = big.hosts[0]!;
@@ -128,7 +138,7 @@ if (only !== "rss") {
 }
 
 // 4. The client choice: @kubernetes/client-node against weft's client (optional).
-if (clientNodeDir && only !== "rss") {
+if (clientNodeDir && only === "") {
   const [ours, official] = await clientRss(clientNodeDir);
   rows.push(["a process that lists + watches Nodes: weft's client (src/kube)", `${fmt(ours / 1024)} MiB`]);
   rows.push(["the same with @kubernetes/client-node", `${fmt(official / 1024)} MiB`]);
@@ -218,6 +228,58 @@ async function clientRss(dir: string): Promise<[number, number]> {
     const theirs = await run(theirsScript, dir, { NODE_TLS_REJECT_UNAUTHORIZED: "0" });
     rmSync(theirsScript, { force: true });
     return [ours, theirs];
+  } finally {
+    await api.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** RSS of the floor executables (see the module comment), median of `RUNS`, into `rows`. */
+async function floors(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), "weft-rss-floor-"));
+  const api = await KubeApiServer.start({ nodes: ["h1", "h2", "h3"] });
+  try {
+    const programs: [string, string][] = [
+      ["Bun alone: setInterval(() => {}, 1e9)", "setInterval(() => {}, 1e9);"],
+      ["Bun using kube mode's runtime features, no weft code", `
+        import { readFileSync } from "node:fs";
+        import { createServer } from "node:net";
+        import { createSocket } from "node:dgram";
+        import { spawnSync } from "node:child_process";
+        import { dlopen, FFIType } from "bun:ffi";
+        readFileSync("/proc/self/status", "utf8");
+        createServer(() => {}).listen(0, "127.0.0.1");
+        createSocket("udp4").on("message", () => {}).bind(0, "127.0.0.1");
+        dlopen("libc.so.6", { getpid: { args: [], returns: FFIType.i32 } }).symbols.getpid();
+        spawnSync("true");
+        const init = { headers: { authorization: "Bearer " + process.env.TOKEN }, tls: { ca: process.env.CA } } as RequestInit;
+        await (await fetch(process.env.URL + "/api/v1/nodes", init)).text();
+        const watch = await fetch(process.env.URL + "/api/v1/nodes?watch=1", init);
+        (async () => { for await (const _ of watch.body!) {} })();
+        setInterval(() => {}, 1e9);`],
+    ];
+    for (const [i, [label, source]] of programs.entries()) {
+      const src = join(tmp, `floor${i}.ts`);
+      writeFileSync(src, source);
+      const out = join(tmp, `floor${i}`);
+      const built = await Bun.build({ entrypoints: [src], compile: { outfile: out, jitPolicy: JIT_POLICY } } as Parameters<typeof Bun.build>[0]);
+      if (!built.success) throw new Error(`bench: building ${src} failed: ${built.logs.join("\n")}`);
+      const samples: ReturnType<typeof rssStatus>[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        const p = spawn(out, [], { stdio: "ignore", env: { ...process.env, URL: api.url, TOKEN: api.adminToken, CA: api.caCert } });
+        try {
+          await Bun.sleep(IDLE_S * 1000);
+          if (p.exitCode !== null) throw new Error(`bench: ${out} exited ${p.exitCode}`);
+          samples.push(rssStatus(p.pid!));
+        } finally {
+          p.kill("SIGKILL");
+        }
+      }
+      const med = (k: keyof ReturnType<typeof rssStatus>) => median(samples.map((s) => s[k]));
+      rows.push([`floor: ${label}, idle ${IDLE_S} s, median of ${RUNS}`, MiB(med("rss"))]);
+      rows.push(["  of which RssFile / RssAnon", `${MiB(med("file"))} / ${MiB(med("anon"))}`]);
+      figure("kube", `rss_floor_${i === 0 ? "bun" : "bun_kube_features"}`, med("rss") / 1024, "MiB");
+    }
   } finally {
     await api.stop();
     rmSync(tmp, { recursive: true, force: true });
