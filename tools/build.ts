@@ -55,15 +55,20 @@ if (!args.has("--no-exe")) {
     // The udp backend's packet loop runs in a Worker: its module is a second entry point, found
     // inside the executable at /$bunfs/root/backend/udp/worker.ts (see workerUrl()).
     entrypoints: [join(root, "src", "main.ts"), join(root, "src", "backend", "udp", "worker.ts")],
-    // Memory (issue #14; bench/kube.ts --only rss measures each of these, README has the figures):
-    // - jitPolicy: JavaScriptCore's tier-up thresholds ×100 for the process's life. An idle agent
-    //   runs its startup and timer code in the interpreter instead of compiling it, which keeps
-    //   the JIT compilers' code pages and JIT'd code out of its RSS (−4 MiB). Hot code still
-    //   tiers up, just later: a 1000-Node burst, the udp packet loop under load.
+    // Memory (issue #14; `bun bench/kube.ts --only rss --exe BUILD` measures each of these):
+    // - jitPolicy: JavaScriptCore's tier-up thresholds ×100 on the main thread for the process's
+    //   life. An idle agent runs its startup and timer code in the interpreter instead of
+    //   compiling it, which keeps the JIT compilers' code pages and JIT'd code out of its RSS
+    //   (−6 MiB kube mode, −10 MiB etcd mode). Hot code still tiers up, just later (a 1000-Node
+    //   burst is routed as fast as before). Workers' VMs start with the normal policy (checked
+    //   with bun:jsc's numberOfDFGCompiles in a compiled Worker), so the udp packet loop's
+    //   warm-up JIT-compiles it as before.
     // - splitting: the modules a run never imports (etcd3 and gRPC in kube mode, the admin
-    //   commands, the CNI plugin) become chunks that are not even parsed (−2 MiB).
-    // - minify: less source to parse and keep (−0.5 MiB); keepNames so classes and functions keep
-    //   the names errors and logs print.
+    //   commands, the CNI plugin) become chunks that are not even parsed (−3.6 MiB kube mode).
+    // - minify: less source to parse and to page in (−2.4 MiB kube mode); keepNames so functions
+    //   and classes keep their `name` (stack traces show minified function names; the inline
+    //   source map still gives the file and line). dashboardClient.toString() stays self-contained.
+    // Measured and left out: bytecode (−2.7 MiB alone, nothing on top of these), --smol (nothing).
     compile: { outfile: join(root, "dist", "weft"), jitPolicy: JIT_POLICY },
     splitting: true,
     minify: true,
