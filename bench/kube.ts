@@ -4,15 +4,28 @@
  * annotation patch to its route on a peer (median and p99 of 50). Prints figures, asserts nothing.
  *
  *   bun bench/kube.ts [--runtime binary|bun|deno] [--nodes 1000] [--patches 50] [--client-node DIR]
+ *                     [--runs 3] [--idle 20] [--only rss] [--modes kube,etcd] [--exe PATH]
  *
  * Setup (tests/support/netns.ts): 4 hosts as network namespaces, vxlan, agents as `dist/weft`;
  * kube mode against the test API server (tests/support/kube_api_server.ts, in this process,
  * reached on the underlay), etcd mode against a real etcd. RSS is VmRSS of /proc/PID/status of
- * one agent, 3 s after every host routes its 3 peers. "Patch → route": the bench patches the
+ * one agent (the first host's), idle. "Patch → route": the bench patches the
  * flannel annotations onto a Node that has a podCIDR but no agent (as an agent's first patch
  * does) and times from the patch's commit in the API server to the route's netlink event on a
  * peer (tests/support/netlink_watch.ts). 1000 Nodes: one host-gw host (kernel routes, no
  * neighbours), Nodes created in one burst with their annotations.
+ *
+ * RSS is measured `--runs N` times (default 3: a fresh cluster each time, the median reported)
+ * `--idle S` seconds (default 20) after every host routes its 3 peers, and split as
+ * /proc/PID/status splits it: RssFile (pages of the executable and other mapped files, shared
+ * through the page cache with every process mapping the same file) and RssAnon (this process's
+ * heap, JIT code, stacks). `--only rss` measures just that (in the `--modes` given), `--exe PATH` runs
+ * the agents from another executable than dist/weft (to compare builds). The floor under the
+ * figures (also with `--only floor`): two executables built as dist/weft is (`bun build
+ * --compile`, the same JIT policy as tools/build.ts), idle as long: `setInterval(() => {}, 1e9)`
+ * alone, and one that uses only the runtime features kube mode uses and none of weft's code
+ * (node:fs, an HTTPS fetch with a private CA listing Nodes and holding a watch open, a node:net
+ * listener, a node:dgram socket, bun:ffi, a child process).
  *
  * `--client-node DIR`: also measure a process that imports `@kubernetes/client-node` from DIR's
  * node_modules (not a dependency of weft) and lists + watches Nodes, against one doing the same
@@ -32,79 +45,100 @@ const runtime = opt("--runtime", "binary") as Runtime;
 const NODES = Number(opt("--nodes", "1000"));
 const PATCHES = Number(opt("--patches", "50"));
 const clientNodeDir = opt("--client-node", "");
+const RUNS = Number(opt("--runs", "3"));
+const IDLE_S = Number(opt("--idle", "20"));
+const only = opt("--only", "");
+const exe = opt("--exe", "");
+const modes = opt("--modes", "kube,etcd").split(",");
 const P = "flannel.alpha.coreos.com/";
+/** As tools/build.ts builds dist/weft (its JIT_POLICY). */
+const JIT_POLICY = 100;
+// The agents run `sh -c 'exec EXE "$@"'` in place of dist/weft: the same pid (sh execs), another build.
+const agentWrap = exe ? ["sh", "-c", `shift; exec ${JSON.stringify(exe)} "$@"`, "sh"] : undefined;
 
-/** VmRSS of the first host's agent once every host routes its 3 peers (and 3 s more). */
-async function idleRss(c: Cluster): Promise<number> {
-  await waitFor(() => c.hosts.every((h) => c.peerRoutes(h).length === 3), 20_000, "3 peer routes on every host");
-  await Bun.sleep(3000);
-  return rssKiB(c.hosts[0]!.agent!.pid!);
+/** Of /proc/PID/status, KiB: VmRSS and its parts RssAnon, RssFile, RssShmem. */
+function rssStatus(pid: number): { rss: number; anon: number; file: number; shmem: number } {
+  const t = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (k: string) => {
+    const m = new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(t);
+    if (!m) throw new Error(`no ${k} in /proc/${pid}/status`);
+    return Number(m[1]);
+  };
+  return { rss: kib("VmRSS"), anon: kib("RssAnon"), file: kib("RssFile"), shmem: kib("RssShmem") };
 }
 
-/**
- * Of VmRSS, KiB: anonymous (heap, JIT code: this process's own) and file-backed (the executable's
- * pages: Bun's runtime and the embedded bundle, shared through the page cache by every weft
- * process on the host), from /proc/PID/smaps_rollup.
- */
-function rssParts(pid: number): { anon: number; file: number } {
-  const t = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
-  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(t)?.[1] ?? 0);
-  return { anon: kib("Anonymous"), file: kib("Rss") - kib("Anonymous") };
+/** The first host's agent's RSS, `IDLE_S` s after every host routes its 3 peers. */
+async function idleRss(c: Cluster): Promise<ReturnType<typeof rssStatus>> {
+  await waitFor(() => c.hosts.every((h) => c.peerRoutes(h).length === 3), 20_000, "3 peer routes on every host");
+  await Bun.sleep(IDLE_S * 1000);
+  return rssStatus(c.hosts[0]!.agent!.pid!);
 }
 
 const rows: string[][] = [["figure", "value"]];
+const MiB = (kib: number) => `${fmt(kib / 1024)} MiB`;
 
-// 1. kube mode: idle RSS with 3 peers, then patch → route latency on a peer.
-const kube = await Cluster.create({ hosts: 4, backend: "vxlan", runtime, containersPerHost: 0, kube: true });
-let latencies: number[] = [];
-try {
-  const rssKube = await idleRss(kube);
-  const parts = rssParts(kube.hosts[0]!.agent!.pid!);
-  rows.push([`agent RSS, kube mode, idle, 3 peers (${runtime})`, `${fmt(rssKube / 1024)} MiB`]);
-  rows.push(["  of which file-backed (the executable's pages) / anonymous", `${fmt(parts.file / 1024)} / ${fmt(parts.anon / 1024)} MiB`]);
-  figure("kube", "rss_idle_3_peers_kube", rssKube / 1024, "MiB");
-  latencies = await patchToRoute(kube, kube.hosts[0]!);
+/**
+ * Idle RSS in `mode`, median of `RUNS` fresh clusters (each part's median on its own); `during`
+ * runs on the first cluster after its measurement (the patch → route figures).
+ */
+async function rssFigures(mode: "kube" | "etcd", during?: (c: Cluster) => Promise<void>): Promise<void> {
+  const samples: ReturnType<typeof rssStatus>[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const c = await Cluster.create({ hosts: 4, backend: "vxlan", runtime, containersPerHost: 0, kube: mode === "kube", agentWrap });
+    try {
+      samples.push(await idleRss(c));
+      if (i === 0 && during) await during(c);
+    } finally {
+      await c.destroy();
+    }
+  }
+  const med = (k: keyof ReturnType<typeof rssStatus>) => median(samples.map((s) => s[k]));
+  rows.push([`agent RSS, ${mode} mode, idle ${IDLE_S} s, 3 peers (${runtime}${exe ? ` ${exe}` : ""}), median of ${RUNS}`, MiB(med("rss"))]);
+  rows.push(["  of which RssFile (the executable's pages) / RssAnon (heap, JIT)", `${MiB(med("file"))} / ${MiB(med("anon"))}`]);
+  rows.push(["  VmRSS of each run", samples.map((s) => fmt(s.rss / 1024)).join(", ") + " MiB"]);
+  figure("kube", `rss_idle_3_peers_${mode}`, med("rss") / 1024, "MiB");
+  figure("kube", `rss_file_idle_3_peers_${mode}`, med("file") / 1024, "MiB");
+  figure("kube", `rss_anon_idle_3_peers_${mode}`, med("anon") / 1024, "MiB");
+}
+
+// 1. kube mode: idle RSS with 3 peers, then (first cluster) patch → route latency on a peer.
+if (modes.includes("kube") && only !== "floor") await rssFigures("kube", only === "rss" ? undefined : async (c) => {
+  const latencies = await patchToRoute(c, c.hosts[0]!);
   rows.push([`Node annotation patch -> route on a peer, median of ${latencies.length}`, `${fmt(median(latencies))} ms`]);
   rows.push([`Node annotation patch -> route on a peer, p99 of ${latencies.length}`, `${fmt(percentile(latencies, 99))} ms`]);
   figure("kube", "patch_to_route_median", median(latencies), "ms");
   figure("kube", "patch_to_route_p99", percentile(latencies, 99), "ms");
-} finally {
-  await kube.destroy();
-}
+});
 
 // 2. etcd mode, same shape, same run.
-const etcd = await Cluster.create({ hosts: 4, backend: "vxlan", runtime, containersPerHost: 0 });
-try {
-  const rssEtcd = await idleRss(etcd);
-  const parts = rssParts(etcd.hosts[0]!.agent!.pid!);
-  rows.push([`agent RSS, etcd mode, idle, 3 peers (${runtime})`, `${fmt(rssEtcd / 1024)} MiB`]);
-  rows.push(["  of which file-backed (the executable's pages) / anonymous", `${fmt(parts.file / 1024)} / ${fmt(parts.anon / 1024)} MiB`]);
-  figure("kube", "rss_idle_3_peers_etcd", rssEtcd / 1024, "MiB");
-} finally {
-  await etcd.destroy();
-}
+if (modes.includes("etcd") && only !== "floor") await rssFigures("etcd");
+
+// 2b. The floor under those figures: Bun itself, and Bun using what kube mode uses (no weft code).
+if (only === "rss" || only === "floor") await floors();
 
 // 3. kube mode with 1000 Nodes (host-gw: one kernel route each).
-const big = await Cluster.create({ hosts: 1, backend: "host-gw", network: "10.0.0.0/8", subnetLen: 24, runtime, containersPerHost: 0, kube: true });
-try {
-  const h = big.hosts[0]!;
-  const started = wallMs();
-  for (let i = 0; i < NODES; i++) {
-    big.api.addNode(`n${i}`, { podCIDRs: [`10.${100 + (i >> 8)}.${i & 255}.0/24`], annotations: managed(`192.168.77.${100 + (i % 100)}`, "host-gw") });
+if (only === "") {
+  const big = await Cluster.create({ hosts: 1, backend: "host-gw", network: "10.0.0.0/8", subnetLen: 24, runtime, containersPerHost: 0, kube: true, agentWrap });
+  try {
+    const h = big.hosts[0]!;
+    const started = wallMs();
+    for (let i = 0; i < NODES; i++) {
+      big.api.addNode(`n${i}`, { podCIDRs: [`10.${100 + (i >> 8)}.${i & 255}.0/24`], annotations: managed(`192.168.77.${100 + (i % 100)}`, "host-gw") });
+    }
+    await waitFor(() => big.peerRoutes(h).length >= NODES, 60_000, `${NODES} routes`, 50);
+    const allMs = wallMs() - started;
+    await Bun.sleep(3000);
+    const rssBig = rssKiB(h.agent!.pid!);
+    rows.push([`agent RSS, kube mode, ${NODES} Nodes, host-gw`, `${fmt(rssBig / 1024)} MiB`]);
+    rows.push([`${NODES} Nodes created -> all routed`, `${fmt(allMs)} ms`]);
+    figure("kube", "rss_1000_nodes", rssBig / 1024, "MiB");
+  } finally {
+    await big.destroy();
   }
-  await waitFor(() => big.peerRoutes(h).length >= NODES, 60_000, `${NODES} routes`, 50);
-  const allMs = wallMs() - started;
-  await Bun.sleep(3000);
-  const rssBig = rssKiB(h.agent!.pid!);
-  rows.push([`agent RSS, kube mode, ${NODES} Nodes, host-gw`, `${fmt(rssBig / 1024)} MiB`]);
-  rows.push([`${NODES} Nodes created -> all routed`, `${fmt(allMs)} ms`]);
-  figure("kube", "rss_1000_nodes", rssBig / 1024, "MiB");
-} finally {
-  await big.destroy();
 }
 
 // 4. The client choice: @kubernetes/client-node against weft's client (optional).
-if (clientNodeDir) {
+if (clientNodeDir && only === "") {
   const [ours, official] = await clientRss(clientNodeDir);
   rows.push(["a process that lists + watches Nodes: weft's client (src/kube)", `${fmt(ours / 1024)} MiB`]);
   rows.push(["the same with @kubernetes/client-node", `${fmt(official / 1024)} MiB`]);
@@ -194,6 +228,58 @@ async function clientRss(dir: string): Promise<[number, number]> {
     const theirs = await run(theirsScript, dir, { NODE_TLS_REJECT_UNAUTHORIZED: "0" });
     rmSync(theirsScript, { force: true });
     return [ours, theirs];
+  } finally {
+    await api.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** RSS of the floor executables (see the module comment), median of `RUNS`, into `rows`. */
+async function floors(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), "weft-rss-floor-"));
+  const api = await KubeApiServer.start({ nodes: ["h1", "h2", "h3"] });
+  try {
+    const programs: [string, string][] = [
+      ["Bun alone: setInterval(() => {}, 1e9)", "setInterval(() => {}, 1e9);"],
+      ["Bun using kube mode's runtime features, no weft code", `
+        import { readFileSync } from "node:fs";
+        import { createServer } from "node:net";
+        import { createSocket } from "node:dgram";
+        import { spawnSync } from "node:child_process";
+        import { dlopen, FFIType } from "bun:ffi";
+        readFileSync("/proc/self/status", "utf8");
+        createServer(() => {}).listen(0, "127.0.0.1");
+        createSocket("udp4").on("message", () => {}).bind(0, "127.0.0.1");
+        dlopen("libc.so.6", { getpid: { args: [], returns: FFIType.i32 } }).symbols.getpid();
+        spawnSync("true");
+        const init = { headers: { authorization: "Bearer " + process.env.TOKEN }, tls: { ca: process.env.CA } } as RequestInit;
+        await (await fetch(process.env.URL + "/api/v1/nodes", init)).text();
+        const watch = await fetch(process.env.URL + "/api/v1/nodes?watch=1", init);
+        (async () => { for await (const _ of watch.body!) {} })();
+        setInterval(() => {}, 1e9);`],
+    ];
+    for (const [i, [label, source]] of programs.entries()) {
+      const src = join(tmp, `floor${i}.ts`);
+      writeFileSync(src, source);
+      const out = join(tmp, `floor${i}`);
+      const built = await Bun.build({ entrypoints: [src], compile: { outfile: out, jitPolicy: JIT_POLICY } } as Parameters<typeof Bun.build>[0]);
+      if (!built.success) throw new Error(`bench: building ${src} failed: ${built.logs.join("\n")}`);
+      const samples: ReturnType<typeof rssStatus>[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        const p = spawn(out, [], { stdio: "ignore", env: { ...process.env, URL: api.url, TOKEN: api.adminToken, CA: api.caCert } });
+        try {
+          await Bun.sleep(IDLE_S * 1000);
+          if (p.exitCode !== null) throw new Error(`bench: ${out} exited ${p.exitCode}`);
+          samples.push(rssStatus(p.pid!));
+        } finally {
+          p.kill("SIGKILL");
+        }
+      }
+      const med = (k: keyof ReturnType<typeof rssStatus>) => median(samples.map((s) => s[k]));
+      rows.push([`floor: ${label}, idle ${IDLE_S} s, median of ${RUNS}`, MiB(med("rss"))]);
+      rows.push(["  of which RssFile / RssAnon", `${MiB(med("file"))} / ${MiB(med("anon"))}`]);
+      figure("kube", `rss_floor_${i === 0 ? "bun" : "bun_kube_features"}`, med("rss") / 1024, "MiB");
+    }
   } finally {
     await api.stop();
     rmSync(tmp, { recursive: true, force: true });

@@ -2,12 +2,16 @@
  * @module The dashboard's routes on the status app: `GET /` (the page), `GET /favicon.svg`,
  * `GET /favicon.ico` (204, so browsers stop asking). The page polls `/status` once a second, so
  * the server keeps no per-client state: nothing to close at shutdown, and every runtime serves
- * it the same way.
+ * it the same way. The page module (markup, stylesheet, browser script, and the CSP's SHA-256
+ * hashes through node:crypto) is loaded and the page built on the first request for it: an
+ * agent whose dashboard nobody opens never loads them (issue #14: node:crypto alone is ~1.5 MiB
+ * of RSS in kube mode, where nothing else imports it).
  */
 import type { Hono } from "hono";
-import { FAVICON_SVG, dashboardPage } from "./page.ts";
+import type { DashboardPage } from "./page.ts";
 
-let page: ReturnType<typeof dashboardPage> | undefined;
+let loaded: Promise<{ page: DashboardPage; favicon: string }> | undefined;
+const load = () => (loaded ??= import("./page.ts").then((m) => ({ page: m.dashboardPage(), favicon: m.FAVICON_SVG })));
 
 /**
  * Adds the dashboard to the status app. Its signature fits `AgentOptions.extendApp`.
@@ -18,15 +22,16 @@ let page: ReturnType<typeof dashboardPage> | undefined;
  *   await app.request("/"); // text/html
  */
 export function addDashboard(app: Hono): void {
-  page ??= dashboardPage();
-  const { html, csp } = page;
-  app.get("/", (c) => c.html(html, 200, {
-    "content-security-policy": csp,
-    "cache-control": "no-cache",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-  }));
-  app.get("/favicon.svg", (c) => c.body(FAVICON_SVG, 200, {
+  app.get("/", async (c) => {
+    const { html, csp } = (await load()).page;
+    return c.html(html, 200, {
+      "content-security-policy": csp,
+      "cache-control": "no-cache",
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "no-referrer",
+    });
+  });
+  app.get("/favicon.svg", async (c) => c.body((await load()).favicon, 200, {
     "content-type": "image/svg+xml",
     "cache-control": "max-age=86400",
     "x-content-type-options": "nosniff",
