@@ -90,7 +90,9 @@ interface Peer {
 
 interface Outstanding {
   peer: string;
+  /** Wall clock (ms) for the loss timeout; performance.now() for the RTT (sub-millisecond). */
   sentAt: number;
+  sentPerf: number;
   mtu: boolean;
 }
 
@@ -227,8 +229,7 @@ export class HealthProber {
     const peer = this.#peers.get(o.peer);
     if (!peer) return;
     this.answered++;
-    const now = Date.now();
-    this.#changed(peer, onAnswer(peer.state, now, now - o.sentAt, o.mtu));
+    this.#changed(peer, onAnswer(peer.state, Date.now(), performance.now() - o.sentPerf, o.mtu));
   }
 
   /** Follows the peer set (once a second): IPv4 leases of other hosts, keyed by overlay address. */
@@ -275,7 +276,7 @@ export class HealthProber {
       if (!peer) continue;
       const seq = (this.#seq = (this.#seq + 1) >>> 0);
       const size = d.mtu ? mtu - (peer.family === 6 ? IPV6_UDP_HEADERS : IPV4_UDP_HEADERS) : SMALL_PROBE_BYTES;
-      this.#outstanding.set(seq, { peer: d.peer, sentAt: now, mtu: d.mtu });
+      this.#outstanding.set(seq, { peer: d.peer, sentAt: now, sentPerf: performance.now(), mtu: d.mtu });
       peer.state.sent++;
       this.sent++;
       // Errors (EMSGSIZE with a lower learned PMTU, ENETUNREACH …) surface as a loss at timeout.
