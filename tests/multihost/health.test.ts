@@ -177,6 +177,9 @@ test("a peer's agent stopped (data path still up) is told from a host gone", asy
 
 test("FORWARD policy DROP without forward rules: pods cannot cross, doctor names the chain (probes end at the host and pass)", async () => {
   const [h1, , h3] = c.hosts as [H, H, H];
+  // From a healthy h3: the last test took h2's link down, and h3 may still be re-checking the
+  // path MTU to it (a full-size probe every sixth), which doctor would report too.
+  await doctorHealthy(h3);
   exec(h3.ns, ["iptables", "-w", "-P", "FORWARD", "DROP"]);
   try {
     const r = await ping(h1.containers[0]!.ns, h3.containers[0]!.ip, { count: 2, intervalMs: 50, timeoutMs: 500 });

@@ -273,9 +273,16 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
     expect((await ping(from, to, { count: 5, intervalMs: 20 })).get(to)!.received).toBe(5);
     // The window closes: an ordinary thread again, asleep, using no CPU.
     await waitFor(() => worker().policy === SCHED_OTHER && worker().state === "S", 3_000, "h3's packet thread to stop spinning");
-    const cpu0 = worker().cpuTicks;
-    await Bun.sleep(300);
-    expect(worker().cpuTicks - cpu0).toBeLessThanOrEqual(1);
+    // (The agents' health probes pass through this thread every few seconds and open a new
+    // window each time: a quiet 300 ms among five tries shows it sleeps when nothing comes.)
+    const quiet: number[] = [];
+    for (let i = 0; i < 5 && !(quiet.at(-1)! <= 1); i++) {
+      await waitFor(() => worker().policy === SCHED_OTHER && worker().state === "S", 3_000, "h3's packet thread to stop spinning");
+      const cpu0 = worker().cpuTicks;
+      await Bun.sleep(300);
+      quiet.push(worker().cpuTicks - cpu0);
+    }
+    expect(Math.min(...quiet)).toBeLessThanOrEqual(1);
 
 
     // Without CAP_SYS_NICE a SCHED_IDLE thread could not become SCHED_OTHER again: no busy-poll.

