@@ -5,7 +5,7 @@
  * namespace) and a connectivity matrix (ICMP echo between every pair of containers), refreshed
  * until Ctrl-C, which removes every namespace, process and file it made.
  *
- *   bun tools/demo.ts [--backend vxlan|host-gw] [--kube] [--keep] [--once]
+ *   bun tools/demo.ts [--backend vxlan|host-gw|wireguard] [--kube] [--keep] [--once]
  *     --kube   kube mode: no etcd; the test Kubernetes API server (tests/support/kube_api_server.ts)
  *              with one Node per host, agents run --kube-subnet-mgr; prints a kubeconfig for kubectl
  *     --keep   set everything up, print the hosts and status pages, wait for Ctrl-C (no matrix)
@@ -18,8 +18,8 @@ import { forwardIntoNetns, type NetnsForward } from "./netns_forward.ts";
 
 const args = process.argv.slice(2);
 const backendArg = args.includes("--backend") ? args[args.indexOf("--backend") + 1] : "vxlan";
-if (backendArg !== "vxlan" && backendArg !== "host-gw") {
-  console.error(`demo: --backend ${JSON.stringify(backendArg)} is not supported; use vxlan or host-gw`);
+if (backendArg !== "vxlan" && backendArg !== "host-gw" && backendArg !== "wireguard") {
+  console.error(`demo: --backend ${JSON.stringify(backendArg)} is not supported; use vxlan, host-gw or wireguard`);
   process.exit(2);
 }
 const backend = backendArg;
