@@ -80,7 +80,6 @@ class WgDevice {
   #worker: Worker | null = null;
   #closed = false;
   #addresses: string[] = [];
-  #state: WgDeviceState | null = null;
 
   constructor(
     readonly spec: DeviceSpec,
@@ -97,6 +96,7 @@ class WgDevice {
   /** Opens the TUN (vnet_hdr when the kernel takes it) and the sockets; closes them again on failure. */
   static async open(ctx: BackendContext, sys: Sys, nl: NetlinkSocket, spec: DeviceSpec, mtu: number, privateKey: string, wasm: Uint8Array): Promise<WgDevice> {
     const fds: number[] = [];
+    let dev: WgDevice | undefined;
     try {
       // WEFT_WG_NO_VNET, WEFT_WG_NO_GSO, WEFT_WG_NO_GRO=1 each turn one offload off (as the udp
       // backend's WEFT_UDP_NO_*), for benchmarks and for kernels that mishandle one.
@@ -129,7 +129,7 @@ class WgDevice {
       // packet worker that throws after N packets, once, to show that it is restarted.
       const timers = process.env.WEFT_TEST_WG_TIMERS;
       const crash = Number(process.env.WEFT_TEST_WG_WORKER_CRASH_AFTER ?? 0);
-      const dev = new WgDevice(spec, ctx, sys, nl, tun, udp4, udp6, {
+      dev = new WgDevice(spec, ctx, sys, nl, tun, udp4, udp6, {
         type: "init",
         options: {
           device: spec.name, tunFd: tun, udpFd: udp4, udp6Fd: udp6, vnetHdr, gso, gro, ifaceMtu: ctx.extIface.mtu, mtu, privateKey,
@@ -142,7 +142,9 @@ class WgDevice {
       await dev.#start();
       return dev;
     } catch (e) {
-      for (const fd of fds) sys.close(fd);
+      // A worker that failed to start must not be restarted over fds closed here: close() stops that.
+      if (dev) await dev.close();
+      else for (const fd of fds) sys.close(fd);
       throw e;
     }
   }
@@ -203,12 +205,7 @@ class WgDevice {
   }
 
   publish(state: WgDeviceState): void {
-    this.#state = state;
     this.writer.publish(state);
-  }
-
-  get state(): WgDeviceState | null {
-    return this.#state;
   }
 
   /** Stops the worker (waiting up to 2 s for it to return), then closes the fds: the TUN goes. */
@@ -230,6 +227,17 @@ class WgDevice {
     }
     for (const fd of [this.tunFd, this.udpFd, this.udp6Fd]) if (fd >= 0) this.sys.close(fd);
   }
+}
+
+/** Our lease's address on a device (/32) and the route to the network through it. */
+function ownV4(lease: Lease, network: IPv4Net | undefined): { addr: string; route: string } {
+  if (!lease.subnet || !network) throw new Error(`wireguard backend: our lease ${leaseKey(lease)} has no IPv4 subnet`);
+  return { addr: `${formatIPv4(lease.subnet.ip)}/32`, route: formatIPv4Net(network) };
+}
+
+function ownV6(lease: Lease, network: IPv6Net | undefined): { addr: string; route: string } {
+  if (!lease.ipv6Subnet || !network) throw new Error(`wireguard backend: our lease ${leaseKey(lease)} has no IPv6 subnet`);
+  return { addr: `${formatIPv6(lease.ipv6Subnet.ip)}/128`, route: formatIPv6Net(network) };
 }
 
 class WireguardNetwork implements Network {
@@ -295,8 +303,9 @@ class WireguardNetwork implements Network {
       nl.close();
       throw e;
     }
-    const v4 = opened.find((d) => d.spec.inner4) ?? null;
-    const v6 = opened.find((d) => d.spec.inner6 && d !== v4) ?? null;
+    // Separate mode: a device per family. Otherwise one device carries both: it stands as v4.
+    const v4 = cfg.mode === "separate" ? opened.find((d) => d.spec.inner4) ?? null : opened[0]!;
+    const v6 = cfg.mode === "separate" ? opened.find((d) => d.spec.inner6) ?? null : null;
     const net = new WireguardNetwork(ctx, cfg, nl, v4, v6, key.publicKey, mtu);
     for (const [name, family] of net.#families()) ctx.metrics.register(name, family);
     return net;
@@ -310,18 +319,14 @@ class WireguardNetwork implements Network {
   async start(lease: Lease): Promise<void> {
     const { config } = this.ctx;
     this.#own = lease;
-    const v6dev = this.#separate ? this.v6 : this.v4;
-    if (config.enableIPv4) {
-      if (!lease.subnet || !config.network) throw new Error(`wireguard backend: our lease ${leaseKey(lease)} has no IPv4 subnet`);
-      const addrs = [`${formatIPv4(lease.subnet.ip)}/32`];
-      if (!this.#separate && config.enableIPv6 && lease.ipv6Subnet) addrs.push(`${formatIPv6(lease.ipv6Subnet.ip)}/128`);
-      const routes = [formatIPv4Net(config.network)];
-      if (!this.#separate && config.enableIPv6 && config.ipv6Network) routes.push(formatIPv6Net(config.ipv6Network));
-      this.v4!.configure(addrs, routes);
-    }
-    if (config.enableIPv6 && (this.#separate || !config.enableIPv4)) {
-      if (!lease.ipv6Subnet || !config.ipv6Network) throw new Error(`wireguard backend: our lease ${leaseKey(lease)} has no IPv6 subnet`);
-      v6dev!.configure([`${formatIPv6(lease.ipv6Subnet.ip)}/128`], [formatIPv6Net(config.ipv6Network)]);
+    const v4 = config.enableIPv4 ? ownV4(lease, config.network) : undefined;
+    const v6 = config.enableIPv6 ? ownV6(lease, config.ipv6Network) : undefined;
+    if (this.#separate) {
+      if (v4) this.v4!.configure([v4.addr], [v4.route]);
+      if (v6) this.v6!.configure([v6.addr], [v6.route]);
+    } else {
+      const both = [v4, v6].filter((x) => x !== undefined);
+      this.v4!.configure(both.map((x) => x.addr), both.map((x) => x.route)); // the one device
     }
     this.#publish();
   }
