@@ -28,7 +28,7 @@ import * as L from "../../core/layout.ts";
 import type { Core } from "../../core/types.ts";
 import { WgTransport, coreAead, wgLocalIndex } from "../../core/wg_transport.ts";
 import {
-  AF_INET, AF_INET6, EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, pollRevents, setPollfd,
+  EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, pollRevents, setPollfd,
   sockaddrIn, sockaddrIn6, structBuffer,
 } from "../../../ffi/linux.ts";
 import type { Sys } from "../../../ffi/sys.ts";
