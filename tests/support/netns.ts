@@ -147,6 +147,19 @@ export async function ping(from: string, targets: string | string[], opts: { cou
 }
 
 /** A ping running in the background; `stop()` ends it and returns every reply and loss. */
+/** Icmp InEchos of namespace `ns` (/proc/net/snmp): echo requests that reached its stack. */
+export function inEchos(ns: string): number {
+  const lines = exec(ns, ["cat", "/proc/net/snmp"]).stdout.split("\n").filter((l) => l.startsWith("Icmp:"));
+  const [head, vals] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
+  return Number(vals[head.indexOf("InEchos")]);
+}
+
+/** `ping` (iputils) from namespace `ns` with source address `src`; the replies received. */
+export function pingFrom(ns: string, src: string, dst: string, count = 3): number {
+  const r = exec(ns, ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", "-I", src, dst]);
+  return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+}
+
 export interface Pinger {
   readonly events: PingEvent[];
   /** Adds a target (pinged from the next round on). */

@@ -26,7 +26,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  Cluster, type Container, type Host, exec, ipJson, ping, startEchoServer, startPinger, tcpConnect, waitFor,
+  Cluster, type Container, type Host, exec, inEchos, ipJson, ping, pingFrom, startEchoServer, startPinger, tcpConnect, waitFor,
 } from "../support/netns.ts";
 import { ip, isRoot } from "../support/ns.ts";
 import { type FlannelWgHost, flannelWgHost, hasWireguardGo, wgGenKey, wgPubKey } from "../support/wireguard_go.ts";
@@ -100,19 +100,6 @@ async function pingPairs(from: Container[], to: Container[], count = 3, min = 2)
     for (const [t, x] of r) if (x.received < min) bad.push(`${a.ip} -> ${t}: ${x.received}/${x.sent}`);
   }
   return bad;
-}
-
-/** Icmp InEchos of namespace `ns` (/proc/net/snmp). */
-function inEchos(ns: string): number {
-  const lines = exec(ns, ["cat", "/proc/net/snmp"]).stdout.split("\n").filter((l) => l.startsWith("Icmp:"));
-  const [head, vals] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
-  return Number(vals[head.indexOf("InEchos")]);
-}
-
-/** `ping` (iputils) from host namespace `ns` with source `src`; replies received. */
-function pingFrom(ns: string, src: string, dst: string, count = 3): number {
-  const r = exec(ns, ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", "-I", src, dst]);
-  return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
 }
 
 describe.skipIf(!isRoot || !hasWireguardGo || !hasDist)("weft's wireguard backend with wireguard-go as flanneld", () => {

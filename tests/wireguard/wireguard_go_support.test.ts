@@ -10,24 +10,11 @@
  * resumes once it initiates again on its own timer (KeepaliveTimeout + RekeyTimeout, 15 s).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Cluster, exec, ipJson, ping, startPinger, waitFor } from "../support/netns.ts";
+import { Cluster, exec, inEchos, ipJson, ping, pingFrom, startPinger, waitFor } from "../support/netns.ts";
 import { ip, isRoot } from "../support/ns.ts";
 import { type FlannelWgHost, flannelWgHost, hasWireguardGo, wgGenKey } from "../support/wireguard_go.ts";
 
 const NETWORK = "10.81.0.0/16";
-
-/** Icmp InEchos of namespace `ns` (/proc/net/snmp). */
-function inEchos(ns: string): number {
-  const lines = exec(ns, ["cat", "/proc/net/snmp"]).stdout.split("\n").filter((l) => l.startsWith("Icmp:"));
-  const [head, vals] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
-  return Number(vals[head.indexOf("InEchos")]);
-}
-
-/** `ping` (iputils) from namespace `ns` with source `src`; replies received. */
-function pingFrom(ns: string, src: string, dst: string, count = 3): number {
-  const r = exec(ns, ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", "-I", src, dst]);
-  return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
-}
 
 describe.skipIf(!isRoot || !hasWireguardGo)("wireguard-go as a flanneld-like host", () => {
   let c: Cluster;
