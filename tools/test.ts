@@ -9,7 +9,9 @@
  * dealt out by their measured run time: most of the time is spent waiting on real processes
  * (etcd, agents, the kernel), so two shards take about half the wall time on two cores. Every
  * test makes its own namespaces, ports and temp dirs, so the shards cannot interfere.
- * `WEFT_TEST_SHARDS=1` runs one process.
+ * `WEFT_TEST_SHARDS=1` runs one process. The files in SOLO run after the shards, alone: they keep
+ * both cores busy with encryption (a 100 MiB transfer, iperf-like bursts) and, run beside the
+ * fault suites, starved their timing (a watch to move in seconds, a probe answered in 200 ms).
  */
 import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
@@ -31,6 +33,9 @@ const SECONDS: Record<string, number> = {
   "tests/wireguard/backend_interop.test.ts": 40, "tests/wireguard/backend_cluster.test.ts": 30,
   "tests/wireguard/wireguard_go_support.test.ts": 25, "tests/wireguard/handshake_interop.test.ts": 10,
 };
+
+/** Files that saturate the CPUs: run after the shards, by themselves. */
+const SOLO = new Set(["tests/wireguard/backend_interop.test.ts", "tests/wireguard/backend_cluster.test.ts"]);
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -80,8 +85,11 @@ function runBunTest(targets: string[], prefix: string): Promise<{ code: number; 
 }
 
 const n = args.length ? 1 : Math.max(1, Number(process.env.WEFT_TEST_SHARDS ?? 2) || 1);
-const groups = args.length ? [args] : shards(testFiles(join(root, "tests")), n);
+const all = args.length ? [] : testFiles(join(root, "tests"));
+const solo = n > 1 ? all.filter((f) => SOLO.has(f)) : [];
+const groups = args.length ? [args] : shards(all.filter((f) => !solo.includes(f)), n);
 const results = await Promise.all(groups.map((g, i) => runBunTest(g, groups.length > 1 ? `[${i + 1}] ` : "")));
+if (solo.length > 0) results.push(await runBunTest(solo, "[solo] "));
 const passed = results.reduce((s, r) => s + r.passed, 0);
 const failed = results.reduce((s, r) => s + r.failed, 0);
 console.log(`${passed} passed, ${failed} failed`);

@@ -66,9 +66,14 @@ const postResult = await post;
 await new Promise((r) => setTimeout(r, Math.max(0, end - Date.now())));
 for (const s of sockets) s.destroy();
 await new Promise((r) => setTimeout(r, 200));
+// The agent may still be reaping the 2000 dropped connections (each frees a slot when it sees the
+// close): a few tries within 15 s.
 let readyz = 0;
-try {
-  readyz = (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
-} catch { /* 0: no answer */ }
+for (const until = Date.now() + 15_000; readyz !== 200 && Date.now() < until;) {
+  try {
+    readyz = (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
+  } catch { /* 0: no answer */ }
+  if (readyz !== 200) await new Promise((r) => setTimeout(r, 500));
+}
 console.log(JSON.stringify({ opened, closedAtOnce, closedLater, post: postResult, readyz }));
 process.exit(0);
