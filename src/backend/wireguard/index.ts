@@ -128,7 +128,11 @@ class WgDevice {
       // Test builds only (the release build defines both away): shortened protocol timers, and a
       // packet worker that throws after N packets, once, to show that it is restarted.
       const timers = process.env.WEFT_TEST_WG_TIMERS;
-      const crash = Number(process.env.WEFT_TEST_WG_WORKER_CRASH_AFTER ?? 0);
+      const crashText = process.env.WEFT_TEST_WG_WORKER_CRASH_AFTER;
+      const crash = Number(crashText ?? 0);
+      if (!Number.isInteger(crash) || crash < 0) {
+        throw new RangeError(`wireguard backend: WEFT_TEST_WG_WORKER_CRASH_AFTER=${JSON.stringify(crashText)} must be a whole number of packets`);
+      }
       dev = new WgDevice(spec, ctx, sys, nl, tun, udp4, udp6, {
         type: "init",
         options: {

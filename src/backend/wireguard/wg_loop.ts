@@ -505,19 +505,8 @@ export class WgLoop {
         if (this.#touchMark[id] !== gen) { this.#touchMark[id] = gen; this.#touched[touched++] = id; }
       }
       if (j === 0) continue;
-      wg.seal(0, j, mtu);
       // The sealed messages become the send ring: in place, never past the entries still to read.
-      let m = 0;
-      for (let q = 0; q < j; q++) {
-        if (wg.sealVerdict(q) !== L.WV_OK) continue;
-        const p = peers[this.#sealPeer[q]!]!;
-        const len = wg.sealedLength(q);
-        const sd = (L.WG_SEAL_DESC + q * L.WG_DESC_SIZE) >>> 2;
-        this.#setUdpDesc(m++, u32[sd + 1]!, len, p);
-        p.txBytes += len;
-        p.txPackets++;
-      }
-      if (m > 0) this.#sender.send(m, this.#row);
+      this.#sealAndSendRing(j);
     }
     for (let t = 0; t < touched; t++) {
       const p = peers[this.#touched[t]!];
@@ -562,22 +551,32 @@ export class WgLoop {
     for (const pkt of staged) {
       this.#bytes.set(pkt, src);
       this.#wg.setSeal(j, src, dst, pkt.length, slot);
+      this.#sealPeer[j] = p.cfg.id;
       src += pkt.length;
       dst += sealedLength(pkt.length, this.#o.mtu);
       j++;
     }
-    this.#wg.seal(0, j, this.#o.mtu);
+    this.#sealAndSendRing(j);
+    p.session.sent(now, false, this.#wg.sendCounter(slot));
+  }
+
+  /**
+   * Seals seal descriptors 0..j-1 (their peers in #sealPeer) and sends the messages: each one
+   * that sealed becomes a send-ring entry to its peer's endpoint.
+   */
+  #sealAndSendRing(j: number): void {
+    const wg = this.#wg, u32 = this.#u32, peers = this.#peers;
+    wg.seal(0, j, this.#o.mtu);
     let m = 0;
     for (let q = 0; q < j; q++) {
-      if (this.#wg.sealVerdict(q) !== L.WV_OK) continue;
-      const sd = (L.WG_SEAL_DESC + q * L.WG_DESC_SIZE) >>> 2;
-      const len = this.#wg.sealedLength(q);
-      this.#setUdpDesc(m++, this.#u32[sd + 1]!, len, p);
+      if (wg.sealVerdict(q) !== L.WV_OK) continue;
+      const p = peers[this.#sealPeer[q]!]!;
+      const len = wg.sealedLength(q);
+      this.#setUdpDesc(m++, u32[(L.WG_SEAL_DESC + q * L.WG_DESC_SIZE + 4) >>> 2]!, len, p);
       p.txBytes += len;
       p.txPackets++;
     }
     if (m > 0) this.#sender.send(m, this.#row);
-    p.session.sent(now, false, this.#wg.sendCounter(slot));
   }
 
   // ------------------------------------------------------------------ ingress: peers -> TUN
