@@ -8,7 +8,6 @@
 import type { NetworkConfig } from "../config/network.ts";
 import type { Logger } from "../log.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4Net } from "../net/ip.ts";
-import { EtcdPermissionError } from "../registry/etcd_errors.ts";
 import type { Registry } from "../registry/types.ts";
 import type { Metrics } from "../status/metrics.ts";
 import { LeaseAcquireError, type OwnLease } from "../subnet/types.ts";
@@ -71,7 +70,6 @@ export async function acquireLease(opts: AcquireOptions): Promise<OwnLease> {
   const ttl = opts.ttlSeconds ?? LEASE_TTL_SECONDS;
   const value = encodeLeaseAttrs(attrs);
   const lostRaces = new Set<string>();
-  let lastError: unknown;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     const { records } = await registry.listSubnets();
     const leases = recordsToLeases(records, (key, why) => log.warn(`ignoring lease ${key}: ${why}`));
@@ -97,21 +95,17 @@ export async function acquireLease(opts: AcquireOptions): Promise<OwnLease> {
       return { ...plan.lease, attrs, key, etcdLease: lease, expiration: Date.now() + ttl * 1000 };
     }
     const key = leaseKey(plan);
-    try {
-      const created = await registry.createSubnet(key, value, ttl);
-      if (created) {
-        log.info(`acquired lease ${key}`);
-        return { subnet: plan.subnet, ipv6Subnet: plan.ipv6Subnet, attrs, key, etcdLease: created.lease, expiration: Date.now() + ttl * 1000 };
-      }
-      log.info(`subnet ${key} was taken by another host meanwhile; trying another (attempt ${attempt}/${MAX_ATTEMPTS})`);
-    } catch (e) {
-      if (e instanceof EtcdPermissionError) throw e; // final: another subnet or attempt cannot help
-      lastError = e;
-      log.warn(`creating lease ${key} failed (attempt ${attempt}/${MAX_ATTEMPTS}): ${(e as Error).message}`);
+    // etcd trouble is thrown, not counted as an attempt: the caller retries it with a backoff,
+    // where ten quick refusals (a member without a leader) would end the start as "max retries".
+    const created = await registry.createSubnet(key, value, ttl);
+    if (created) {
+      log.info(`acquired lease ${key}`);
+      return { subnet: plan.subnet, ipv6Subnet: plan.ipv6Subnet, attrs, key, etcdLease: created.lease, expiration: Date.now() + ttl * 1000 };
     }
+    log.info(`subnet ${key} was taken by another host meanwhile; trying another (attempt ${attempt}/${MAX_ATTEMPTS})`);
     if (plan.subnet) lostRaces.add(formatIPv4Net(plan.subnet));
   }
-  throw new LeaseAcquireError(`max retries reached trying to acquire a subnet${lastError ? `: ${(lastError as Error).message}` : ""}`);
+  throw new LeaseAcquireError(`max retries reached trying to acquire a subnet: another host took each of the ${MAX_ATTEMPTS} subnets tried`);
 }
 
 export interface RenewOptions {

@@ -11,8 +11,11 @@
  * the stream within seconds instead of leaving it half-open; and every call requires a leader
  * (`hasleader` metadata), so a member cut off from its quorum ends the watch ("no leader")
  * instead of serving one that no longer gets events, and refuses other calls at once instead of
- * holding them until their deadline. The caller reconnects, and etcd3 retries a refused call, on
- * another member (this one refuses new calls while it has no leader).
+ * holding them until their deadline. etcd3 retries a refused call on another member (this one
+ * refuses new calls while it has no leader). The watch runs on a client of its own, bound to one
+ * member; when its stream fails the caller reconnects and the watch moves to the next member in
+ * turn (etcd3's pool picks a member at random, so a watch could go back to a silent member again
+ * and again, waiting each time for the answer that never comes).
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -103,6 +106,12 @@ export class EtcdRegistry implements Registry {
   readonly #closed = new AbortController();
   /** The member serving the newest watch stream (`host:port`), once it answered. */
   #watchPeer?: string;
+  /** The watch's client, bound to `endpoints[#watchTurn % n]` until its stream fails. */
+  #watchClient?: Etcd3;
+  /** Which endpoint the watch uses; a random start spreads the agents' watches over the members. */
+  #watchTurn: number;
+  readonly #endpoints: string[];
+  readonly #newClient: (hosts: string[]) => Etcd3;
   /** The last failure an endpoint's circuit breaker counted. */
   #lastFailure: unknown;
 
@@ -114,8 +123,8 @@ export class EtcdRegistry implements Registry {
     const timeout = opts.timeoutMs ?? 5000;
     if (opts.endpoints.length === 0) throw new Error("--etcd-endpoints is empty: give at least one etcd URL, e.g. http://127.0.0.1:2379");
     const files: TlsFiles = { caFile: opts.caFile, certFile: opts.certFile, keyFile: opts.keyFile };
-    const options: IOptions = {
-      hosts: opts.endpoints,
+    const options = (hosts: string[]): IOptions => ({
+      hosts,
       dialTimeout: timeout,
       defaultCallOptions: (ctx) => this.#callOptions(ctx.service, ctx.isStream, timeout),
       grpcOptions: ETCD_CHANNEL_OPTIONS,
@@ -130,15 +139,21 @@ export class EtcdRegistry implements Registry {
         },
         // Up to 3 retries, each on the next endpoint (etcd3's default), except that a call that
         // timed out is not sent to the same single endpoint again: it would only wait as long again.
-        global: retry(handleWhen((e) => isRecoverableError(e) && (opts.endpoints.length > 1 || !(e instanceof GRPCDeadlineExceededError))), { maxAttempts: 3 }),
+        global: retry(handleWhen((e) => isRecoverableError(e) && (hosts.length > 1 || !(e instanceof GRPCDeadlineExceededError))), { maxAttempts: 3 }),
       },
-    };
+      ...(opts.username ? { auth: { username: opts.username, password: opts.password ?? "" } } : {}),
+    });
     // TLS when a key and certificate are given (flannel), or a CA alone (flannel ignores it: §12.16).
     const tls = (opts.keyFile && opts.certFile) || opts.caFile;
     const credentials = tls ? tlsCredentials(files) : undefined;
-    if (opts.username) options.auth = { username: opts.username, password: opts.password ?? "" };
-    this.#client = new Etcd3(options);
-    if (credentials) installCredentials(this.#client, credentials);
+    this.#newClient = (hosts) => {
+      const client = new Etcd3(options(hosts));
+      if (credentials) installCredentials(client, credentials);
+      return client;
+    };
+    this.#client = this.#newClient(opts.endpoints);
+    this.#endpoints = opts.endpoints;
+    this.#watchTurn = Math.floor(Math.random() * opts.endpoints.length);
     const prefix = opts.prefix.replace(/\/+$/, "");
     this.#configKey = `${prefix}/config`;
     this.#subnetPrefix = `${prefix}/subnets/`;
@@ -206,7 +221,9 @@ export class EtcdRegistry implements Registry {
   }
 
   async *watchSubnets(fromRevision: bigint, signal: AbortSignal): AsyncIterable<WatchBatch> {
-    const watcher = this.#client.watch().prefix(this.#subnetPrefix).startRevision(fromRevision.toString()).watcher();
+    const endpoint = this.#endpoints[this.#watchTurn % this.#endpoints.length]!;
+    const client = (this.#watchClient ??= this.#newClient([endpoint]));
+    const watcher = client.watch().prefix(this.#subnetPrefix).startRevision(fromRevision.toString()).watcher();
     const queue = new EventQueue<WatchBatch>();
     const push = (x: WatchBatch | Error) => queue.push(x);
     watcher.on("connected", (res: IWatchResponse) => push({ revision: BigInt(res.header.revision), events: [], connected: true, endpoint: this.#watchPeer }));
@@ -226,10 +243,19 @@ export class EtcdRegistry implements Registry {
     // A cancelled watch (compaction: etcd cancels it with compact_revision set) must be resynced.
     // etcd has dropped a cancelled watcher already: cancelling it again would wait forever.
     let cancelled = false;
+    let failed = false; // the member failed the stream: the next watch goes to the next member
     watcher.on("end", () => { cancelled = true; });
-    const watchError = (err: Error) => translateEtcdError(err, { ...this.#context, permission: "read", key: this.#subnetPrefix, prefix: true });
-    watcher.on("error", (err: Error) => (cancelled = true) && push(/compact/i.test(err.message) || /canceled/i.test(err.message) ? new CompactedError(fromRevision) : watchError(err)));
-    watcher.on("disconnected", (err: Error) => push(new Error(`etcd watch disconnected: ${watchError(err).message}`)));
+    const watchError = (err: Error) => translateEtcdError(err, { ...this.#context, endpoints: [endpoint], permission: "read", key: this.#subnetPrefix, prefix: true });
+    watcher.on("error", (err: Error) => {
+      cancelled = true;
+      const compacted = /compact/i.test(err.message) || /canceled/i.test(err.message);
+      failed ||= !compacted;
+      push(compacted ? new CompactedError(fromRevision) : watchError(err));
+    });
+    watcher.on("disconnected", (err: Error) => {
+      failed = true;
+      push(new Error(`etcd watch disconnected: ${watchError(err).message}`));
+    });
     try {
       yield* queue.drain(signal);
     } finally {
@@ -238,11 +264,17 @@ export class EtcdRegistry implements Registry {
       if (!cancelled && !this.#closed.signal.aborted) { // closing ends it: no need to wait on etcd
         await Promise.race([watcher.cancel().catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
       }
+      if (failed) { // detached above, so etcd3 does not reconnect it on the closed client
+        this.#watchTurn++;
+        if (this.#watchClient === client) this.#watchClient = undefined;
+        client.close();
+      }
     }
   }
 
   async close(): Promise<void> {
     this.#closed.abort();
+    this.#watchClient?.close();
     this.#client.close();
   }
 

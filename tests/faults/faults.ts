@@ -57,9 +57,15 @@ export async function whenWatch(c: Cluster, on: Host[], pred: (w: WatchView) => 
     }));
     return seen.size === on.length;
   }, timeoutMs, `${what} on ${on.map((h) => h.name).join(", ")}`, 200).catch((e) => {
-    throw new Error(`${(e as Error).message} (done: ${[...seen.keys()].join(", ") || "none"})`);
+    const pending = on.filter((h) => !seen.has(h.name)).map((h) => `--- ${h.name}\n${watchLines(h).slice(-10).join("\n")}`);
+    throw new Error(`${(e as Error).message} (done: ${[...seen.keys()].join(", ") || "none"})\n${pending.join("\n")}`);
   });
   return seen;
+}
+
+/** The agent's log lines about its lease watch (lost, healthy again, re-listing), oldest first. */
+export function watchLines(h: Host, since = 0): string[] {
+  return h.log.slice(since).split("\n").filter((l) => /lease watch/.test(l));
 }
 
 /** Echoes that got no reply. */

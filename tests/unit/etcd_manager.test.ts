@@ -7,6 +7,8 @@ import { parseIPv4 } from "../../src/net/ip.ts";
 import { MemoryRegistry } from "../../src/registry/memory.ts";
 import { Metrics } from "../../src/status/metrics.ts";
 import { EtcdSubnetManager } from "../../src/subnet/etcd.ts";
+import { acquireLease } from "../../src/lease/manager.ts";
+import { EtcdUnavailableError } from "../../src/registry/etcd_errors.ts";
 import { LeaseAcquireError, LeaseLostError, type PeerSink } from "../../src/subnet/types.ts";
 
 const CONFIG = `{"Network":"10.9.0.0/16","Backend":{"Type":"alloc"}}`;
@@ -60,6 +62,34 @@ describe("EtcdSubnetManager", () => {
     for (const n of [1, 2, 3]) await registry.putSubnet(`10.9.${n}.0-24`, `{"PublicIP":"192.168.9.${n}","PublicIPv6":null}`, 0);
     const p = manager(registry).acquireLease({ config: small, attrs }, new AbortController().signal);
     expect(p).rejects.toBeInstanceOf(LeaseAcquireError);
+  });
+
+  test("acquireLease(): etcd refusing the create (a member without a leader) is retried, not counted as a lost race", async () => {
+    const registry = new MemoryRegistry(CONFIG);
+    let refusals = 12; // more than the 10 races a start may lose
+    const create = registry.createSubnet.bind(registry);
+    registry.createSubnet = async (key, value, ttl) => {
+      if (refusals-- > 0) throw new EtcdUnavailableError("etcd at http://10.0.0.1:2379 could not serve writing: no leader");
+      return create(key, value, ttl);
+    };
+    let log = "";
+    // The manager's backoff starts at 1 s: the direct call shows the contract without the waits.
+    for (let i = 0; i < 12; i++) {
+      const e = await acquireLease({ registry, config, attrs, log: createLogger((t) => (log += t)) }).catch((x) => x);
+      expect(e).toBeInstanceOf(EtcdUnavailableError);
+      expect(e).not.toBeInstanceOf(LeaseAcquireError);
+    }
+    const got = await acquireLease({ registry, config, attrs, log: silentLogger });
+    expect(got.key).toMatch(/^10\.9\.\d+\.0-24$/);
+    expect(log).not.toMatch(/attempt|max retries/);
+  });
+
+  test("acquireLease() gives up with LeaseAcquireError after 10 lost races", async () => {
+    const registry = new MemoryRegistry(CONFIG);
+    registry.createSubnet = async () => undefined; // another host won every time
+    const e = await acquireLease({ registry, config, attrs, log: silentLogger }).catch((x) => x);
+    expect(e).toBeInstanceOf(LeaseAcquireError);
+    expect((e as Error).message).toBe("max retries reached trying to acquire a subnet: another host took each of the 10 subnets tried");
   });
 
   test("storedLease() finds the lease of this public IP, and never throws", async () => {
