@@ -464,6 +464,22 @@ export class Host {
     return join(this.dir, "wgkey");
   }
 
+  /**
+   * Backend wireguard: this host's /run/wireguard (the agent's `wg` control sockets). Every
+   * namespace shares one /run, so the agent, and each `wg` run against it (`inWgRunDir`), get
+   * this directory bind-mounted there inside the mount namespace `ip netns exec` makes.
+   */
+  get wgRunDir(): string {
+    return join(this.dir, "wireguard");
+  }
+
+  /** `argv` in this host's namespace with its own /run/wireguard (see wgRunDir). */
+  inWgRunDir(argv: string[]): string[] {
+    mkdirSync("/run/wireguard", { recursive: true }); // the mount point; wireguard-go makes it too
+    mkdirSync(this.wgRunDir, { recursive: true });
+    return ["ip", "netns", "exec", this.ns, "sh", "-c", 'mount --bind "$0" /run/wireguard && exec "$@"', this.wgRunDir, ...argv];
+  }
+
   /** Kube mode: the agent's kubeconfig and its service account token file. */
   get kubeconfig(): string {
     return join(this.dir, "kubeconfig.json");
@@ -732,7 +748,9 @@ export class Cluster {
       `--healthz-ip=${h.ip}`, `--healthz-port=${STATUS_PORT}`, ...(this.opts.agentArgs ?? []),
     ];
     const started = Date.now();
-    const p = trackProc(spawn("ip", ["netns", "exec", h.ns, ...(this.opts.agentWrap ?? []), ...weftCommand(runtime, args)], {
+    const argv = [...(this.opts.agentWrap ?? []), ...weftCommand(runtime, args)];
+    const [cmd, ...rest] = this.opts.backend === "wireguard" ? h.inWgRunDir(argv) : ["ip", "netns", "exec", h.ns, ...argv];
+    const p = trackProc(spawn(cmd!, rest, {
       stdio: ["ignore", "pipe", "pipe"], env: {
         ...process.env, ...this.opts.agentEnv, ...(this.opts.kube ? { NODE_NAME: h.name } : {}),
         // One key per host: a shared WIREGUARD_KEY_FILE (or flanneld's default path) would give every host the same key.

@@ -5,6 +5,8 @@
  * flannel-wg, its address, route and MTU, the lease's BackendData, then traffic in a full mesh.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { run } from "../support/ns.ts";
 import { type Cluster, Cluster as ClusterClass, exec, ipJson, ip, ping, waitFor } from "../support/netns.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -53,6 +55,41 @@ describe.skipIf(!isRoot)("wireguard backend on three weft hosts", () => {
       expect(d.transport.open.ok).toBeGreaterThan(0);
     }
   }, 60_000);
+
+  test("`wg show flannel-wg` (wireguard-tools, over the UAPI socket) shows the device as weft runs it; `wg set` is refused", async () => {
+    const wgIn = (h: Cluster["hosts"][number], args: string[], stdin?: string) => run(h.inWgRunDir(["wg", ...args]), { stdin });
+    for (const h of c.hosts.filter((x) => x.runtime !== "deno")) {
+      const st = (await wg(h)).devices[0];
+      const r = wgIn(h, ["show", "flannel-wg", "dump"]);
+      expect(r.code, r.stderr).toBe(0);
+      // Line 1: private key, public key, listen port, fwmark; then a line per peer (wg(8) "dump").
+      const [dev, ...peerLines] = r.stdout.trim().split("\n").map((l) => l.split("\t"));
+      expect(dev![0]).toBe(Buffer.from(readFileSync(h.wgKeyFile, "utf8").trim(), "base64").toString("base64")); // the key file's key
+      expect(dev![1]).toBe(wgIn(h, ["pubkey"], dev![0]).stdout.trim());
+      expect(dev!.slice(2)).toEqual(["51820", "off"]);
+      const peers = new Map(peerLines.map((l) => [l[0]!, l]));
+      expect(peers.size).toBe(2);
+      for (const o of c.hosts.filter((x) => x !== h)) {
+        const p = st.peers.find((x: any) => x.lease === o.subnet.replace("/", "-"));
+        const line = peers.get(p.publicKey)!;
+        expect(line, `${h.name}: peer ${o.name}`).toBeDefined();
+        expect(line[1]).toBe("(none)"); // no PSK
+        expect(line[2]).toBe(`${o.ip}:51820`);
+        expect(line[3]).toBe(o.subnet);
+        expect(Number(line[4])).toBeGreaterThan(Date.now() / 1000 - 120); // a recent handshake
+        expect(Number(line[5])).toBeGreaterThan(0); // rx bytes
+        expect(Number(line[6])).toBeGreaterThan(0); // tx bytes
+        expect(line[7]).toBe("off");
+      }
+      const before = r.stdout;
+      const set = wgIn(h, ["set", "flannel-wg", "peer", [...peers.keys()][0]!, "remove"]);
+      expect(set.code).not.toBe(0);
+      expect(set.stderr).toContain("Operation not permitted");
+      await waitFor(() => h.log.includes("'wg set flannel-wg' refused (EPERM)"), 5000, `${h.name} to log the refused 'wg set'`);
+      expect(wgIn(h, ["show", "flannel-wg", "peers"]).stdout.trim().split("\n").sort()).toEqual([...peers.keys()].sort());
+      expect(before.split("\n")[0]).toBe(wgIn(h, ["show", "flannel-wg", "dump"]).stdout.split("\n")[0]);
+    }
+  }, 30_000);
 });
 
 /** `ping -c 3` from `from` to `to`; the replies received. */

@@ -16,7 +16,9 @@
  * - per peer lease of BackendType wireguard: a WireGuard peer with its key, endpoint
  *   PublicIP:Port (its lease's Port, else our listen port), allowed IPs = its subnet(s), the PSK
  *   and PersistentKeepaliveInterval when set. A lease of another type is refused with a warning
- *   (flanneld ignores it the same way); a lease whose BackendData has no valid key, with an error.
+ *   (flanneld ignores it the same way); a lease whose BackendData has no valid key, with an error;
+ * - `wg show <device>` answered, as wireguard-go answers it, on /var/run/wireguard/<device>.sock
+ *   (uapi.ts); `wg set` refused, since the leases set the peers.
  *
  * Threads: the main thread decides (which leases, which peer ids) and publishes each device's
  * whole state (wg_channel.ts); one packet worker per device (worker.ts, wg_loop.ts) owns the TUN,
@@ -38,6 +40,7 @@ import { parseWireguardConfig, type WireguardConfig, wireguardDeviceMtu } from "
 import { keyFilePath, loadOrCreateKey } from "./key_file.ts";
 import { encodeWireguardLeaseData, parseWireguardLeaseData, peerPort } from "./lease_data.ts";
 import { formatKey } from "./wg_key.ts";
+import { type UapiDevice, UAPI_DIR, serveUapi } from "./uapi.ts";
 import { type WgDeviceState, type WgPeerConfig, WgStateWriter } from "./wg_channel.ts";
 import type { WgLoopStatus } from "./wg_loop.ts";
 import type { WgWorkerInit, WgWorkerReport } from "./worker.ts";
@@ -77,6 +80,9 @@ class WgDevice {
   status: WgLoopStatus | null = null;
   /** Packet workers restarted after they failed. */
   restarts = 0;
+  /** The last state published, for `wg show` (uapi.ts). */
+  #state: WgDeviceState | null = null;
+  #uapi: { close(): void } | undefined;
   #worker: Worker | null = null;
   #closed = false;
   #addresses: string[] = [];
@@ -210,12 +216,42 @@ class WgDevice {
 
   publish(state: WgDeviceState): void {
     this.writer.publish(state);
+    this.#state = state;
+  }
+
+  /** Serves `wg show <device>` at /var/run/wireguard/<device>.sock (uapi.ts); never fails the start. */
+  async serveUapi(): Promise<void> {
+    this.#uapi = await serveUapi(`${UAPI_DIR}/${this.spec.name}.sock`, this.spec.name, () => this.uapiDevice(), this.ctx.log);
+  }
+
+  /** The device as `wg` shows it: the published peers, with the worker's last counters. */
+  uapiDevice(): UapiDevice {
+    const state = this.#state;
+    const seen = new Map((this.status?.peers ?? []).map((p) => [p.id, p]));
+    return {
+      privateKey: this.init.options.privateKey,
+      listenPort: this.spec.port,
+      psk: state?.psk ?? null,
+      keepaliveSeconds: Math.floor((state?.keepaliveMs ?? 0) / 1000),
+      peers: (state?.peers ?? []).map((p) => {
+        const st = seen.get(p.id);
+        const allowedIPs: string[] = [];
+        if (p.subnet4) allowedIPs.push(`${formatIPv4(p.subnet4[0])}/${p.subnet4[1]}`);
+        if (p.subnet6) allowedIPs.push(`${formatIPv6(BigInt(`0x${p.subnet6[0]}`))}/${p.subnet6[1]}`);
+        const configured = p.endpoint.ip.includes(":") ? `[${p.endpoint.ip}]:${p.endpoint.port}` : `${p.endpoint.ip}:${p.endpoint.port}`;
+        return {
+          publicKey: p.publicKey, endpoint: st?.endpoint ?? configured, lastHandshakeMs: st?.lastHandshakeMs ?? 0,
+          rxBytes: st?.rxBytes ?? 0, txBytes: st?.txBytes ?? 0, allowedIPs,
+        };
+      }),
+    };
   }
 
   /** Stops the worker (waiting up to 2 s for it to return), then closes the fds: the TUN goes. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#uapi?.close();
     this.writer.stop();
     const w = this.#worker;
     if (w) {
@@ -310,6 +346,7 @@ class WireguardNetwork implements Network {
     // Separate mode: a device per family. Otherwise one device carries both: it stands as v4.
     const v4 = cfg.mode === "separate" ? opened.find((d) => d.spec.inner4) ?? null : opened[0]!;
     const v6 = cfg.mode === "separate" ? opened.find((d) => d.spec.inner6) ?? null : null;
+    for (const d of opened) await d.serveUapi();
     const net = new WireguardNetwork(ctx, cfg, nl, v4, v6, key.publicKey, mtu);
     for (const [name, family] of net.#families()) ctx.metrics.register(name, family);
     return net;
