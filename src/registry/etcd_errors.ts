@@ -149,6 +149,10 @@ function translate(err: unknown, ctx: EtcdCallContext): Error {
     const hp = nameFailed[1]!;
     return new EtcdUnavailableError(`etcd at ${where(eps, hp)} is unreachable: the host name ${hp.replace(/:\d+$/, "")} does not resolve (${ETCD_FLAGS})`, cause);
   }
+  if (/^14 UNAVAILABLE: Connection dropped$/.test(raw)) {
+    return new EtcdUnavailableError(
+      `etcd at ${where(eps)} dropped the connection while ${what}: it closed it, or stopped answering keepalive pings (its host gone, a cut link, a partition); retrying`, cause);
+  }
   const last = lastConnectionError(raw);
   if (last !== undefined) return new EtcdUnavailableError(describeConnectionError(last, ctx), cause);
   if (/^14 UNAVAILABLE/.test(raw)) {

@@ -271,19 +271,19 @@ describe.skipIf(!isRoot)("udp backend on three hosts", () => {
     expect(spinning).toBe(true);
     // Echoes sent while it spins are answered (the spinning thread forwards them).
     expect((await ping(from, to, { count: 5, intervalMs: 20 })).get(to)!.received).toBe(5);
-    // The window closes: an ordinary thread again, asleep, using no CPU.
-    await waitFor(() => worker().policy === SCHED_OTHER && worker().state === "S", 3_000, "h3's packet thread to stop spinning");
-    // (The agents' health probes pass through this thread every few seconds and open a new
-    // window each time: a quiet 300 ms among five tries shows it sleeps when nothing comes.)
+    // The window closes: an ordinary thread again, asleep, using no CPU. The agents' health
+    // probes pass through this thread every few seconds and open a new window each time (and a
+    // loaded machine runs a SCHED_IDLE thread late): a quiet 300 ms, seen within 20 s, shows it
+    // sleeps when nothing comes.
     const quiet: number[] = [];
-    for (let i = 0; i < 5 && !(quiet.at(-1)! <= 1); i++) {
-      await waitFor(() => worker().policy === SCHED_OTHER && worker().state === "S", 3_000, "h3's packet thread to stop spinning");
-      const cpu0 = worker().cpuTicks;
+    for (const end = Date.now() + 20_000; Date.now() < end && !(quiet.at(-1)! <= 1);) {
+      const w = worker();
+      if (w.policy !== SCHED_OTHER || w.state !== "S") { await Bun.sleep(20); continue; }
       await Bun.sleep(300);
-      quiet.push(worker().cpuTicks - cpu0);
+      quiet.push(worker().cpuTicks - w.cpuTicks);
     }
+    expect(quiet.length, "h3's packet thread never slept as an ordinary thread within 20 s").toBeGreaterThan(0);
     expect(Math.min(...quiet)).toBeLessThanOrEqual(1);
-
 
     // Without CAP_SYS_NICE a SCHED_IDLE thread could not become SCHED_OTHER again: no busy-poll.
     await restartWith(h3, { WEFT_UDP_SPIN_US: "1000000" }, ["setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice"]);
