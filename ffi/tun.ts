@@ -9,7 +9,7 @@
 import {
   checkIfName, EINVAL, IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, ifreq, ifreqName, O_CLOEXEC,
   O_NONBLOCK, O_RDWR, structBuffer, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6,
-  TUNSETIFF, TUNSETOFFLOAD, TUNSETVNETHDRSZ,
+  TUNSETIFF, TUNSETOFFLOAD, TUNSETPERSIST, TUNSETVNETHDRSZ,
 } from "./linux.ts";
 import { check, type Sys, SysError } from "./sys.ts";
 
@@ -22,6 +22,11 @@ export interface TunOptions {
   vnetHdr?: boolean;
   /** O_NONBLOCK: read returns -EAGAIN instead of blocking (use poll). */
   nonBlocking?: boolean;
+  /**
+   * TUNSETPERSIST: the device, its addresses and routes outlive the last fd (`ip tuntap add`'s
+   * persistence); opening the name again attaches to it. Packets routed to it meanwhile are dropped.
+   */
+  persist?: boolean;
 }
 
 export interface Tun {
@@ -51,6 +56,13 @@ export function openTun(sys: Sys, options: TunOptions): Tun {
   if (rc < 0) {
     sys.close(fd);
     throw new SysError(-rc, `TUNSETIFF ${options.name} flags 0x${flags.toString(16)}`);
+  }
+  if (options.persist) {
+    const prc = sys.ioctl(fd, TUNSETPERSIST, 1);
+    if (prc < 0) {
+      sys.close(fd);
+      throw new SysError(-prc, `TUNSETPERSIST ${options.name}`);
+    }
   }
   return { fd, name: ifreqName(req) };
 }

@@ -90,6 +90,30 @@ describe.skipIf(!isRoot)("wireguard backend on three weft hosts", () => {
       expect(before.split("\n")[0]).toBe(wgIn(h, ["show", "flannel-wg", "dump"]).stdout.split("\n")[0]);
     }
   }, 30_000);
+
+  test("the agent stops: flannel-wg, its address and route stay, so pods' packets to other hosts are dropped there, not sent out by the default route; a restart attaches to the same device", async () => {
+    const [h, other] = c.hosts as [Cluster["hosts"][number], Cluster["hosts"][number]];
+    const target = other.containers[0]!.ip;
+    const link = () => ipJson(h.ns, "-s", "link", "show", "flannel-wg")[0] as any;
+    const before = link();
+    // A default route, as real hosts have: without flannel-wg's route the packets would take it.
+    ip(h.ns, "route", "replace", "default", "via", other.ip);
+    try {
+      expect(await c.stopAgent(h)).toBe(0);
+      const kept = link();
+      expect(kept.ifindex).toBe(before.ifindex);
+      expect((ipJson(h.ns, "-4", "addr", "show", "dev", "flannel-wg")[0] as any).addr_info.map((a: any) => `${a.local}/${a.prefixlen}`)).toEqual([h.subnet.replace(/\/24$/, "/32")]);
+      expect((ipJson(h.ns, "route", "get", target)[0] as any).dev).toBe("flannel-wg");
+      expect(ping3(h.containers[0]!.ns, target)).toBe(0);
+      expect(link().stats64.tx.dropped).toBeGreaterThanOrEqual(kept.stats64.tx.dropped + 3);
+
+      await c.startAgent(h, "bun");
+      expect(link().ifindex).toBe(before.ifindex);
+      await waitFor(() => ping3(h.containers[0]!.ns, target) >= 2, 15_000, "traffic through the restarted agent");
+    } finally {
+      ip(h.ns, "route", "del", "default");
+    }
+  }, 60_000);
 });
 
 /** `ping -c 3` from `from` to `to`; the replies received. */

@@ -11,8 +11,9 @@
  *   "ipv6": one `flannel-wg` carrying both families, each peer reached over the family the mode
  *   picks (auto: IPv4 unless only IPv6 is there, flannel's selectPublicEndpoint);
  * - each device: a TUN with MTU = underlay MTU (or Backend.MTU) − 80, address = our lease's
- *   network address /32 (/128), up, `ip route replace <Network> dev <device>`; closing its fd at
- *   exit removes it and its routes (the kernel module's device would stay: a difference);
+ *   network address /32 (/128), up, `ip route replace <Network> dev <device>`. It persists, as
+ *   the kernel module's device does: while the agent is down, packets for other hosts' pods are
+ *   dropped there instead of leaving unencrypted by the default route, and a restart attaches to it;
  * - per peer lease of BackendType wireguard: a WireGuard peer with its key, endpoint
  *   PublicIP:Port (its lease's Port, else our listen port), allowed IPs = its subnet(s), the PSK
  *   and PersistentKeepaliveInterval when set. A lease of another type is refused with a warning
@@ -28,7 +29,7 @@
 import {
   EINVAL, enableTunOffloads, enableUdpGro, loadSys, openTun, openUdpSocket, probeUdpGso, setBuffers, type Sys, SysError,
 } from "../../../ffi/index.ts";
-import { NetlinkSocket, addrDel, addrReplace, linkSetMtu, linkSetUp, routeReplace } from "../../../ffi/netlink/index.ts";
+import { NetlinkSocket, addrDel, addrList, addrReplace, linkSetMtu, linkSetUp, routeReplace } from "../../../ffi/netlink/index.ts";
 import { type Lease, type LeaseEvent, leaseKey } from "../../lease/lease.ts";
 import { type IPv4Net, type IPv6Net, formatIPv4, formatIPv4Net, formatIPv6, formatIPv6Net } from "../../net/ip.ts";
 import type { Family, Sample } from "../../status/metrics.ts";
@@ -85,7 +86,8 @@ class WgDevice {
   #uapi: { close(): void } | undefined;
   #worker: Worker | null = null;
   #closed = false;
-  #addresses: string[] = [];
+  /** The addresses we set; null until the first configure() (the device may be from an earlier run). */
+  #addresses: string[] | null = null;
 
   constructor(
     readonly spec: DeviceSpec,
@@ -110,13 +112,13 @@ class WgDevice {
       let tun = -1, vnetHdr = !off("VNET");
       if (vnetHdr) {
         try {
-          tun = openTun(sys, { name: spec.name, vnetHdr: true, nonBlocking: true }).fd;
+          tun = openTun(sys, { name: spec.name, vnetHdr: true, nonBlocking: true, persist: true }).fd;
         } catch (e) {
           if (!(e instanceof SysError && e.errno === EINVAL)) throw e;
           vnetHdr = false;
         }
       }
-      if (tun < 0) tun = openTun(sys, { name: spec.name, nonBlocking: true }).fd;
+      if (tun < 0) tun = openTun(sys, { name: spec.name, nonBlocking: true, persist: true }).fd;
       fds.push(tun);
       if (vnetHdr) enableTunOffloads(sys, tun);
       let gso = !off("GSO"), gro = !off("GRO");
@@ -203,7 +205,9 @@ class WgDevice {
 
   /** `ip addr replace` each of `addresses` (removing ones no longer wanted), link up, routes. */
   configure(addresses: string[], routes: string[]): void {
-    for (const old of this.#addresses) {
+    // A device kept from an earlier run (it persists) may carry an earlier lease's address.
+    const had = this.#addresses ?? addrList(this.nl, { dev: this.spec.name }).filter((a) => !a.cidr.startsWith("fe80:")).map((a) => a.cidr);
+    for (const old of had) {
       if (!addresses.includes(old)) {
         try { addrDel(this.nl, this.spec.name, old); } catch { /* already gone */ }
       }
@@ -247,7 +251,7 @@ class WgDevice {
     };
   }
 
-  /** Stops the worker (waiting up to 2 s for it to return), then closes the fds: the TUN goes. */
+  /** Stops the worker (waiting up to 2 s for it to return), then closes the fds (the device stays: it persists). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
