@@ -60,8 +60,13 @@ describe.skipIf(!isRoot)("wireguard backend on three weft hosts", () => {
     const wgIn = (h: Cluster["hosts"][number], args: string[], stdin?: string) => run(h.inWgRunDir(["wg", ...args]), { stdin });
     for (const h of c.hosts.filter((x) => x.runtime !== "deno")) {
       const st = (await wg(h)).devices[0];
-      const r = wgIn(h, ["show", "flannel-wg", "dump"]);
-      expect(r.code, r.stderr).toBe(0);
+      // The worker reports its counters about once a second: wait for the last pings' handshakes.
+      const dump = () => wgIn(h, ["show", "flannel-wg", "dump"]);
+      const r = await waitFor(() => {
+        const x = dump();
+        const peerLines = x.stdout.trim().split("\n").slice(1).map((l) => l.split("\t"));
+        return x.code === 0 && peerLines.length === 2 && peerLines.every((l) => l[4] !== "0" && l[5] !== "0" && l[6] !== "0") ? x : null;
+      }, 5_000, `${h.name}: 'wg show' with a handshake and bytes for both peers`);
       // Line 1: private key, public key, listen port, fwmark; then a line per peer (wg(8) "dump").
       const [dev, ...peerLines] = r.stdout.trim().split("\n").map((l) => l.split("\t"));
       expect(dev![0]).toBe(Buffer.from(readFileSync(h.wgKeyFile, "utf8").trim(), "base64").toString("base64")); // the key file's key
