@@ -22,6 +22,17 @@ function settings(over: Partial<WgTimerSettings> = {}): WgTimerSettings {
 }
 const kp = (slot: number, isInitiator: boolean, createdMs: number): Keypair => ({ slot, localIndex: 1000 + slot, isInitiator, createdMs });
 const session = (pka = 0, over: Partial<WgTimerSettings> = {}) => new PeerSession(settings(over), pka);
+
+/** A session whose first initiation (at 0) went unanswered and was sent again at 507 ms. */
+function retriedOnce(): PeerSession {
+  const s = session();
+  s.wantHandshake(0);
+  s.poll(0);
+  s.initiationSent(0, false);
+  s.poll(507);
+  s.initiationSent(507, true);
+  return s;
+}
 const NOTHING = { initiate: false, retry: false, keepalive: false, giveUp: false, zeroAll: false, expired: [] };
 
 /** A session that initiated at `t` and got its response: current = initiator keypair `slot`, confirming keepalive sent. */
@@ -294,12 +305,7 @@ describe("handshake initiation (§6.4, SendHandshakeInitiation, expiredRetransmi
   });
 
   test("data waiting (wantHandshake) restarts the attempt count, as a non-retry initiation does", () => {
-    const s = session();
-    s.wantHandshake(0);
-    s.poll(0);
-    s.initiationSent(0, false);
-    s.poll(507);
-    s.initiationSent(507, true);
+    const s = retriedOnce();
     expect(s.handshakeAttempts).toBe(1);
     s.wantHandshake(600); // rate-limited, but the count restarts
     expect(s.handshakeAttempts).toBe(0);
@@ -307,12 +313,7 @@ describe("handshake initiation (§6.4, SendHandshakeInitiation, expiredRetransmi
   });
 
   test("the response completes the handshake: retransmit stops, attempts reset, a confirming keepalive is due", () => {
-    const s = session();
-    s.wantHandshake(0);
-    s.poll(0);
-    s.initiationSent(0, false);
-    s.poll(507);
-    s.initiationSent(507, true);
+    const s = retriedOnce();
     s.handshakeTraffic(520);
     s.sessionDerived(kp(1, true, 520), 520);
     expect(s.handshakeAttempts).toBe(0);
