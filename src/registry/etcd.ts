@@ -106,11 +106,10 @@ export class EtcdRegistry implements Registry {
   readonly #closed = new AbortController();
   /** The member serving the newest watch stream (`host:port`), once it answered. */
   #watchPeer?: string;
-  /** The watch's client, bound to `endpoints[#watchTurn % n]` until its stream fails. */
+  /** The watch's client, bound to one endpoint (`#watchTurn`, modulo their count) until its stream fails. */
   #watchClient?: Etcd3;
   /** Which endpoint the watch uses; a random start spreads the agents' watches over the members. */
   #watchTurn: number;
-  readonly #endpoints: string[];
   readonly #newClient: (hosts: string[]) => Etcd3;
   /** The last failure an endpoint's circuit breaker counted. */
   #lastFailure: unknown;
@@ -152,7 +151,6 @@ export class EtcdRegistry implements Registry {
       return client;
     };
     this.#client = this.#newClient(opts.endpoints);
-    this.#endpoints = opts.endpoints;
     this.#watchTurn = Math.floor(Math.random() * opts.endpoints.length);
     const prefix = opts.prefix.replace(/\/+$/, "");
     this.#configKey = `${prefix}/config`;
@@ -221,7 +219,8 @@ export class EtcdRegistry implements Registry {
   }
 
   async *watchSubnets(fromRevision: bigint, signal: AbortSignal): AsyncIterable<WatchBatch> {
-    const endpoint = this.#endpoints[this.#watchTurn % this.#endpoints.length]!;
+    const { endpoints } = this.#context;
+    const endpoint = endpoints[this.#watchTurn % endpoints.length]!;
     const client = (this.#watchClient ??= this.#newClient([endpoint]));
     const watcher = client.watch().prefix(this.#subnetPrefix).startRevision(fromRevision.toString()).watcher();
     const queue = new EventQueue<WatchBatch>();

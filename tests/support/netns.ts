@@ -43,7 +43,7 @@ import { cniExec, makeCniBinDir } from "../cni/cni_exec.ts";
 import { type Runtime, weftCommand } from "./agent.ts";
 import { EtcdServer } from "./etcd.ts";
 import { KubeApiServer } from "./kube_api_server.ts";
-import { addNetns, cleanupStale, delNetns, ip, ipJson, netnsPath, nsExec as exec, onCleanup, run, uniqueName } from "./ns.ts";
+import { addNetns, cleanupStale, delNetns, inNsWgRunDir, ip, ipJson, netnsPath, nsExec as exec, onCleanup, run, uniqueName } from "./ns.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 const PROBE = join(import.meta.dir, "ns_probe.ts");
@@ -465,19 +465,11 @@ export class Host {
   }
 
   /**
-   * Backend wireguard: this host's /run/wireguard (the agent's `wg` control sockets). Every
-   * namespace shares one /run, so the agent, and each `wg` run against it (`inWgRunDir`), get
-   * this directory bind-mounted there inside the mount namespace `ip netns exec` makes.
+   * Backend wireguard: `argv` in this host's namespace with its own /run/wireguard (the agent's
+   * `wg` control sockets; see ns.ts inNsWgRunDir), as the agent runs and each `wg` against it.
    */
-  get wgRunDir(): string {
-    return join(this.dir, "wireguard");
-  }
-
-  /** `argv` in this host's namespace with its own /run/wireguard (see wgRunDir). */
   inWgRunDir(argv: string[]): string[] {
-    mkdirSync("/run/wireguard", { recursive: true }); // the mount point; wireguard-go makes it too
-    mkdirSync(this.wgRunDir, { recursive: true });
-    return ["ip", "netns", "exec", this.ns, "sh", "-c", 'mount --bind "$0" /run/wireguard && exec "$@"', this.wgRunDir, ...argv];
+    return inNsWgRunDir(this.ns, join(this.dir, "wireguard"), argv);
   }
 
   /** Kube mode: the agent's kubeconfig and its service account token file. */

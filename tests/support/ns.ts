@@ -19,7 +19,7 @@
  *   }
  */
 import { spawnSync } from "node:child_process";
-import { readdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -68,6 +68,18 @@ export function sh(argv: string[], opts: RunOptions = {}): string {
 /** Runs `argv` inside namespace `ns` to completion: `ip netns exec <ns> argv…`. */
 export function nsExec(ns: string, argv: string[], opts: RunOptions = {}): Run {
   return run(["ip", "netns", "exec", ns, ...argv], opts);
+}
+
+/**
+ * The argv that runs `argv` in `ns` with `dir` bind-mounted on /run/wireguard, inside the mount
+ * namespace `ip netns exec` makes (MS_SLAVE: nothing leaks out). WireGuard's control sockets
+ * (`/var/run/wireguard/<dev>.sock`, wireguard-go's and weft's) live in one directory for every
+ * namespace, so two hosts' flannel-wg would collide without it.
+ */
+export function inNsWgRunDir(ns: string, dir: string, argv: string[]): string[] {
+  mkdirSync("/run/wireguard", { recursive: true }); // the mount point; wireguard-go makes it too
+  mkdirSync(dir, { recursive: true });
+  return ["ip", "netns", "exec", ns, "sh", "-c", 'mount --bind "$0" /run/wireguard && exec "$@"', dir, ...argv];
 }
 
 /** `ip netns exec <ns> argv…`; throws, with its stderr, unless it exits 0. Returns stdout. */

@@ -40,7 +40,7 @@ import { join } from "node:path";
 import { formatIPv4, parseIPv4Net } from "../../src/net/ip.ts";
 import { writeSubnetEnv } from "../../src/subnet_env.ts";
 import type { Cluster, Container, Host } from "./netns.ts";
-import { ip, nsExec, onCleanup, run, sh } from "./ns.ts";
+import { inNsWgRunDir, ip, nsExec, onCleanup, run, sh } from "./ns.ts";
 
 /** The wireguard-go and wg binaries, and a TUN device to give it: without them these tests skip. */
 export const hasWireguardGo = existsSync("/usr/bin/wireguard-go") && existsSync("/usr/bin/wg") && existsSync("/dev/net/tun");
@@ -158,10 +158,7 @@ export class WireguardGo {
 
   /** The argv that runs `argv` in the namespace with this instance's control-socket directory. */
   private inNs(argv: string[]): string[] {
-    // /run/wireguard must exist to be a mount point; wireguard-go would make it anyway.
-    mkdirSync("/run/wireguard", { recursive: true });
-    const script = 'mount --bind "$0" /run/wireguard && exec "$@"';
-    return ["ip", "netns", "exec", this.ns, "sh", "-c", script, join(this.dir, "run"), ...argv];
+    return inNsWgRunDir(this.ns, join(this.dir, "run"), argv);
   }
 
   private async spawn(logLevel: string): Promise<void> {

@@ -224,7 +224,7 @@ class WgDevice {
   }
 
   /** Serves `wg show <device>` at /var/run/wireguard/<device>.sock (uapi.ts); never fails the start. */
-  async serveUapi(): Promise<void> {
+  async startUapi(): Promise<void> {
     this.#uapi = await serveUapi(`${UAPI_DIR}/${this.spec.name}.sock`, this.spec.name, () => this.uapiDevice(), this.ctx.log);
   }
 
@@ -240,8 +240,8 @@ class WgDevice {
       peers: (state?.peers ?? []).map((p) => {
         const st = seen.get(p.id);
         const allowedIPs: string[] = [];
-        if (p.subnet4) allowedIPs.push(`${formatIPv4(p.subnet4[0])}/${p.subnet4[1]}`);
-        if (p.subnet6) allowedIPs.push(`${formatIPv6(BigInt(`0x${p.subnet6[0]}`))}/${p.subnet6[1]}`);
+        if (p.subnet4) allowedIPs.push(formatIPv4Net({ ip: p.subnet4[0], len: p.subnet4[1] }));
+        if (p.subnet6) allowedIPs.push(formatIPv6Net({ ip: BigInt(`0x${p.subnet6[0]}`), len: p.subnet6[1] }));
         const configured = p.endpoint.ip.includes(":") ? `[${p.endpoint.ip}]:${p.endpoint.port}` : `${p.endpoint.ip}:${p.endpoint.port}`;
         return {
           publicKey: p.publicKey, endpoint: st?.endpoint ?? configured, lastHandshakeMs: st?.lastHandshakeMs ?? 0,
@@ -350,7 +350,7 @@ class WireguardNetwork implements Network {
     // Separate mode: a device per family. Otherwise one device carries both: it stands as v4.
     const v4 = cfg.mode === "separate" ? opened.find((d) => d.spec.inner4) ?? null : opened[0]!;
     const v6 = cfg.mode === "separate" ? opened.find((d) => d.spec.inner6) ?? null : null;
-    for (const d of opened) await d.serveUapi();
+    for (const d of opened) await d.startUapi();
     const net = new WireguardNetwork(ctx, cfg, nl, v4, v6, key.publicKey, mtu);
     for (const [name, family] of net.#families()) ctx.metrics.register(name, family);
     return net;
